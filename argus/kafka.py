@@ -1,0 +1,69 @@
+"""Kafka helpers (kafka-python) shared by the services: a producer and dead letters."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from kafka import KafkaProducer
+
+from argus.log import get_logger
+from argus.metrics import DLQ_WRITES
+from argus.settings import Settings
+from schemas.dlq import DeadLetter
+
+log = get_logger(__name__)
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer sized for frames (idempotent, ``acks=all``, up to ``max_frame_bytes``)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": "argus",
+        "acks": "all",
+        "linger_ms": 5,
+        "max_request_size": settings.max_frame_bytes + 1024 * 1024,
+        "retries": 5,
+    }
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def dead_letter(
+    stage: str,
+    reason: str,
+    error: str,
+    payload: bytes,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    key: bytes | None = None,
+    headers: Any = None,
+) -> DeadLetter:
+    """Build the dead-letter record for a message a stage could not use."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    return DeadLetter(
+        stage=stage,
+        reason=reason,
+        error=error[:2000],
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+        key_b64=base64.b64encode(key).decode() if key else None,
+        headers={
+            str(k): (v.decode(errors="replace") if isinstance(v, bytes | bytearray) else str(v))
+            for k, v in pairs
+        },
+        payload_b64=base64.b64encode(payload).decode(),
+        ts=time.time(),
+    )
+
+
+def send_dead_letter(producer: KafkaProducer, settings: Settings, letter: DeadLetter) -> None:
+    """Publish a dead letter (keyed by stage) and count it."""
+    DLQ_WRITES.labels(letter.stage, letter.reason).inc()
+    log.warning("dead letter", extra={"stage": letter.stage, "reason": letter.reason,
+                                      "error": letter.error, "topic": letter.source_topic})
+    producer.send(settings.topic("dlq"), key=letter.stage.encode(), value=letter.to_bytes())

@@ -1,0 +1,75 @@
+"""Process settings, read once from the environment (prefix ``ARGUS_``).
+
+Settings are frozen: a stage gets them as an argument and cannot change them.
+Paths are resolved against the repository root, so ``ARGUS_SHARED=../shared``
+(the default) works from any working directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the servers are and where the data lives. Override any with ``ARGUS_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", frozen=True, extra="ignore")
+
+    shared: Path = Path("../shared")
+    """The shared data and model mirror (videos, labelled frames, ONNX models)."""
+    stack_dir: Path = Path(".stack")
+    """Data, logs and pid files of the embedded servers (git-ignored)."""
+    cache_dir: Path = Path(".cache")
+    """Downloads: Kafka jars, fetched models (git-ignored)."""
+    topology: Path = Path("config/topology.yaml")
+
+    kafka_bootstrap: str = "127.0.0.1:39092"
+    kafka_controller_port: int = 39093
+    redis_url: str = "redis://127.0.0.1:36379/0"
+    triton_http_port: int = 38000
+    triton_grpc_port: int = 38001
+    triton_metrics_port: int = 38002
+    prometheus_port: int = 39090
+
+    topic_prefix: str = ""
+    """Prepended to every topic name; tests use it to isolate runs on one broker."""
+    app_id: str = "argus"
+    """The Faust application id (consumer groups and changelog topics derive from it)."""
+
+    max_frame_bytes: int = 4 * 1024 * 1024
+    """Frames larger than this are dead-lettered (``oversize``)."""
+    detect_batch: int = 8
+    """Frames the detect stage gathers per micro-batch (sent concurrently to Triton)."""
+    detect_batch_window_s: float = 0.05
+    correlation_window_s: float = 30.0
+    alert_ttl_s: int = 7 * 24 * 3600
+
+    @field_validator("shared", "stack_dir", "cache_dir", "topology")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (REPO_ROOT / value).resolve()
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"127.0.0.1:{self.triton_grpc_port}"
+
+    @property
+    def models_dir(self) -> Path:
+        """The resolved model files (links into the mirror, or downloads)."""
+        return self.cache_dir / "models"
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a logical topic (``frames.raw`` → ``<prefix>frames.raw``)."""
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once)."""
+    return Settings()

@@ -1,0 +1,207 @@
+"""The topology: sites, cameras (with zones) and sensors, from one YAML file.
+
+Validated with pydantic; an error names the file, the line and the field::
+
+    config/topology.yaml:14: cameras[0].fps: Input should be greater than 0
+
+Strings may use ``${VAR}`` / ``${VAR:-default}``; ``${ARGUS_SHARED}`` defaults to the
+shared data folder from the settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.sensors import SensorType
+
+
+class TopologyError(ValueError):
+    """A topology file that cannot be used; the message names file, line and field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SiteZone(_Frozen):
+    id: str = Field(min_length=1)
+    name: str | None = None
+
+
+class Site(_Frozen):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    zones: list[SiteZone] = Field(default_factory=list)
+
+
+Point = tuple[float, float]
+
+
+class CameraZone(_Frozen):
+    """A polygon in normalised image coordinates (0..1), mapped to a site zone."""
+
+    id: str = Field(min_length=1)
+    polygon: list[Point] = Field(min_length=3)
+    site_zone: str | None = None
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+
+    @field_validator("polygon")
+    @classmethod
+    def _normalised(cls, polygon: list[Point]) -> list[Point]:
+        for x, y in polygon:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"polygon point ({x}, {y}) is outside 0..1 (use normalised coords)")
+        return polygon
+
+
+class Camera(_Frozen):
+    id: str = Field(min_length=1, max_length=128)
+    site: str
+    source: str = Field(min_length=1, description="File path, rtsp:// or http:// URL, or webcam index")
+    fps: float = Field(default=5.0, gt=0, le=60)
+    loop: bool = False
+    realtime: bool = True
+    jpeg_quality: int = Field(default=85, ge=10, le=100)
+    max_width: int | None = Field(default=None, gt=0, description="Downscale wider frames")
+    zones: list[CameraZone] = Field(default_factory=list)
+
+
+class Sensor(_Frozen):
+    id: str = Field(min_length=1, max_length=128)
+    site: str
+    zone: str
+    type: SensorType
+    name: str | None = None
+
+
+class Topology(_Frozen):
+    sites: list[Site] = Field(min_length=1)
+    cameras: list[Camera] = Field(default_factory=list)
+    sensors: list[Sensor] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Topology:
+        sites = {s.id: s for s in self.sites}
+        _unique("sites", [s.id for s in self.sites])
+        _unique("cameras", [c.id for c in self.cameras])
+        _unique("sensors", [s.id for s in self.sensors])
+        for cam in self.cameras:
+            if cam.site not in sites:
+                raise ValueError(f"camera {cam.id!r}: unknown site {cam.site!r}")
+            zone_ids = {z.id for z in sites[cam.site].zones}
+            for zone in cam.zones:
+                if zone.site_zone is not None and zone.site_zone not in zone_ids:
+                    raise ValueError(
+                        f"camera {cam.id!r} zone {zone.id!r}: unknown site zone {zone.site_zone!r}"
+                    )
+        for sensor in self.sensors:
+            if sensor.site not in sites:
+                raise ValueError(f"sensor {sensor.id!r}: unknown site {sensor.site!r}")
+            if sensor.zone not in {z.id for z in sites[sensor.site].zones}:
+                raise ValueError(f"sensor {sensor.id!r}: unknown zone {sensor.zone!r}")
+        return self
+
+    def site(self, site_id: str) -> Site:
+        return next(s for s in self.sites if s.id == site_id)
+
+    def camera(self, camera_id: str) -> Camera | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+    def sensor(self, sensor_id: str) -> Sensor | None:
+        return next((s for s in self.sensors if s.id == sensor_id), None)
+
+
+def _unique(what: str, ids: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what}: duplicate id {item!r}")
+        seen.add(item)
+
+
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand(text: str, defaults: dict[str, str] | None = None) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` from the environment.
+
+    >>> expand("${NOPE_UNSET:-a}/b")
+    'a/b'
+    """
+    env = {**(defaults or {}), **os.environ}
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise TopologyError(f"environment variable {name} is not set")
+
+    return _VAR.sub(sub, text)
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if getattr(k, "value", None) == part]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_topology(text: str, source: str = "<string>", defaults: dict[str, str] | None = None
+                   ) -> Topology:
+    """Parse and validate topology YAML; raises ``TopologyError`` naming file, line and field."""
+    try:
+        expanded = expand(text, defaults)
+        node = yaml.compose(expanded)
+        data: Any = yaml.safe_load(expanded)
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"{source}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TopologyError(f"{source}:1: the topology must be a mapping with 'sites'")
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            line = _line_of(node, loc)
+            lines.append(f"{source}:{line or 1}: {_field(loc)}: {err['msg']}")
+        raise TopologyError("\n".join(lines)) from None
+
+
+def load_topology(path: Path, shared: Path | None = None) -> Topology:
+    """Read a topology file; ``${ARGUS_SHARED}`` defaults to ``shared``."""
+    if not path.exists():
+        raise TopologyError(f"{path}: topology file not found (set ARGUS_TOPOLOGY)")
+    defaults = {"ARGUS_SHARED": str(shared)} if shared is not None else None
+    return parse_topology(path.read_text(), str(path), defaults)

@@ -1,0 +1,40 @@
+"""Message contracts: one versioned pydantic model per topic.
+
+``TOPIC_MODELS`` maps each logical topic to its model; ``python -m schemas.generate``
+writes the JSON Schema files in ``schemas/json/`` for non-Python consumers.
+"""
+
+from schemas.alerts import Alert, AlertState, Evidence, Severity
+from schemas.base import Message
+from schemas.detections import Box, Detection, Detections
+from schemas.dlq import DeadLetter
+from schemas.events import VideoEvent
+from schemas.frames import FrameHeaders
+from schemas.sensors import SensorEvent, SensorReading, SensorType
+
+TOPIC_MODELS: dict[str, type[Message]] = {
+    "frames.raw": FrameHeaders,
+    "detections": Detections,
+    "events.video": VideoEvent,
+    "sensors.events": SensorEvent,
+    "alerts": Alert,
+    "dlq": DeadLetter,
+}
+
+__all__ = [
+    "TOPIC_MODELS",
+    "Alert",
+    "AlertState",
+    "Box",
+    "DeadLetter",
+    "Detection",
+    "Detections",
+    "Evidence",
+    "FrameHeaders",
+    "Message",
+    "SensorEvent",
+    "SensorReading",
+    "SensorType",
+    "Severity",
+    "VideoEvent",
+]

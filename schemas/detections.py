@@ -1,0 +1,49 @@
+"""``detections``: what the detector saw in one frame."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.base import Message
+
+
+class Box(Message):
+    """An axis-aligned box in normalised image coordinates (0..1, origin top-left)."""
+
+    x1: float = Field(ge=0.0, le=1.0)
+    y1: float = Field(ge=0.0, le=1.0)
+    x2: float = Field(ge=0.0, le=1.0)
+    y2: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Box:
+        if self.x2 < self.x1 or self.y2 < self.y1:
+            raise ValueError("box corners must satisfy x1 <= x2 and y1 <= y2")
+        return self
+
+    @property
+    def bottom_centre(self) -> tuple[float, float]:
+        """Where a standing person touches the ground."""
+        return ((self.x1 + self.x2) / 2.0, self.y2)
+
+
+class Detection(Message):
+    box: Box
+    class_id: int = Field(ge=0)
+    class_name: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class Detections(Message):
+    schema_version: Literal[1] = 1
+    camera_id: str = Field(min_length=1)
+    seq: int = Field(ge=0)
+    capture_ts: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    detections: list[Detection]
+    model: str
+    model_version: str
+    inference_ms: float = Field(ge=0.0)
