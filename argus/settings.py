@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         """The resolved model files (links into the mirror, or downloads)."""
         return self.cache_dir / "models"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``ARGUS_*`` variables, for child processes."""
+        return {f"ARGUS_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+
     def topic(self, name: str) -> str:
         """The full topic name for a logical topic (``frames.raw`` → ``<prefix>frames.raw``)."""
         return f"{self.topic_prefix}{name}"

@@ -32,4 +32,7 @@ class FrameHeaders(Message):
             str(k): (v.decode(errors="replace") if isinstance(v, bytes | bytearray) else v)
             for k, v in (pairs or [])  # type: ignore[union-attr]
         }
+        version = raw.get("schema_version")
+        if isinstance(version, str) and version.isdigit():
+            raw["schema_version"] = int(version)  # a Literal[1] does not coerce from "1"
         return cls.model_validate(raw)

@@ -1,0 +1,114 @@
+"""The ``argus`` command: one entry point for the stack, the services and the tools.
+
+    argus stack up|down|status      the embedded Kafka, Redis, Triton, Prometheus
+    argus models fetch              resolve model files (shared mirror, else download)
+    argus worker                    the Faust stream stages
+    argus grabber                   the frame grabber (cameras from the topology)
+    argus gateway ...               the sensor gateway (serve | replay)
+    argus demo [--duration S]       everything, with alerts printed as they arrive
+    argus bench [--frames N]        throughput: pipeline vs. a plain model loop
+    argus topology check [FILE]     validate a topology file
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from argus.log import setup_logging
+from argus.settings import get_settings
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from argus import stack
+
+    settings = get_settings()
+    if args.action == "up":
+        started = stack.up(settings, args.only or None)
+        print(f"stack up ({', '.join(started) or 'already running'})")
+    elif args.action == "down":
+        stack.down(settings, args.only or None)
+        print("stack down")
+    bad = 0
+    for status in stack.status(settings):
+        print(f"  {status.name:<11} {status.state:<9} pid={status.pid or '-'}")
+        if status.state in ("crashed", "unhealthy"):
+            bad += 1
+            print("    " + status.detail.replace("\n", "\n    "))
+    return 1 if bad else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from argus.models import fetch
+
+    for name, path in fetch(get_settings(), args.names or None).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _topology(args: argparse.Namespace) -> int:
+    from argus.topology import TopologyError, load_topology
+
+    settings = get_settings()
+    try:
+        topo = load_topology(args.file or settings.topology, settings.shared)
+    except TopologyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"ok: {len(topo.sites)} site(s), {len(topo.cameras)} camera(s), "
+          f"{len(topo.sensors)} sensor(s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Service entry points take their own arguments.
+    if argv and argv[0] == "worker":
+        from pipelines.__main__ import main as worker_main
+
+        return worker_main(argv[1:])
+    if argv and argv[0] == "grabber":
+        from services.frame_grabber.__main__ import main as grabber_main
+
+        return grabber_main(argv[1:])
+    if argv and argv[0] == "gateway":
+        from services.sensor_gateway.__main__ import main as gateway_main
+
+        return gateway_main(argv[1:])
+    if argv and argv[0] == "bench":
+        from argus.bench import main as bench_main
+
+        return bench_main(argv[1:])
+
+    parser = argparse.ArgumentParser(prog="argus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stack", help="the embedded servers")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--only", nargs="*", help="redis kafka triton prometheus")
+    p.set_defaults(func=_stack)
+    p = sub.add_parser("models", help="model files")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=_models)
+    p = sub.add_parser("topology", help="validate a topology file")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=_topology)
+    p = sub.add_parser("demo", help="run everything on a real video")
+    p.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+    p.add_argument("--keep-stack", action="store_true", help="leave the servers running")
+    p.set_defaults(func=lambda a: __import__("argus.demo").demo.run_demo(
+        get_settings(), a.duration or None, a.keep_stack))
+    sub.add_parser("worker", help="the stream stages (Faust)")
+    sub.add_parser("grabber", help="the frame grabber")
+    sub.add_parser("gateway", help="the sensor gateway: serve | replay")
+    sub.add_parser("bench", help="throughput benchmark")
+    args = parser.parse_args(argv)
+    setup_logging()
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

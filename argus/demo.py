@@ -1,0 +1,138 @@
+"""``make demo``: the embedded stack, the workers, a real video and sensor replay, and
+each alert printed as it arrives.
+
+Starts (as child processes): the stream workers, the sensor gateway's HTTP endpoint,
+the frame grabber (cameras from the topology, real-time) and a replay of
+``config/demo-sensors.csv``; then listens on Redis pub/sub for alerts. Stops after
+``--duration`` seconds, or on Ctrl-C, and shuts everything down cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+
+from argus import stack
+from argus.log import get_logger
+from argus.settings import REPO_ROOT, Settings
+from pipelines import alert_sink
+
+log = get_logger(__name__)
+
+
+def format_alert(alert: dict[str, object]) -> str:
+    """One readable line per alert.
+
+    >>> format_alert({"alert_id": "a1", "rule": "r", "severity": "high", "site_id": "s",
+    ...               "zone_id": "z", "camera_id": "c", "first_seen": 0.0})
+    '1970-01-01T00:00:00Z  HIGH      r  site=s zone=z camera=c  id=a1'
+    """
+    when = datetime.fromtimestamp(float(str(alert["first_seen"])), UTC)
+    return (f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')}  {str(alert['severity']).upper():<8}  "
+            f"{alert['rule']}  site={alert['site_id']} zone={alert['zone_id']} "
+            f"camera={alert.get('camera_id') or '-'}  id={alert['alert_id']}")
+
+
+@dataclass
+class Processes:
+    """Child processes, stopped in reverse order of start."""
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], log_dir: str) -> None:
+        out = open(os.path.join(log_dir, f"{name}.log"), "ab")  # noqa: SIM115 - child owns it
+        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=REPO_ROOT, start_new_session=True)
+        self.procs.append((name, proc))
+
+    def check(self) -> list[str]:
+        return [name for name, proc in self.procs if proc.poll() not in (None, 0)]
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("killing", extra={"process": name})
+                proc.kill()
+                proc.wait()
+
+
+def run_demo(settings: Settings, duration: float | None, keep_stack: bool = False) -> int:
+    out = sys.stdout
+    out.write("Argus demo: starting the embedded stack (Kafka, Redis, Triton, Prometheus)...\n")
+    out.flush()
+    stack.up(settings)
+    log_dir = settings.stack_dir / "demo"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = Processes()
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(alert_sink.CHANNEL)
+    try:
+        procs.start("worker", ["-m", "pipelines", "--metrics-port", "39102"], str(log_dir))
+        procs.start("sensor-gateway", ["-m", "services.sensor_gateway", "serve", "--port",
+                                       "39103"], str(log_dir))
+        procs.start("frame-grabber", ["-m", "services.frame_grabber", "--metrics-port",
+                                      "39101"], str(log_dir))
+        procs.start("sensor-replay", ["-m", "services.sensor_gateway", "replay", "--file",
+                                      str(REPO_ROOT / "config/demo-sensors.csv"), "--loop",
+                                      "--metrics-port", "39104"], str(log_dir))
+        out.write(
+            "\nRunning. Where to look:\n"
+            f"  alerts (Redis)     redis-cli -p {settings.redis_url.rsplit(':', 1)[1]} "
+            f"XREVRANGE {alert_sink.RECENT} + - COUNT 5\n"
+            f"                     keys {alert_sink.PREFIX}alert:<id>, "
+            f"{alert_sink.PREFIX}site:<site>:alerts:active, channel {alert_sink.CHANNEL}\n"
+            f"  alerts (Kafka)     topic {settings.topic('alerts')} on {settings.kafka_bootstrap}\n"
+            f"  Prometheus         http://127.0.0.1:{settings.prometheus_port}\n"
+            "  metrics            http://127.0.0.1:39101/metrics (grabber), :39102 (workers), "
+            ":39103 (sensor gateway)\n"
+            f"  Triton metrics     http://127.0.0.1:{settings.triton_metrics_port}/metrics\n"
+            f"  sensor HTTP        POST http://127.0.0.1:39103/v1/sensors/events\n"
+            f"  logs               {log_dir}/\n\n"
+            "Alerts as they arrive"
+            + (f" (stopping after {duration:.0f}s)" if duration else " (Ctrl-C to stop)")
+            + ":\n")
+        out.flush()
+        deadline = time.monotonic() + duration if duration else None
+        count = 0
+        while not stopping and (deadline is None or time.monotonic() < deadline):
+            message = pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "message":
+                out.write(format_alert(json.loads(message["data"])) + "\n")
+                out.flush()
+                count += 1
+            failed = procs.check()
+            if failed:
+                out.write(f"process(es) failed: {', '.join(failed)}; see {log_dir}\n")
+                return 1
+        out.write(f"\n{count} alert(s). Shutting down...\n")
+        return 0
+    finally:
+        pubsub.close()
+        procs.stop()
+        if not keep_stack:
+            stack.down(settings)
+        out.write("Stopped.\n")
+        out.flush()

@@ -1,0 +1,430 @@
+"""The embedded stack: real Kafka (KRaft), Redis, Triton and Prometheus as local processes.
+
+``argus stack up`` starts whichever servers are not running (a second ``up`` is
+harmless), waits until each is healthy and creates the topics from
+``ops/topics.yaml``; ``down`` stops them; ``status`` reports running / stopped /
+crashed. Everything lives under ``settings.stack_dir`` (git-ignored): per server a
+``pid`` file, a ``server.log`` and its data. The test session uses the same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from argus.log import get_logger
+from argus.settings import REPO_ROOT, Settings
+
+log = get_logger(__name__)
+
+TOPICS_FILE = REPO_ROOT / "ops" / "topics.yaml"
+TRITON_VENV = REPO_ROOT / ".venv-triton"
+
+
+class StackError(RuntimeError):
+    """A server of the embedded stack could not be started or is unhealthy."""
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    state: str  # running | stopped | crashed | unhealthy
+    pid: int | None
+    detail: str = ""
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/usr/local/bin")
+    if not found:
+        raise StackError(f"{name} is not installed: run `make bootstrap` (ops/bootstrap.sh)")
+    return found
+
+
+class Server(ABC):
+    """One server process of the stack."""
+
+    name: str = ""
+    start_timeout_s: float = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.stack_dir / self.name
+        self.pid_file = self.dir / "pid"
+        self.log_file = self.dir / "server.log"
+
+    @abstractmethod
+    def command(self) -> list[str]: ...
+
+    @abstractmethod
+    def healthy(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def ports(self) -> list[int]: ...
+
+    def prepare(self) -> None:
+        """Write config files / format storage before the first start."""
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def status(self) -> ServerStatus:
+        pid = self.pid()
+        if pid is None:
+            return ServerStatus(self.name, "stopped", None)
+        if not _alive(pid):
+            return ServerStatus(self.name, "crashed", pid, self.log_tail())
+        if not self.healthy():
+            return ServerStatus(self.name, "unhealthy", pid, self.log_tail())
+        return ServerStatus(self.name, "running", pid)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def start(self) -> None:
+        """Start the process (not waiting for health)."""
+        for port in self.ports:
+            if _port_open(port):
+                raise StackError(
+                    f"{self.name}: port {port} is already taken by another process; "
+                    "stop it or change the ARGUS_* port settings"
+                )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env(), cwd=self.dir, start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        log.info("server starting", extra={"server": self.name, "pid": proc.pid})
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            pid = self.pid()
+            if pid is None or not _alive(pid):
+                raise StackError(f"{self.name} exited during start; log tail:\n{self.log_tail()}")
+            if self.healthy():
+                log.info("server ready", extra={"server": self.name, "pid": pid})
+                return
+            time.sleep(0.5)
+        raise StackError(f"{self.name} not healthy after {self.start_timeout_s:.0f}s; "
+                         f"log tail:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is not None and _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                log.warning("server did not stop, killing", extra={"server": self.name})
+                os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+
+class Redis(Server):
+    name = "redis"
+    start_timeout_s = 20.0
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    def command(self) -> list[str]:
+        return [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.dir), "--appendonly", "yes", "--save", "",
+                "--protected-mode", "yes", "--daemonize", "no"]
+
+    def healthy(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.settings.redis_url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+
+class Kafka(Server):
+    name = "kafka"
+    start_timeout_s = 90.0
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.kafka_bootstrap.rsplit(":", 1)[1])
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.settings.kafka_controller_port]
+
+    @property
+    def classpath(self) -> str:
+        libs = self.settings.cache_dir / "kafka" / "libs"
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            raise StackError(f"Kafka jars missing in {libs}: run `make bootstrap`")
+        return f"{libs}/*"
+
+    def prepare(self) -> None:
+        data = self.dir / "data"
+        ctrl = self.settings.kafka_controller_port
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{ctrl}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            "num.partitions": "6",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": "16777216",
+            "replica.fetch.max.bytes": "16777216",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "24",
+        }
+        (self.dir / "server.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in props.items()))
+        if not (data / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                ["java", "-cp", self.classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(self.dir / "server.properties"),
+                 "--ignore-formatted"],
+                check=True, capture_output=True, cwd=self.dir,
+            )
+
+    def command(self) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
+                f"-Dlog4j.configuration=file:{REPO_ROOT / 'ops/kafka/log4j.properties'}",
+                "-cp", self.classpath, "kafka.Kafka", str(self.dir / "server.properties")]
+
+    def healthy(self) -> bool:
+        if not _port_open(self.port):
+            return False
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                     request_timeout_ms=3000)
+        except KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+
+class Triton(Server):
+    name = "triton"
+    start_timeout_s = 180.0
+
+    @property
+    def ports(self) -> list[int]:
+        s = self.settings
+        return [s.triton_http_port, s.triton_grpc_port, s.triton_metrics_port]
+
+    @property
+    def root(self) -> Path:
+        sp = TRITON_VENV / "lib" / "python3.11" / "site-packages"
+        if not (sp / "pytriton" / "tritonserver" / "bin" / "tritonserver").exists():
+            raise StackError("tritonserver missing in .venv-triton: run `make bootstrap`")
+        return sp
+
+    def prepare(self) -> None:
+        from argus.models import fetch
+
+        fetch(self.settings)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = f"{self.root / 'nvidia_pytriton.libs'}:" + env.get(
+            "LD_LIBRARY_PATH", "")
+        env["PATH"] = f"{TRITON_VENV / 'bin'}:{env.get('PATH', '')}"
+        env["ARGUS_MODEL_DIR"] = str(self.settings.models_dir)
+        env.pop("PYTHONPATH", None)
+        return env
+
+    def command(self) -> list[str]:
+        t = self.root / "pytriton" / "tritonserver"
+        s = self.settings
+        return [str(t / "bin" / "tritonserver"),
+                f"--model-repository={REPO_ROOT / 'triton_models'}",
+                f"--backend-directory={t / 'backends'}",
+                "--http-address=127.0.0.1", f"--http-port={s.triton_http_port}",
+                "--grpc-address=127.0.0.1", f"--grpc-port={s.triton_grpc_port}",
+                f"--metrics-port={s.triton_metrics_port}", "--allow-metrics=true",
+                "--exit-on-error=true", "--log-verbose=0"]
+
+    def healthy(self) -> bool:
+        return _http_ok(f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready")
+
+
+class Prometheus(Server):
+    name = "prometheus"
+    start_timeout_s = 30.0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.prometheus_port]
+
+    def prepare(self) -> None:
+        text = (REPO_ROOT / "ops" / "prometheus" / "prometheus.yml").read_text()
+        for key in ("triton_metrics_port", "prometheus_port"):
+            text = text.replace("{{" + key + "}}", str(getattr(self.settings, key)))
+        (self.dir / "prometheus.yml").write_text(text)
+
+    def command(self) -> list[str]:
+        return [_binary("prometheus"), f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
+                "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle"]
+
+    def healthy(self) -> bool:
+        return _http_ok(f"http://127.0.0.1:{self.settings.prometheus_port}/-/ready")
+
+
+SERVERS: dict[str, type[Server]] = {
+    "redis": Redis, "kafka": Kafka, "triton": Triton, "prometheus": Prometheus,
+}
+
+
+def servers(settings: Settings, only: list[str] | None = None) -> list[Server]:
+    names = only or list(SERVERS)
+    unknown = set(names) - set(SERVERS)
+    if unknown:
+        raise StackError(f"unknown server(s): {', '.join(sorted(unknown))}")
+    return [SERVERS[name](settings) for name in names]
+
+
+def up(settings: Settings, only: list[str] | None = None) -> list[str]:
+    """Start every server that is not running, wait for health, create topics.
+
+    Returns the names of the servers this call started (empty if all were up).
+    """
+    started: list[str] = []
+    chosen = servers(settings, only)
+    for server in chosen:
+        status = server.status()
+        if status.state == "running":
+            continue
+        if status.state in ("crashed", "unhealthy"):
+            log.warning("server was %s; restarting", status.state,
+                        extra={"server": server.name, "log_tail": status.detail})
+            server.stop(timeout_s=10)
+        server.start()
+        started.append(server.name)
+    for server in chosen:
+        if server.name in started:
+            server.wait_healthy()
+    if any(s.name == "kafka" for s in chosen):
+        create_topics(settings)
+    return started
+
+
+def down(settings: Settings, only: list[str] | None = None) -> None:
+    """Stop the servers (Prometheus and Triton first, Kafka last)."""
+    for server in reversed(servers(settings, only)):
+        server.stop()
+        log.info("server stopped", extra={"server": server.name})
+
+
+def status(settings: Settings) -> list[ServerStatus]:
+    return [server.status() for server in servers(settings)]
+
+
+def load_topic_spec(path: Path = TOPICS_FILE) -> dict[str, dict[str, Any]]:
+    spec = yaml.safe_load(path.read_text())
+    topics: dict[str, dict[str, Any]] = spec["topics"]
+    return topics
+
+
+def create_topics(settings: Settings, spec_path: Path = TOPICS_FILE) -> list[str]:
+    """Create the missing topics of the spec (with the settings' prefix); returns new names."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    spec = load_topic_spec(spec_path)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(settings.topic(name), num_partitions=int(conf.get("partitions", 6)),
+                     replication_factor=1,
+                     topic_configs={k: str(v) for k, v in conf.get("config", {}).items()})
+            for name, conf in spec.items() if settings.topic(name) not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new, timeout_ms=30000)
+            except TopicAlreadyExistsError:
+                pass
+        created = [t.name for t in new]
+        if created:
+            log.info("topics created", extra={"topics": created})
+        return created
+    finally:
+        admin.close()

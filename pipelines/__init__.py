@@ -1,0 +1,1 @@
+"""Argus stream stages (Faust). One module per stage; ``pipelines.app`` wires them."""

@@ -1,0 +1,31 @@
+"""Run the stream workers: ``python -m pipelines [--metrics-port 39102]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from argus.log import setup_logging
+from argus.metrics import serve
+from argus.settings import get_settings
+from argus.topology import load_topology
+from pipelines.app import create_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argus worker", description=__doc__)
+    parser.add_argument("--metrics-port", type=int, default=39102)
+    parser.add_argument("--loglevel", default="warning")
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = get_settings()
+    topology = load_topology(settings.topology, settings.shared)
+    serve(args.metrics_port)
+    app = create_app(settings, topology)
+    sys.argv = ["argus-worker", "worker", f"--loglevel={args.loglevel}"]
+    app.main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The Faust application: wires the stages to their topics.
+
+    frames.raw ─detect─► detections ─zones─► events.video ─┐
+                                        sensors.events ────┴─correlate─► alerts + Redis
+
+Each agent runs with ``concurrency=1`` (faust bug #606: concurrency > 1 can commit past
+an in-flight message) and gets parallelism inside the agent: the detect stage takes
+micro-batches (``take_events``) and sends their frames to Triton concurrently.
+Delivery is at-least-once; every sink is idempotent (deterministic ids).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from argus.kafka import dead_letter
+from argus.log import get_logger
+from argus.metrics import (
+    ALERTS,
+    ALERTS_DUPLICATE,
+    CAPTURE_TO_ALERT,
+    DLQ_WRITES,
+    STAGE_BATCH,
+    STAGE_IN,
+    STAGE_LATENCY,
+    STAGE_OUT,
+    VIDEO_EVENTS,
+)
+from argus.settings import Settings
+from argus.topology import Topology
+from pipelines import alert_sink
+from pipelines.detect import Rejected, TritonDetector, check_frame, detect_frames
+from pipelines.rules import ConfirmedIntrusion, SiteState
+from pipelines.zones import ZoneIntrusion
+from schemas.alerts import Alert
+from schemas.detections import Detections
+from schemas.events import VideoEvent
+from schemas.frames import FrameHeaders
+from schemas.sensors import SensorEvent
+
+log = get_logger(__name__)
+
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                       "value_serializer": "raw"}
+
+
+def create_app(settings: Settings, topology: Topology) -> faust.App:
+    """Build the Faust app with the detect, zones and correlate agents."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=6,
+        topic_replication_factor=1,
+        producer_max_request_size=settings.max_frame_bytes + 1024 * 1024,
+        consumer_max_fetch_size=4 * settings.max_frame_bytes,
+        stream_buffer_maxsize=32,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        broker_commit_interval=1.0,
+    )
+    frames = app.topic(settings.topic("frames.raw"), **RAW)
+    detections = app.topic(settings.topic("detections"), **RAW)
+    video_events = app.topic(settings.topic("events.video"), **RAW)
+    sensor_events = app.topic(settings.topic("sensors.events"), **RAW)
+    alerts = app.topic(settings.topic("alerts"), **RAW)
+    dlq = app.topic(settings.topic("dlq"), **RAW)
+    correlation_in = app.topic(settings.topic("events.video"), settings.topic("sensors.events"),
+                               **RAW)
+    state_table = app.Table("correlation-state", default=dict, partitions=6,
+                            key_type=str, value_type=dict)
+
+    detector = TritonDetector(settings.triton_grpc_url)
+    zone_rule = ZoneIntrusion()
+    intrusion_rule = ConfirmedIntrusion(topology, window_s=settings.correlation_window_s)
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+
+    async def send_dead_letter(stage: str, reason: str, detail: str, event: Any) -> None:
+        message = event.message
+        letter = dead_letter(stage, reason, detail, event.value or b"", topic=message.topic,
+                             partition=message.partition, offset=message.offset,
+                             key=event.key, headers=message.headers)
+        DLQ_WRITES.labels(stage, reason).inc()
+        log.warning("dead letter", extra={"stage": stage, "reason": reason, "detail": detail,
+                                          "topic": message.topic, "offset": message.offset})
+        await dlq.send(key=stage.encode(), value=letter.to_bytes())
+
+    @app.agent(frames, concurrency=1)
+    async def detect(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.detect_batch,
+                                               within=settings.detect_batch_window_s):
+            STAGE_BATCH.labels("detect").observe(len(events))
+            STAGE_IN.labels("detect").inc(len(events))
+            started = time.perf_counter()
+            accepted: list[tuple[FrameHeaders, bytes]] = []
+            accepted_events = []
+            for event in events:
+                try:
+                    meta = check_frame(event.key, event.value, event.message.headers, topology,
+                                       settings.max_frame_bytes)
+                except Rejected as rejected:
+                    await send_dead_letter("detect", rejected.reason, rejected.detail, event)
+                    continue
+                accepted.append((meta, event.value))
+                accepted_events.append(event)
+            results = await detect_frames(detector, accepted)
+            for event, result in zip(accepted_events, results, strict=True):
+                if isinstance(result, Rejected):
+                    await send_dead_letter("detect", result.reason, result.detail, event)
+                    continue
+                await detections.send(key=result.camera_id.encode(), value=result.to_bytes())
+                STAGE_OUT.labels("detect").inc()
+            if events:
+                per_item = (time.perf_counter() - started) / len(events)
+                for _ in events:
+                    STAGE_LATENCY.labels("detect").observe(per_item)
+
+    @app.agent(detections, concurrency=1)
+    async def zones(stream: faust.Stream) -> None:
+        async for event in stream.events():
+            STAGE_IN.labels("zones").inc()
+            started = time.perf_counter()
+            try:
+                frame = Detections.model_validate_json(event.value)
+            except ValidationError as exc:
+                await send_dead_letter("zones", "schema", str(exc), event)
+                continue
+            camera = topology.camera(frame.camera_id)
+            if camera is None:
+                await send_dead_letter("zones", "unknown_camera",
+                                       f"camera {frame.camera_id!r} not in topology", event)
+                continue
+            for video_event in zone_rule(frame, camera):
+                VIDEO_EVENTS.labels(video_event.kind).inc()
+                await video_events.send(key=video_event.site_id.encode(),
+                                        value=video_event.to_bytes())
+                STAGE_OUT.labels("zones").inc()
+            STAGE_LATENCY.labels("zones").observe(time.perf_counter() - started)
+
+    async def emit(alert: Alert, trigger: VideoEvent | SensorEvent) -> None:
+        if await alert_sink.exists(redis_client, alert.alert_id):
+            ALERTS_DUPLICATE.labels(alert.rule).inc()
+            return
+        # Kafka first, then Redis: a crash in between re-sends the same id (at-least-once).
+        await alerts.send(key=alert.site_id.encode(), value=alert.to_bytes())
+        if await alert_sink.write_alert(redis_client, alert, settings.alert_ttl_s):
+            ALERTS.labels(alert.rule, alert.severity.value).inc()
+            video_ts = [e.ts for e in alert.evidence if e.source == "video"]
+            if isinstance(trigger, VideoEvent) and video_ts:
+                CAPTURE_TO_ALERT.observe(max(0.0, time.time() - trigger.ts))
+            log.info("alert", extra={"alert_id": alert.alert_id, "rule": alert.rule,
+                                     "site": alert.site_id, "zone": alert.zone_id})
+            STAGE_OUT.labels("correlate").inc()
+
+    @app.agent(correlation_in, concurrency=1)
+    async def correlate(stream: faust.Stream) -> None:
+        async for event in stream.events():
+            STAGE_IN.labels("correlate").inc()
+            started = time.perf_counter()
+            is_video = event.message.topic == settings.topic("events.video")
+            parsed: VideoEvent | SensorEvent
+            try:
+                parsed = (VideoEvent.model_validate_json(event.value) if is_video
+                          else SensorEvent.model_validate_json(event.value))
+            except ValidationError as exc:
+                await send_dead_letter("correlate", "schema", str(exc), event)
+                continue
+            state: SiteState = dict(state_table[parsed.site_id])
+            for alert in intrusion_rule.observe(state, parsed):
+                await emit(alert, parsed)
+            state_table[parsed.site_id] = state
+            STAGE_LATENCY.labels("correlate").observe(time.perf_counter() - started)
+
+    @app.task
+    async def _check_triton() -> None:
+        if not await detector.ready():
+            log.warning("triton detector not ready", extra={"url": settings.triton_grpc_url})
+
+    return app

@@ -1,0 +1,138 @@
+"""The detect stage: ``frames.raw`` → ``detections`` via Triton's ``detector`` model.
+
+A frame is checked at the edge (headers schema, known camera, size) before it costs
+an inference; Triton decodes the JPEG itself, so a corrupt image comes back as a
+``corrupt_jpeg`` error for that frame alone. Every refusal becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import ValidationError
+from tritonclient.grpc import InferenceServerException
+from tritonclient.grpc.aio import InferenceServerClient, InferInput, InferRequestedOutput
+
+from argus.metrics import TRITON_LATENCY
+from argus.modelcode import load_yolox_module
+from argus.topology import Topology
+from schemas.detections import Box, Detection, Detections
+from schemas.frames import FrameHeaders
+
+MODEL = "detector"
+COCO_CLASSES: tuple[str, ...] = tuple(load_yolox_module().COCO_CLASSES)
+
+
+class Rejected(Exception):
+    """A frame the stage refuses; ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def check_frame(key: bytes | None, value: bytes | None, headers: object, topology: Topology,
+                max_bytes: int) -> FrameHeaders:
+    """Validate a ``frames.raw`` record; raises ``Rejected`` with the dead-letter reason."""
+    if not value:
+        raise Rejected("empty", "frame has no bytes")
+    if len(value) > max_bytes:
+        raise Rejected("oversize", f"frame of {len(value)} bytes exceeds {max_bytes}")
+    try:
+        meta = FrameHeaders.from_headers(headers)
+    except ValidationError as exc:
+        raise Rejected("schema", f"frame headers: {exc.errors(include_url=False)}") from None
+    if key is not None and key.decode(errors="replace") != meta.camera_id:
+        raise Rejected("schema", f"key {key!r} differs from camera_id {meta.camera_id!r}")
+    if topology.camera(meta.camera_id) is None:
+        raise Rejected("unknown_camera", f"camera {meta.camera_id!r} is not in the topology")
+    return meta
+
+
+def to_detections(meta: FrameHeaders, boxes: np.ndarray, scores: np.ndarray,
+                  classes: np.ndarray, inference_ms: float, model_version: str = "1",
+                  ) -> Detections:
+    """Build the ``detections`` message from the model's (padded) outputs."""
+    found = []
+    for box, score, cls in zip(boxes, scores, classes, strict=True):
+        if int(cls) < 0:
+            continue  # padding
+        x1, y1, x2, y2 = (float(min(max(v, 0.0), 1.0)) for v in box)
+        found.append(Detection(
+            box=Box(x1=x1, y1=y1, x2=max(x1, x2), y2=max(y1, y2)),
+            class_id=int(cls),
+            class_name=COCO_CLASSES[int(cls)] if int(cls) < len(COCO_CLASSES) else str(int(cls)),
+            score=float(min(max(score, 0.0), 1.0)),
+        ))
+    return Detections(
+        camera_id=meta.camera_id, seq=meta.seq, capture_ts=meta.capture_ts,
+        width=meta.width, height=meta.height, detections=found,
+        model=MODEL, model_version=model_version, inference_ms=round(inference_ms, 3),
+    )
+
+
+@dataclass
+class TritonDetector:
+    """The asyncio gRPC client for the ``detector`` model (one request per frame, so
+    Triton's dynamic batcher can group frames from many cameras)."""
+
+    url: str
+    timeout_s: float = 30.0
+    _client: InferenceServerClient | None = None
+
+    @property
+    def client(self) -> InferenceServerClient:
+        if self._client is None:
+            self._client = InferenceServerClient(self.url)
+        return self._client
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self.client.is_model_ready(MODEL))
+        except InferenceServerException:
+            return False
+
+    async def infer(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Boxes (normalised), scores, classes and latency in ms; raises ``Rejected``
+        (``corrupt_jpeg``) if the model cannot decode the image."""
+        image = InferInput("IMAGE", [1, 1], "BYTES")
+        image.set_data_from_numpy(np.array([[jpeg]], dtype=np.object_))
+        outputs = [InferRequestedOutput(n) for n in ("BOXES", "SCORES", "CLASSES")]
+        started = time.perf_counter()
+        try:
+            result = await self.client.infer(MODEL, [image], outputs=outputs,
+                                             client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            if "corrupt_jpeg" in str(exc):
+                raise Rejected("corrupt_jpeg", str(exc.message())) from None
+            raise
+        elapsed = time.perf_counter() - started
+        TRITON_LATENCY.labels(MODEL).observe(elapsed)
+        boxes = result.as_numpy("BOXES")
+        scores = result.as_numpy("SCORES")
+        classes = result.as_numpy("CLASSES")
+        assert boxes is not None and scores is not None and classes is not None
+        return boxes[0], scores[0], classes[0], elapsed * 1000.0
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
+                        ) -> list[Detections | Rejected]:
+    """Run a micro-batch of frames concurrently; a failed frame yields its ``Rejected``."""
+
+    async def one(meta: FrameHeaders, jpeg: bytes) -> Detections | Rejected:
+        try:
+            boxes, scores, classes, ms = await detector.infer(jpeg)
+        except Rejected as rejected:
+            return rejected
+        return to_detections(meta, boxes, scores, classes, ms)
+
+    return list(await asyncio.gather(*(one(m, j) for m, j in frames)))

@@ -1,0 +1,216 @@
+"""Camera sources and the pure decisions around reading them.
+
+A camera's ``source`` string is one of:
+
+* a video file path (optionally ``file://``-prefixed),
+* a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http://``, ``https://``),
+* a webcam index: a string of digits such as ``"0"``.
+
+Everything is read through OpenCV's ``cv2.VideoCapture``. The pure parts —
+:func:`parse_source`, :class:`FrameSampler` and :class:`Backoff` — hold no I/O and are
+unit-tested on their own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+
+from argus.log import get_logger
+
+log = get_logger(__name__)
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
+"""Source prefixes (lower-cased) that denote a network stream."""
+
+OPEN_TIMEOUT_MS = 10_000
+"""How long OpenCV's FFmpeg backend may spend opening a network stream."""
+READ_TIMEOUT_MS = 10_000
+"""How long one read of a network stream may block before it counts as stalled."""
+
+MAX_PLAUSIBLE_FPS = 240.0
+"""A reported source fps above this (some MJPEG servers say 1000) is treated as unknown."""
+
+
+class SourceKind(StrEnum):
+    """What a camera source string points at."""
+
+    FILE = "file"
+    URL = "url"
+    WEBCAM = "webcam"
+
+    @property
+    def live(self) -> bool:
+        """Live sources are reconnected when they stop; files end."""
+        return self is not SourceKind.FILE
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSource:
+    """A parsed source string: its kind and the normalised target to open."""
+
+    kind: SourceKind
+    target: str
+    """The file path, the URL, or the webcam index (as a string of digits)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The file path for a file source, else ``None``."""
+        return Path(self.target) if self.kind is SourceKind.FILE else None
+
+    @property
+    def index(self) -> int | None:
+        """The device index for a webcam source, else ``None``."""
+        return int(self.target) if self.kind is SourceKind.WEBCAM else None
+
+
+def parse_source(source: str) -> ParsedSource:
+    """Classify a camera source string.
+
+    >>> parse_source("0").kind
+    <SourceKind.WEBCAM: 'webcam'>
+    >>> parse_source("rtsp://cam/stream").kind
+    <SourceKind.URL: 'url'>
+    >>> parse_source("file:///videos/a.mp4")
+    ParsedSource(kind=<SourceKind.FILE: 'file'>, target='/videos/a.mp4')
+    """
+    text = source.strip()
+    if not text:
+        raise ValueError("empty camera source")
+    if text.isdigit():
+        return ParsedSource(SourceKind.WEBCAM, str(int(text)))
+    if text.lower().startswith(URL_SCHEMES):
+        return ParsedSource(SourceKind.URL, text)
+    if text.lower().startswith("file://"):
+        text = text[len("file://"):]
+    return ParsedSource(SourceKind.FILE, str(Path(text).expanduser()))
+
+
+def source_kind(source: str) -> SourceKind:
+    """The :class:`SourceKind` of a camera source string."""
+    return parse_source(source).kind
+
+
+def open_source(source: ParsedSource) -> cv2.VideoCapture | None:
+    """Open a source with OpenCV; ``None`` when it cannot be opened (the caller retries).
+
+    A file that does not exist is reported as ``None`` without asking OpenCV (which
+    would only print a warning of its own). Network streams are opened with the FFmpeg
+    backend and bounded open/read timeouts, so a dead camera cannot block a reader
+    thread forever.
+    """
+    if source.kind is SourceKind.FILE:
+        path = source.path
+        if path is None or not path.is_file():
+            return None
+        cap = cv2.VideoCapture(str(path))
+    elif source.kind is SourceKind.URL:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+        cap = cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, params)
+    else:
+        cap = cv2.VideoCapture(int(source.target))
+    if not cap.isOpened():
+        cap.release()
+        return None
+    return cap
+
+
+def source_fps(cap: cv2.VideoCapture) -> float | None:
+    """The frame rate the source reports, or ``None`` when it is missing or implausible."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not math.isfinite(fps) or fps <= 0.0 or fps > MAX_PLAUSIBLE_FPS:
+        return None
+    return fps
+
+
+class FrameSampler:
+    """Decides which source frames to keep so that ``target_fps`` frames a second remain.
+
+    With a known source frame rate the decision is a pure function of the frame index
+    (so a replay of the same file keeps the same frames): frame ``i`` is kept when the
+    ideal output clock ``i * target / source`` crosses an integer between frame ``i - 1``
+    and frame ``i``. Frame 0 is always kept; a 10 fps source at 5 fps keeps 0, 2, 4, …;
+    12 fps at 5 fps keeps 0, 3, 5, 8, 10, …; a target at or above the source keeps all.
+    Exact rational arithmetic avoids float drift over long runs.
+
+    Without a known source rate (``source_fps=None``) it samples by time instead:
+    a frame is kept when at least ``1 / target_fps`` seconds passed since the previous
+    kept slot (``now`` is then required).
+    """
+
+    def __init__(self, source_fps: float | None, target_fps: float) -> None:
+        if target_fps <= 0:
+            raise ValueError(f"target fps must be > 0, got {target_fps}")
+        if source_fps is not None and source_fps <= 0:
+            raise ValueError(f"source fps must be > 0, got {source_fps}")
+        self.source_fps = source_fps
+        self.target_fps = target_fps
+        self._ratio: Fraction | None = None
+        if source_fps is not None:
+            ratio = (Fraction(target_fps).limit_denominator(10_000)
+                     / Fraction(source_fps).limit_denominator(10_000))
+            self._ratio = min(ratio, Fraction(1))
+        self._period = 1.0 / target_fps
+        self._next_due: float | None = None
+
+    @property
+    def keeps_all(self) -> bool:
+        """True when every source frame is kept (target at or above the source rate)."""
+        return self._ratio == 1
+
+    def keep(self, index: int, now: float | None = None) -> bool:
+        """Whether source frame ``index`` (0-based, per pass over the source) is kept.
+
+        ``now`` (monotonic seconds) is used only when the source rate is unknown.
+        """
+        if self._ratio is not None:
+            if index <= 0:
+                return True
+            return math.floor(index * self._ratio) > math.floor((index - 1) * self._ratio)
+        if now is None:
+            raise ValueError("a time-based sampler (unknown source fps) needs `now`")
+        if self._next_due is not None and now < self._next_due:
+            return False
+        if self._next_due is None or now - self._next_due >= self._period:
+            # First frame, or more than a period behind (a stall): restart the clock here.
+            self._next_due = now + self._period
+        else:
+            # Stay on the grid so the long-run rate is exactly the target.
+            self._next_due += self._period
+        return True
+
+    def reset(self) -> None:
+        """Forget the time-based clock (after a reconnect)."""
+        self._next_due = None
+
+
+class Backoff:
+    """Exponential reconnect delays: 0.5 s, 1, 2, 4, … capped at 30 s; reset on success."""
+
+    def __init__(self, initial: float = 0.5, factor: float = 2.0, cap: float = 30.0) -> None:
+        if initial <= 0 or factor < 1 or cap < initial:
+            raise ValueError("need initial > 0, factor >= 1 and cap >= initial")
+        self.initial = initial
+        self.factor = factor
+        self.cap = cap
+        self._next = initial
+        self.attempts = 0
+        """Delays handed out since the last reset."""
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (and advance the sequence)."""
+        delay = self._next
+        self._next = min(self._next * self.factor, self.cap)
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the initial delay (call after a success)."""
+        self._next = self.initial
+        self.attempts = 0

@@ -1,0 +1,134 @@
+"""Command line of the sensor gateway.
+
+::
+
+    python -m services.sensor_gateway serve [--host H] [--port 39103]
+    python -m services.sensor_gateway replay --file F [--format csv|kasteren] [--speed S]
+        [--loop [--period P]] [--start UNIX_TS] [--map 24=door-lobby-1 ...] [--keep-unmapped]
+
+``serve`` answers ``POST /v1/sensors/events`` and serves ``/metrics``, ``/healthz`` and
+``/readyz`` on the same port. ``replay`` serves the metrics on ``--metrics-port`` (39104).
+Both stop cleanly on SIGINT/SIGTERM (pending Kafka sends are flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from argus.kafka import make_producer
+from argus.log import get_logger, setup_logging
+from argus.metrics import serve as serve_metrics
+from argus.settings import get_settings
+from argus.topology import TopologyError, load_topology
+from services.sensor_gateway.gateway import PublishError, SensorPublisher, run_http
+from services.sensor_gateway.replay import LogEvent, iter_csv, iter_kasteren, replay
+
+log = get_logger("services.sensor_gateway")
+
+SERVE_PORT = 39103
+REPLAY_METRICS_PORT = 39104
+
+
+def _sensor_mapping(text: str) -> tuple[int, str]:
+    number, sep, name = text.partition("=")
+    if not sep or not number.strip().isdigit() or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected LOG_ID=SENSOR_ID (e.g. 24=door-lobby-1), "
+                                         f"got {text!r}")
+    return int(number), name.strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.sensor_gateway",
+                                     description="Argus sensor gateway: HTTP ingest and replay")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="accept readings over HTTP")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (0.0.0.0 in a container)")
+    serve.add_argument("--port", type=int, default=SERVE_PORT)
+    serve.add_argument("--metrics-port", type=int, default=None,
+                       help="extra metrics/health port (default: /metrics on --port)")
+
+    rep = commands.add_parser("replay", help="replay a sensor log on a compressed clock")
+    rep.add_argument("--file", type=Path, required=True)
+    rep.add_argument("--format", choices=("csv", "kasteren"), default=None,
+                     help="log format (default: csv for *.csv, else kasteren)")
+    rep.add_argument("--speed", type=float, default=1.0,
+                     help="log seconds per wall second (3600 = an hour per second)")
+    rep.add_argument("--start", type=float, default=None,
+                     help="wall-clock Unix time of offset 0 (default: now)")
+    rep.add_argument("--loop", action="store_true", help="repeat the log until stopped")
+    rep.add_argument("--period", type=float, default=None,
+                     help="loop length in log seconds (default: last offset + 1)")
+    rep.add_argument("--map", dest="mapping", type=_sensor_mapping, nargs="+", default=None,
+                     metavar="ID=SENSOR", help="kasteren: map log sensor ids to topology ids")
+    rep.add_argument("--keep-unmapped", action="store_true",
+                     help="kasteren with --map: also replay unmapped sensors as kasteren-<id>")
+    rep.add_argument("--metrics-port", type=int, default=REPLAY_METRICS_PORT)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    topology = load_topology(settings.topology, settings.shared)
+    if args.metrics_port is not None and args.metrics_port != args.port:
+        serve_metrics(args.metrics_port)
+    asyncio.run(run_http(settings, topology, args.host, args.port))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    topology = load_topology(settings.topology, settings.shared)
+    fmt = args.format or ("csv" if args.file.suffix.lower() == ".csv" else "kasteren")
+    events: list[LogEvent] = list(
+        iter_csv(args.file) if fmt == "csv" else iter_kasteren(
+            args.file, dict(args.mapping) if args.mapping else None, args.keep_unmapped)
+    )
+    log.info("replay.loaded", extra={"file": str(args.file), "format": fmt,
+                                     "events": len(events)})
+    producer = make_producer(settings, client_id="argus-sensor-replay", max_block_ms=10000)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("replay.signal", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = serve_metrics(args.metrics_port, ready=producer.bootstrap_connected)
+    try:
+        replay(events, SensorPublisher(settings, topology, producer), speed=args.speed,
+               start=args.start, loop=args.loop, period_s=args.period, stop=stop)
+    finally:
+        server.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        producer.flush(10)
+        producer.close(10)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gateway CLI; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    setup_logging()
+    try:
+        return _serve(args) if args.command == "serve" else _replay(args)
+    except TopologyError as exc:
+        log.error("sensor_gateway.topology", extra={"error": str(exc)})
+    except (OSError, ValueError) as exc:
+        log.error("sensor_gateway.failed", extra={"error": str(exc)})
+    except PublishError as exc:
+        log.error("sensor_gateway.kafka", extra={"error": str(exc)})
+    except Exception as exc:  # e.g. NoBrokersAvailable when the producer starts
+        log.error("sensor_gateway.failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

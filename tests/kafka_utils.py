@@ -1,0 +1,35 @@
+"""Helpers for tests that read and write the real Kafka broker."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from argus.settings import Settings
+
+
+def consume(settings: Settings, topic: str, min_count: int, timeout_s: float = 30.0,
+            ) -> list[ConsumerRecord]:
+    """Read a logical topic (prefix applied) from the beginning until ``min_count`` records
+    arrived or ``timeout_s`` passed; returns what arrived (maybe fewer: assert on it)."""
+    consumer = KafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=500,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < min_count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,51 @@
+"""Topology validation: errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from argus.settings import REPO_ROOT
+from argus.topology import TopologyError, load_topology, parse_topology
+
+GOOD = (REPO_ROOT / "config" / "topology.yaml").read_text()
+SHARED = {"ARGUS_SHARED": "/data"}
+
+
+def test_shipped_topologies_load() -> None:
+    topo = load_topology(REPO_ROOT / "config" / "topology.yaml", Path("/data"))
+    assert topo.cameras[0].source == "/data/data/videos/one-by-one-person-detection.mp4"
+    assert topo.camera("cam-lobby") is not None and topo.camera("nope") is None
+    assert load_topology(REPO_ROOT / "tests" / "topology.yaml", Path("/data")).sensors
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("fps: 5", "fps: -1", "topology.yaml:19: cameras[0].fps: Input should be greater than 0"),
+        ("lat: 51.5246", "lat: 151", "topology.yaml:7: sites[0].lat: Input should be less"),
+        ("    type: door\n", "    type: doorbell\n", "topology.yaml:40: sensors[1].type: Input"),
+        ("jpeg_quality: 85", "jpeg_quality: 85\n    colour: red",
+         "topology.yaml:23: cameras[0].colour: Extra inputs are not permitted"),
+        ("[1.0, 0.35], [1.0, 1.0]", "[1.0, 0.35], [1.7, 1.0]",
+         "topology.yaml:27: cameras[0].zones[0].polygon: Value error, polygon point (1.7, 1.0)"),
+        ("site_zone: lobby", "site_zone: roof", "unknown site zone 'roof'"),
+        ("  - id: pir-lobby-1\n    site: depot-north", "  - id: pir-lobby-1\n    site: nowhere",
+         "sensor 'pir-lobby-1': unknown site 'nowhere'"),
+        ("  - id: door-lobby-1", "  - id: pir-lobby-1", "sensors: duplicate id 'pir-lobby-1'"),
+        ("sites:", "sites: [\n", "invalid YAML"),
+    ],
+)
+def test_errors_name_file_line_and_field(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    with pytest.raises(TopologyError) as info:
+        parse_topology(GOOD.replace(old, new, 1), "config/topology.yaml", SHARED)
+    assert expected in str(info.value)
+
+
+def test_missing_variable_and_file() -> None:
+    with pytest.raises(TopologyError, match="ARGUS_SHARED is not set"):
+        parse_topology(GOOD, "t.yaml", {})
+    with pytest.raises(TopologyError, match="not found"):
+        load_topology(Path("/nonexistent/topology.yaml"))

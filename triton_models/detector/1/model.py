@@ -1,0 +1,143 @@
+"""Triton python-backend model ``detector``: JPEG bytes in, YOLOX-nano COCO detections out.
+
+Inputs/outputs per batch item (see ``../config.pbtxt``):
+
+* ``IMAGE`` TYPE_STRING [1]: one JPEG.
+* ``BOXES`` FP32 [-1, 4]: x1, y1, x2, y2 normalised to the decoded image (0..1).
+* ``SCORES`` FP32 [-1], ``CLASSES`` INT32 [-1]: COCO class ids (``yolox.COCO_CLASSES``).
+  Rows are padded to the largest detection count of the request (at least one row);
+  padding rows have class -1 and score 0.
+* ``IMAGE_SIZE`` INT32 [2]: width, height of the decoded JPEG.
+
+A request with an undecodable JPEG gets an error response whose message starts with
+``corrupt_jpeg:``; the other requests of the same dynamic batch are answered normally.
+
+The weights come from ``$ARGUS_MODEL_DIR/<model_file>`` (default ``/models``), put there by
+``argus models fetch``. All pre/post-processing lives in ``yolox.py`` next to this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import yolox  # noqa: E402  (found through the sys.path entry above)
+
+DEFAULT_MODEL_DIR = "/models"
+
+
+class CorruptJpegError(Exception):
+    """An ``IMAGE`` item that OpenCV cannot decode (answered as ``corrupt_jpeg: ...``)."""
+
+
+def _parameter(config: dict[str, Any], name: str, default: str | None = None) -> str:
+    """A ``parameters`` entry of the model config (string value)."""
+    entry = config.get("parameters", {}).get(name)
+    if entry is None or entry.get("string_value", "") == "":
+        if default is None:
+            raise ValueError(f"detector: config.pbtxt lacks the parameter {name!r}")
+        return default
+    return str(entry["string_value"])
+
+
+def _log_info(message: str) -> None:
+    """Log through Triton's logger when this backend version has one."""
+    logger = getattr(pb_utils, "Logger", None)
+    if logger is not None:
+        logger.log_info(message)
+
+
+class TritonPythonModel:
+    """YOLOX detector over a batch of JPEGs (one onnxruntime session per model instance)."""
+
+    runner: yolox.DetectorRunner
+
+    def initialize(self, args: dict[str, str]) -> None:
+        """Read the parameters and ``ARGUS_MODEL_DIR``, load the ONNX model."""
+        config = json.loads(args["model_config"])
+        model_file = _parameter(config, "model_file")
+        model_dir = os.environ.get("ARGUS_MODEL_DIR", DEFAULT_MODEL_DIR)
+        model_path = os.path.join(model_dir, model_file)
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(
+                f"detector: model file {model_path} is missing (ARGUS_MODEL_DIR={model_dir}): "
+                "run `argus models fetch` and point ARGUS_MODEL_DIR at its models directory"
+            )
+        threads = _parameter(config, "intra_op_threads", "0")
+        self.runner = yolox.DetectorRunner(
+            model_path,
+            score_threshold=float(_parameter(config, "score_threshold", "0.3")),
+            nms_threshold=float(_parameter(config, "nms_threshold", "0.45")),
+            size=int(_parameter(config, "input_size", "416")),
+            threads=int(threads) or None,
+        )
+        _log_info(
+            f"detector: loaded {model_path} on {self.runner.session.get_providers()} "
+            f"(score>={self.runner.score_threshold}, nms={self.runner.nms_threshold}, "
+            f"size={self.runner.size})"
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """One response per request; a bad JPEG fails only the request that carried it."""
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._infer(request))
+            except CorruptJpegError as exc:
+                responses.append(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"corrupt_jpeg: {exc}"))
+                )
+            except Exception as exc:  # one broken request must not fail the whole batch
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"detector_error: {type(exc).__name__}: {exc}")
+                    )
+                )
+        return responses
+
+    def _infer(self, request: Any) -> Any:
+        """Detect on every JPEG of one request and build its padded output tensors."""
+        items = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+        items = items.reshape(items.shape[0], -1)[:, 0]
+        decoded = []
+        for index, item in enumerate(items):
+            try:
+                decoded.append(yolox.decode_jpeg(bytes(item)))
+            except ValueError as exc:
+                where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
+                raise CorruptJpegError(f"{exc}{where}") from exc
+        results = [self.runner.detect_image(image) for image in decoded]
+        rows = max([1, *(len(scores) for _, scores, _ in results)])
+        boxes = np.zeros((len(results), rows, 4), dtype=np.float32)
+        scores = np.zeros((len(results), rows), dtype=np.float32)
+        classes = np.full((len(results), rows), -1, dtype=np.int32)
+        sizes = np.zeros((len(results), 2), dtype=np.int32)
+        for i, (image, (item_boxes, item_scores, item_classes)) in enumerate(
+            zip(decoded, results, strict=True)
+        ):
+            count = len(item_scores)
+            boxes[i, :count] = item_boxes
+            scores[i, :count] = item_scores
+            classes[i, :count] = item_classes
+            sizes[i] = (image.shape[1], image.shape[0])
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("BOXES", boxes),
+                pb_utils.Tensor("SCORES", scores),
+                pb_utils.Tensor("CLASSES", classes),
+                pb_utils.Tensor("IMAGE_SIZE", sizes),
+            ]
+        )
+
+    def finalize(self) -> None:
+        """Release the onnxruntime session."""
+        self.__dict__.pop("runner", None)

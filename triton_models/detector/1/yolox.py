@@ -1,0 +1,287 @@
+"""YOLOX pre- and post-processing: the single source of truth for the ``detector`` model.
+
+Pure numpy + OpenCV, no Triton imports, so the same file runs
+
+* inside the Triton python backend (``model.py`` next to it; numpy 1.26, OpenCV 4.10), and
+* in the application environment (numpy 2), loaded by file path through
+  :func:`argus.modelcode.load_yolox_module` for benchmarks, tests and the plain-loop reference.
+
+Model contract (``yolox_nano.onnx``, official YOLOX export): input ``images`` 1x3xSxS float32,
+BGR 0-255, no normalisation, resized keeping the aspect ratio and padded with 114 at the
+bottom/right (top-left aligned); output 1xNx85 raw per anchor point
+``(x, y, w, h, obj, 80 class scores)`` decoded with the grid/stride (8, 16, 32) + exp as in
+YOLOX ``demo_postprocess``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "COCO_CLASSES",
+    "PAD_VALUE",
+    "STRIDES",
+    "DetectorRunner",
+    "decode",
+    "decode_jpeg",
+    "letterbox",
+    "nms",
+    "postprocess",
+]
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int32]
+Detections = tuple[FloatArray, FloatArray, IntArray]
+
+STRIDES: tuple[int, ...] = (8, 16, 32)
+PAD_VALUE = 114
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
+    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+
+def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416) -> tuple[FloatArray, float]:
+    """Resize keeping the aspect ratio, pad to ``size``x``size`` with 114 (bottom/right).
+
+    Returns the network input (1x3xSxS float32, BGR 0-255, the image top-left aligned) and
+    the scale ``ratio`` (network pixels per original pixel): an original coordinate ``c``
+    lands at ``c * ratio`` in the tensor.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
+    height, width = image_bgr.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"empty image, shape {image_bgr.shape}")
+    ratio = min(size / height, size / width)
+    new_w = min(size, max(1, round(width * ratio)))
+    new_h = min(size, max(1, round(height * ratio)))
+    padded = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    padded[:new_h, :new_w] = resized
+    tensor = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+    return tensor, float(ratio)
+
+
+@lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[FloatArray, FloatArray]:
+    """Anchor-point grid (Nx2, x then y) and per-point stride (Nx1) for a square input."""
+    grids: list[FloatArray] = []
+    strides: list[FloatArray] = []
+    for stride in STRIDES:
+        cells = size // stride
+        xv, yv = np.meshgrid(np.arange(cells), np.arange(cells))
+        grids.append(np.stack((xv, yv), axis=2).reshape(-1, 2).astype(np.float32))
+        strides.append(np.full((cells * cells, 1), stride, dtype=np.float32))
+    grid = np.concatenate(grids, axis=0)
+    stride_col = np.concatenate(strides, axis=0)
+    grid.setflags(write=False)
+    stride_col.setflags(write=False)
+    return grid, stride_col
+
+
+def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
+    """Decode raw YOLOX output ((1, N, 85) or (N, 85)) into (N, 85) in network pixels.
+
+    Columns 0-3 become centre x, centre y, width, height (``(xy + grid) * stride`` and
+    ``exp(wh) * stride``); objectness and class scores are passed through. The input is
+    not modified.
+    """
+    pred = np.asarray(raw_output, dtype=np.float32)
+    if pred.ndim == 3:
+        if pred.shape[0] != 1:
+            raise ValueError(f"decode takes one image, got batch of {pred.shape[0]}")
+        pred = pred[0]
+    if pred.ndim != 2 or pred.shape[1] < 5:
+        raise ValueError(f"expected (N, 5+classes) raw output, got shape {pred.shape}")
+    grid, stride = _grid(size)
+    if pred.shape[0] != grid.shape[0]:
+        raise ValueError(
+            f"raw output has {pred.shape[0]} points, input size {size} needs {grid.shape[0]}"
+        )
+    out = pred.copy()
+    out[:, :2] = (pred[:, :2] + grid) * stride
+    out[:, 2:4] = np.exp(pred[:, 2:4]) * stride
+    return out
+
+
+def nms(boxes: npt.NDArray[Any], scores: npt.NDArray[Any], iou_threshold: float) -> IntArray:
+    """Greedy non-maximum suppression.
+
+    ``boxes`` are (K, 4) x1, y1, x2, y2. Returns the indices of the kept boxes, best score
+    first; a box is dropped when its IoU with an already kept box exceeds ``iou_threshold``.
+    """
+    boxes_f = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores_f = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if boxes_f.shape[0] != scores_f.shape[0]:
+        raise ValueError(f"{boxes_f.shape[0]} boxes but {scores_f.shape[0]} scores")
+    x1, y1, x2, y2 = boxes_f.T
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    order = np.argsort(-scores_f, kind="stable")
+    keep: list[int] = []
+    while order.size > 0:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        inter_w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        inter_h = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        inter = inter_w * inter_h
+        union = areas[best] + areas[rest] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int32)
+
+
+def batched_nms(
+    boxes: npt.NDArray[Any],
+    scores: npt.NDArray[Any],
+    classes: npt.NDArray[Any],
+    iou_threshold: float,
+) -> IntArray:
+    """Class-aware NMS: boxes of different classes never suppress each other.
+
+    Each class's boxes are shifted by ``class * (max coordinate + 1)`` so that boxes of
+    different classes cannot overlap, then one greedy :func:`nms` runs over all of them.
+    """
+    boxes_f = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if boxes_f.shape[0] == 0:
+        return np.zeros((0,), dtype=np.int32)
+    offset = float(np.abs(boxes_f).max()) + 1.0
+    shifted = boxes_f + np.asarray(classes, dtype=np.float64).reshape(-1, 1) * offset
+    return nms(shifted, scores, iou_threshold)
+
+
+def postprocess(
+    raw_output: npt.NDArray[Any],
+    ratio: float,
+    width: int,
+    height: int,
+    score_threshold: float,
+    nms_threshold: float,
+    size: int = 416,
+) -> Detections:
+    """Raw YOLOX output of one image → detections in normalised image coordinates.
+
+    score = objectness x best class score; anchors scoring below ``score_threshold`` are
+    dropped; class-aware NMS; boxes are mapped back with ``ratio`` (from :func:`letterbox`),
+    clipped to the ``width``x``height`` image and divided by its size.
+
+    Returns ``boxes`` float32 (K, 4) x1, y1, x2, y2 in 0..1, ``scores`` float32 (K,) and
+    ``classes`` int32 (K,), best score first.
+    """
+    pred = decode(raw_output, size)
+    class_scores = pred[:, 5:] * pred[:, 4:5]
+    classes = np.argmax(class_scores, axis=1)
+    scores = class_scores[np.arange(pred.shape[0]), classes]
+    mask = scores >= score_threshold
+    if not np.any(mask):
+        return (
+            np.zeros((0, 4), dtype=np.float32),
+            np.zeros((0,), dtype=np.float32),
+            np.zeros((0,), dtype=np.int32),
+        )
+    pred, scores, classes = pred[mask], scores[mask], classes[mask]
+    cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+    boxes = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), axis=1) / ratio
+    keep = batched_nms(boxes, scores, classes, nms_threshold)
+    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width) / width
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height) / height
+    return boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int32)
+
+
+def decode_jpeg(jpeg_bytes: bytes) -> npt.NDArray[np.uint8]:
+    """Decode JPEG (or any OpenCV-readable image) bytes to HxWx3 BGR.
+
+    Raises ``ValueError("cannot decode JPEG ...")`` when OpenCV cannot decode them, and for
+    a JPEG cut short inside its image data (no end-of-image marker after the last scan).
+    """
+    if not jpeg_bytes:
+        raise ValueError("cannot decode JPEG (0 bytes)")
+    last_eoi, last_sos = jpeg_bytes.rfind(b"\xff\xd9"), jpeg_bytes.rfind(b"\xff\xda")
+    if jpeg_bytes[:2] == b"\xff\xd8" and last_eoi < last_sos:
+        # Truncated inside the (last) scan. Some OpenCV builds (4.10) decode such a file
+        # into a partly grey image with only a warning; reject it the same way everywhere.
+        # Entropy-coded data byte-stuffs 0xFF, so neither marker can occur inside a scan.
+        raise ValueError(
+            f"cannot decode JPEG ({len(jpeg_bytes)} bytes): truncated, no end-of-image marker"
+        )
+    buffer = np.frombuffer(jpeg_bytes, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"cannot decode JPEG ({len(jpeg_bytes)} bytes): {exc}") from exc
+    if image is None or image.size == 0:
+        raise ValueError(f"cannot decode JPEG ({len(jpeg_bytes)} bytes)")
+    return np.asarray(image, dtype=np.uint8)
+
+
+class DetectorRunner:
+    """YOLOX ONNX model in an onnxruntime session, with the pre/post-processing above."""
+
+    def __init__(
+        self,
+        model_path: str,
+        score_threshold: float = 0.3,
+        nms_threshold: float = 0.45,
+        size: int = 416,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        """Load ``model_path``.
+
+        ``threads`` sets onnxruntime's intra-op threads (default: onnxruntime decides).
+        ``providers`` defaults to CUDA when this onnxruntime build has it, else CPU.
+        """
+        import onnxruntime as ort  # local: keeps the pure functions importable without it
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        if providers is None:
+            available = ort.get_available_providers()
+            providers = [
+                p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
+            ]
+        self.session = ort.InferenceSession(str(model_path), options, providers=list(providers))
+        self.input_name: str = self.session.get_inputs()[0].name
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.size = int(size)
+
+    def detect_image(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+        """Detect on one decoded BGR image; see :func:`postprocess` for the result."""
+        tensor, ratio = letterbox(image_bgr, self.size)
+        raw = self.session.run(None, {self.input_name: tensor})[0]
+        height, width = image_bgr.shape[:2]
+        return postprocess(
+            raw, ratio, width, height, self.score_threshold, self.nms_threshold, self.size
+        )
+
+    def detect_jpeg(
+        self, jpeg_bytes: bytes
+    ) -> tuple[FloatArray, FloatArray, IntArray, tuple[int, int]]:
+        """Decode and detect one JPEG: ``(boxes, scores, classes, (width, height))``.
+
+        Raises ``ValueError("cannot decode JPEG ...")`` for bytes OpenCV cannot decode.
+        """
+        image = decode_jpeg(jpeg_bytes)
+        height, width = image.shape[:2]
+        boxes, scores, classes = self.detect_image(image)
+        return boxes, scores, classes, (int(width), int(height))
