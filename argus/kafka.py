@@ -11,9 +11,12 @@ from kafka import KafkaProducer
 from argus.log import get_logger
 from argus.metrics import DLQ_WRITES
 from argus.settings import Settings
-from schemas.dlq import DeadLetter
+from schemas.dlq import MAX_DLQ_PAYLOAD, DeadLetter
 
 log = get_logger(__name__)
+
+DLQ_REQUEST_BYTES = 16 * 1024 * 1024
+"""Producers must be able to send a dead letter of a maximal frame (``dlq`` topic limit)."""
 
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -23,7 +26,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "client_id": "argus",
         "acks": "all",
         "linger_ms": 5,
-        "max_request_size": settings.max_frame_bytes + 1024 * 1024,
+        "max_request_size": DLQ_REQUEST_BYTES,
         "retries": 5,
     }
     options.update(overrides)
@@ -56,7 +59,9 @@ def dead_letter(
             str(k): (v.decode(errors="replace") if isinstance(v, bytes | bytearray) else str(v))
             for k, v in pairs
         },
-        payload_b64=base64.b64encode(payload).decode(),
+        payload_b64=base64.b64encode(payload[:MAX_DLQ_PAYLOAD]).decode(),
+        payload_size=len(payload),
+        payload_truncated=len(payload) > MAX_DLQ_PAYLOAD,
         ts=time.time(),
     )
 

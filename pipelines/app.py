@@ -11,14 +11,16 @@ Delivery is at-least-once; every sink is idempotent (deterministic ids).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from tritonclient.grpc import InferenceServerException
 
-from argus.kafka import dead_letter
+from argus.kafka import DLQ_REQUEST_BYTES, dead_letter
 from argus.log import get_logger
 from argus.metrics import (
     ALERTS,
@@ -57,7 +59,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         store="memory://",
         topic_partitions=6,
         topic_replication_factor=1,
-        producer_max_request_size=settings.max_frame_bytes + 1024 * 1024,
+        producer_max_request_size=DLQ_REQUEST_BYTES,
         consumer_max_fetch_size=4 * settings.max_frame_bytes,
         stream_buffer_maxsize=32,
         consumer_auto_offset_reset="earliest",
@@ -79,16 +81,38 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     zone_rule = ZoneIntrusion()
     intrusion_rule = ConfirmedIntrusion(topology, window_s=settings.correlation_window_s)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
+    site_ids = {site.id for site in topology.sites}
 
     async def send_dead_letter(stage: str, reason: str, detail: str, event: Any) -> None:
+        """Dead-letter one event; never raises (a failing DLQ must not stop the stage)."""
         message = event.message
-        letter = dead_letter(stage, reason, detail, event.value or b"", topic=message.topic,
-                             partition=message.partition, offset=message.offset,
-                             key=event.key, headers=message.headers)
         DLQ_WRITES.labels(stage, reason).inc()
         log.warning("dead letter", extra={"stage": stage, "reason": reason, "detail": detail,
                                           "topic": message.topic, "offset": message.offset})
-        await dlq.send(key=stage.encode(), value=letter.to_bytes())
+        try:
+            letter = dead_letter(stage, reason, detail, event.value or b"", topic=message.topic,
+                                 partition=message.partition, offset=message.offset,
+                                 key=event.key, headers=message.headers)
+            await dlq.send(key=stage.encode(), value=letter.to_bytes())
+        except Exception:
+            DLQ_WRITES.labels(stage, "dlq_send_failed").inc()
+            log.exception("dead letter could not be sent", extra={
+                "stage": stage, "topic": message.topic, "partition": message.partition,
+                "offset": message.offset})
+
+    async def with_triton_retry(frames_in: list[tuple[FrameHeaders, bytes]]
+                                ) -> list[Detections | Rejected]:
+        """Triton being down is not the frames' fault: retry with backoff (the stage
+        stalls and consumer lag grows, which the lag alert reports)."""
+        delay = 0.5
+        while True:
+            try:
+                return await detect_frames(detector, frames_in)
+            except InferenceServerException as exc:
+                log.error("triton call failed; retrying", extra={"error": str(exc),
+                                                                 "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     @app.agent(frames, concurrency=1)
     async def detect(stream: faust.Stream) -> None:
@@ -108,7 +132,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     continue
                 accepted.append((meta, event.value))
                 accepted_events.append(event)
-            results = await detect_frames(detector, accepted)
+            results = await with_triton_retry(accepted)
             for event, result in zip(accepted_events, results, strict=True):
                 if isinstance(result, Rejected):
                     await send_dead_letter("detect", result.reason, result.detail, event)
@@ -135,7 +159,13 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 await send_dead_letter("zones", "unknown_camera",
                                        f"camera {frame.camera_id!r} not in topology", event)
                 continue
-            for video_event in zone_rule(frame, camera):
+            try:
+                found = zone_rule(frame, camera)
+            except Exception as exc:
+                log.exception("zone rule failed")
+                await send_dead_letter("zones", "internal_error", repr(exc), event)
+                continue
+            for video_event in found:
                 VIDEO_EVENTS.labels(video_event.kind).inc()
                 await video_events.send(key=video_event.site_id.encode(),
                                         value=video_event.to_bytes())
@@ -170,8 +200,18 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
             except ValidationError as exc:
                 await send_dead_letter("correlate", "schema", str(exc), event)
                 continue
+            if parsed.site_id not in site_ids:
+                await send_dead_letter("correlate", "unknown_site",
+                                       f"site {parsed.site_id!r} not in topology", event)
+                continue
             state: SiteState = dict(state_table[parsed.site_id])
-            for alert in intrusion_rule.observe(state, parsed):
+            try:
+                found = intrusion_rule.observe(state, parsed)
+            except Exception as exc:
+                log.exception("correlation rule failed")
+                await send_dead_letter("correlate", "internal_error", repr(exc), event)
+                continue
+            for alert in found:
                 await emit(alert, parsed)
             state_table[parsed.site_id] = state
             STAGE_LATENCY.labels("correlate").observe(time.perf_counter() - started)

@@ -10,6 +10,11 @@ from pydantic import Field
 from schemas.base import Message
 
 
+MAX_DLQ_PAYLOAD = 8 * 1024 * 1024
+"""Bytes of the original message kept in a dead letter (the ``dlq`` topic allows 16 MiB;
+base64 adds a third)."""
+
+
 class DeadLetter(Message):
     schema_version: Literal[1] = 1
     stage: str
@@ -21,6 +26,10 @@ class DeadLetter(Message):
     key_b64: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     payload_b64: str = Field(description="The original bytes, base64")
+    payload_size: int = Field(default=0, ge=0, description="Size of the original bytes")
+    payload_truncated: bool = Field(
+        default=False, description="True when only the first MAX_DLQ_PAYLOAD bytes are kept"
+    )
     ts: float
 
     def payload(self) -> bytes:

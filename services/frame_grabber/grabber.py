@@ -58,8 +58,10 @@ log = get_logger(__name__)
 FRAMES_TOPIC = "frames.raw"
 DEFAULT_BUFFER_SIZE = 30
 """Frames a camera may queue before drop-oldest starts (a few seconds at typical fps)."""
-DEFAULT_MAX_IN_FLIGHT = 8
+DEFAULT_MAX_IN_FLIGHT = 16
 """Unacknowledged Kafka sends per camera; bounds the producer's memory per camera."""
+PRODUCER_BATCH_BYTES = 1024 * 1024
+"""kafka-python batch size for frames (the default 16 KiB is smaller than one frame)."""
 _POLL_S = 0.1
 _REBASE_BEHIND_S = 1.0
 """A real-time file reader this far behind its frame clock restarts the clock (no burst)."""
@@ -543,6 +545,17 @@ class CameraWorker:
                            "dropped": len(leftovers), "first_seq": leftovers[0].seq})
 
 
+def make_grabber_producer(settings: Settings) -> KafkaProducer:
+    """The shared producer of a grabber process.
+
+    ``batch_size`` is raised from kafka-python's 16 KiB: a JPEG frame is larger than that,
+    so with the default every frame would travel as its own batch (about 10x fewer frames
+    per second on one partition, measured). Memory stays bounded by the per-camera
+    in-flight limit, not by the batch size.
+    """
+    return make_producer(settings, client_id="argus-frame-grabber", batch_size=PRODUCER_BATCH_BYTES)
+
+
 class FrameGrabber:
     """Runs many :class:`CameraWorker` in one process, sharing one Kafka producer.
 
@@ -587,7 +600,13 @@ class FrameGrabber:
         if self._started:
             return
         if self._producer is None:
-            self._producer = make_producer(self.settings, client_id="argus-frame-grabber")
+            self._producer = make_grabber_producer(self.settings)
+        topic = self.settings.topic(FRAMES_TOPIC)
+        try:  # fetch the topic metadata now, so the first frames do not wait for it
+            self._producer.partitions_for(topic)
+        except Exception as exc:
+            log.warning("frames topic metadata not available yet",
+                        extra={"topic": topic, "error": repr(exc)})
         for worker in self.workers.values():
             worker.start(self._producer)
         self._started = True

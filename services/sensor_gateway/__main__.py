@@ -25,7 +25,12 @@ from argus.log import get_logger, setup_logging
 from argus.metrics import serve as serve_metrics
 from argus.settings import get_settings
 from argus.topology import TopologyError, load_topology
-from services.sensor_gateway.gateway import PublishError, SensorPublisher, run_http
+from services.sensor_gateway.gateway import (
+    PublishError,
+    SensorPublisher,
+    kafka_reachable,
+    run_http,
+)
 from services.sensor_gateway.replay import LogEvent, iter_csv, iter_kasteren, replay
 
 log = get_logger("services.sensor_gateway")
@@ -90,8 +95,15 @@ def _replay(args: argparse.Namespace) -> int:
         iter_csv(args.file) if fmt == "csv" else iter_kasteren(
             args.file, dict(args.mapping) if args.mapping else None, args.keep_unmapped)
     )
+    unknown = sorted({e.sensor_id for e in events if topology.sensor(e.sensor_id) is None})
     log.info("replay.loaded", extra={"file": str(args.file), "format": fmt,
-                                     "events": len(events)})
+                                     "events": len(events), "unknown_sensors": unknown})
+    if events and len(unknown) == len({e.sensor_id for e in events}):
+        raise ValueError(f"no sensor of {args.file} is in the topology {settings.topology} "
+                         f"(for kasteren logs, map ids with --map 24=door-lobby-1 ...)")
+    if unknown:
+        log.warning("replay.unknown_sensors", extra={
+            "sensors": unknown, "detail": "their events will be dead-lettered (unknown_sensor)"})
     producer = make_producer(settings, client_id="argus-sensor-replay", max_block_ms=10000)
     stop = threading.Event()
 
@@ -100,7 +112,7 @@ def _replay(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = serve_metrics(args.metrics_port, ready=producer.bootstrap_connected)
+    server = serve_metrics(args.metrics_port, ready=lambda: kafka_reachable(settings))
     try:
         replay(events, SensorPublisher(settings, topology, producer), speed=args.speed,
                start=args.start, loop=args.loop, period_s=args.period, stop=stop)

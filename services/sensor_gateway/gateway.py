@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -394,14 +395,31 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _kafka_reachable(settings: Settings, timeout_s: float = 1.0) -> bool:
+def _bootstrap_addresses(settings: Settings) -> list[tuple[str, int]]:
+    addresses = []
     for server in settings.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
+        if port.isdigit():
+            addresses.append((host.strip("[]") or "127.0.0.1", int(port)))
+    return addresses
+
+
+def kafka_reachable(settings: Settings, timeout_s: float = 1.0) -> bool:
+    """True if any Kafka bootstrap server accepts a TCP connection (blocking)."""
+    for address in _bootstrap_addresses(settings):
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port)), timeout_s
-            )
-        except (OSError, ValueError, TimeoutError):
+            socket.create_connection(address, timeout=timeout_s).close()
+        except OSError:
+            continue
+        return True
+    return False
+
+
+async def _kafka_reachable(settings: Settings, timeout_s: float = 1.0) -> bool:
+    for host, port in _bootstrap_addresses(settings):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except (OSError, TimeoutError):
             continue
         writer.close()
         with contextlib.suppress(OSError):
@@ -497,6 +515,7 @@ __all__ = [
     "Submission",
     "create_app",
     "event_id",
+    "kafka_reachable",
     "run_http",
     "to_event",
 ]

@@ -236,6 +236,8 @@ def replay(
     while not stop.is_set():
         cycle_start = t0 + stats.cycles * period / speed
         for event in events:
+            if stop.is_set():
+                break
             due = cycle_start + event.offset_s / speed
             if due > clock():
                 settle()  # wait for acknowledgements while there is time

@@ -1,0 +1,39 @@
+# Argus — the two commands:  make demo  and  make test
+.PHONY: bootstrap demo test unit lint bench stack-up stack-down stack-status schemas clean
+
+PY := .venv/bin/python
+DURATION ?=
+FRAMES ?= 300
+
+bootstrap:  ## install everything (idempotent): Debian pkgs, .venv, .venv-triton, Kafka jars
+	@bash ops/bootstrap.sh
+
+demo: bootstrap  ## run everything on a real video; DURATION=120 stops after 120 s
+	@$(PY) -m argus.cli demo $(if $(DURATION),--duration $(DURATION))
+
+test: bootstrap lint  ## the whole suite against the real servers (started by the session)
+	$(PY) -m pytest -p no:cacheprovider -ra --durations=15 tests
+
+unit: bootstrap  ## pure-logic tests only (no servers)
+	$(PY) -m pytest -q tests/unit
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/mypy argus schemas services pipelines tests
+	$(PY) -m schemas.generate --check
+
+bench: bootstrap  ## throughput: grabber → Kafka → detect vs. a plain model loop (FRAMES=300)
+	@$(PY) -m argus.cli bench --frames $(FRAMES)
+
+stack-up: bootstrap
+	@$(PY) -m argus.cli stack up
+stack-down:
+	@$(PY) -m argus.cli stack down
+stack-status:
+	@$(PY) -m argus.cli stack status
+
+schemas:
+	$(PY) -m schemas.generate
+
+clean: stack-down
+	rm -rf .stack

@@ -1,0 +1,115 @@
+"""The detect stage on the real Kafka + Triton: frames.raw → detections, and dead letters."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from argus.kafka import make_producer
+from argus.settings import Settings
+from schemas import DeadLetter, Detections, FrameHeaders, VideoEvent
+from tests.conftest import metric_value, scrape
+from tests.kafka_utils import consume
+
+pytestmark = pytest.mark.integration
+
+
+def pets_frames(settings: Settings, count: int) -> list[bytes]:
+    cap = cv2.VideoCapture(str(settings.shared / "data/pets09_s2l1/vtest.avi"))
+    frames = []
+    for _ in range(count):
+        ok, image = cap.read()
+        assert ok
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        frames.append(jpeg.tobytes())
+    cap.release()
+    return frames
+
+
+def gt_people(settings: Settings, frame_no: int) -> int:
+    rows = (settings.shared / "data/pets09_s2l1/gt_frames_001_300.txt").read_text().splitlines()
+    return sum(1 for r in rows if r.split(",")[0] == str(frame_no) and float(r.split(",")[6]) != 0)
+
+
+def test_frames_become_detections_and_zone_events(stack: Settings, worker: int) -> None:
+    producer = make_producer(stack)
+    frames = pets_frames(stack, 6)
+    base_ts = time.time()
+    for seq, jpeg in enumerate(frames):
+        meta = FrameHeaders(camera_id="cam-test", seq=seq, capture_ts=base_ts + seq * 0.2,
+                            width=480, height=360)
+        producer.send(stack.topic("frames.raw"), key=b"cam-test", value=jpeg,
+                      headers=meta.to_headers())
+    producer.flush()
+    records = [r for r in consume(stack, "detections", 6, timeout_s=60) if r.key == b"cam-test"]
+    assert len(records) == 6
+    by_seq = {d.seq: d for d in (Detections.model_validate_json(r.value) for r in records)}
+    assert sorted(by_seq) == list(range(6))
+    first = by_seq[0]
+    assert (first.width, first.height, first.model) == (480, 360, "detector")
+    persons = [d for d in first.detections if d.class_name == "person" and d.score >= 0.3]
+    expected = gt_people(stack, 1)
+    assert expected * 0.6 <= len(persons) <= expected + 5, (len(persons), expected)
+    for d in persons:
+        assert 0 <= d.box.x1 < d.box.x2 <= 1 and 0 <= d.box.y1 < d.box.y2 <= 1
+        assert d.box.y2 - d.box.y1 > d.box.x2 - d.box.x1  # people are taller than wide
+    # the whole-frame zone of cam-test maps to site zone "yard": one event (cool-down)
+    events = [VideoEvent.model_validate_json(r.value)
+              for r in consume(stack, "events.video", 1, timeout_s=20)]
+    ours = [e for e in events if e.camera_id == "cam-test"]
+    assert ours and ours[0].site_zone_id == "yard" and ours[0].count >= expected * 0.6
+    metrics = scrape(worker)
+    assert metric_value(metrics, "argus_stage_messages_out_total", stage="detect") >= 6
+    assert metric_value(metrics, "argus_triton_request_seconds_count", model="detector") >= 6
+
+
+def test_bad_frames_are_dead_lettered_and_the_stage_goes_on(stack: Settings, worker: int
+                                                            ) -> None:
+    producer = make_producer(stack)
+    good = pets_frames(stack, 1)[0]
+    now = time.time()
+
+    def headers(camera: str, seq: int) -> list[tuple[str, bytes]]:
+        return FrameHeaders(camera_id=camera, seq=seq, capture_ts=now, width=480,
+                            height=360).to_headers()
+
+    topic = stack.topic("frames.raw")
+    cases = {
+        "corrupt_jpeg": (b"cam-test", good[:300], headers("cam-test", 9001)),
+        "unknown_camera": (b"cam-nowhere", good, headers("cam-nowhere", 9002)),
+        "schema": (b"cam-test", good, [("camera_id", b"cam-test"), ("seq", b"minus one")]),
+        "oversize": (b"cam-test", good + b"\0" * stack.max_frame_bytes, headers("cam-test", 9004)),
+    }
+    for key, value, hdrs in cases.values():
+        producer.send(topic, key=key, value=value, headers=hdrs)
+    producer.send(topic, key=b"cam-test", value=np.random.default_rng(1).bytes(5000),
+                  headers=headers("cam-test", 9005))
+    # and after all of that, a good frame still goes through
+    producer.send(topic, key=b"cam-test", value=good, headers=headers("cam-test", 9006))
+    producer.flush()
+
+    letters = [DeadLetter.model_validate_json(r.value)
+               for r in consume(stack, "dlq", 5, timeout_s=60)]
+    reasons = sorted(letter.reason for letter in letters if letter.stage == "detect")
+    assert reasons == sorted(["corrupt_jpeg", "corrupt_jpeg", "unknown_camera", "schema",
+                              "oversize"])
+    corrupt = next(letter for letter in letters if letter.reason == "corrupt_jpeg"
+                   and letter.headers.get("seq") == "9001")
+    assert corrupt.payload() == good[:300]
+    assert corrupt.source_topic == topic and corrupt.offset is not None
+    assert corrupt.key_b64 is not None
+    unknown = next(letter for letter in letters if letter.reason == "unknown_camera")
+    assert "cam-nowhere" in unknown.error and unknown.payload() == good
+
+    seqs = {json.loads(r.value)["seq"] for r in consume(stack, "detections", 7, timeout_s=60)
+            if r.key == b"cam-test"}
+    assert 9006 in seqs and 9001 not in seqs
+    metrics = scrape(worker)
+    assert metric_value(metrics, "argus_dlq_messages_total", stage="detect",
+                        reason="corrupt_jpeg") == 2
+    assert metric_value(metrics, "argus_dlq_messages_total", stage="detect",
+                        reason="oversize") == 1

@@ -1,0 +1,65 @@
+"""The embedded stack: idempotent up, topics from the spec, crash detection."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from argus import stack as embedded
+from argus.settings import Settings, get_settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_second_up_is_harmless_and_all_servers_run(stack: Settings) -> None:
+    assert embedded.up(get_settings()) == []
+    states = {s.name: s.state for s in embedded.status(get_settings())}
+    assert states == {"redis": "running", "kafka": "running", "triton": "running",
+                      "prometheus": "running"}
+
+
+def test_topics_follow_the_spec(stack: Settings) -> None:
+    spec = embedded.load_topic_spec()
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        described = {t["name"]: t for t in admin.describe_topics(
+            [stack.topic(name) for name in spec])}
+        for name, conf in spec.items():
+            assert len(described[stack.topic(name)]["partitions"]) == conf["partitions"]
+        resource = ConfigResource(ConfigResourceType.TOPIC, stack.topic("frames.raw"))
+        response = admin.describe_configs([resource])
+        configs = response["topic"][stack.topic("frames.raw")]
+        assert configs["max.message.bytes"]["value"] == "8388608"
+        assert configs["retention.ms"]["value"] == "600000"
+    finally:
+        admin.close()
+    assert embedded.create_topics(stack) == []  # idempotent
+
+
+def test_a_crashed_server_is_reported_and_restarted(tmp_path: Path) -> None:
+    settings = Settings(stack_dir=tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    assert embedded.up(settings, ["redis"]) == ["redis"]
+    server = embedded.Redis(settings)
+    pid = server.pid()
+    assert pid is not None and server.status().state == "running"
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert server.status().state == "crashed"
+    assert embedded.up(settings, ["redis"]) == ["redis"]
+    assert server.status().state == "running"
+    embedded.down(settings, ["redis"])
+    assert server.status().state == "stopped"
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    base = get_settings()
+    settings = Settings(stack_dir=tmp_path, redis_url=base.redis_url)
+    with pytest.raises(embedded.StackError, match="already taken"):
+        embedded.up(settings, ["redis"])
