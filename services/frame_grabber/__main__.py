@@ -11,10 +11,13 @@ plays every file source a single time even if the topology says ``loop: true``.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from pathlib import Path
 from types import FrameType
+
+import cv2
 
 from argus.log import get_logger, setup_logging
 from argus.metrics import serve
@@ -55,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the frame grabber; returns the process exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
+    # OpenCV and FFmpeg print unstructured warnings for every failed (re)open; the grabber
+    # logs each failure itself (JSON, naming the camera), so keep theirs to real errors.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     settings = get_settings()
     topology_path: Path = args.topology or settings.topology
     try:

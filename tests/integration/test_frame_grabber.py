@@ -90,7 +90,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
 def source_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     """The decoded source frames at ``indices``."""
     cap = cv2.VideoCapture(str(path))
-    wanted, out, index = set(indices), {}, 0
+    wanted, index = set(indices), 0
+    out: dict[int, np.ndarray] = {}
     try:
         while len(out) < len(wanted):
             ok, image = cap.read()
@@ -253,4 +254,4 @@ def test_downscale_and_realtime_pacing(settings: Settings) -> None:
     gaps = np.diff([h.capture_ts for h in headers[:5]])
     assert np.all((gaps > 0.35) & (gaps < 0.8)), gaps  # about 0.5 s apart (2 fps)
     image = cv2.imdecode(np.frombuffer(records[0].value, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == (216, 384, 3)
+    assert image is not None and image.shape == (216, 384, 3)

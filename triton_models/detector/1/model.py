@@ -88,6 +88,8 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; a bad JPEG fails only the request that carried it."""
+        import time as _t
+        _t0 = _t.perf_counter(); _ct0 = _t.process_time()
         responses = []
         for request in requests:
             try:
@@ -102,6 +104,7 @@ class TritonPythonModel:
                         error=pb_utils.TritonError(f"detector_error: {type(exc).__name__}: {exc}")
                     )
                 )
+        _log_info(f"TIMING n={len(requests)} wall={(_t.perf_counter()-_t0)*1000:.1f}ms cpu={(_t.process_time()-_ct0)*1000:.1f}ms")
         return responses
 
     def _infer(self, request: Any) -> Any:
@@ -115,7 +118,10 @@ class TritonPythonModel:
             except ValueError as exc:
                 where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
                 raise CorruptJpegError(f"{exc}{where}") from exc
+        import time as _t
+        _a = _t.perf_counter()
         results = [self.runner.detect_image(image) for image in decoded]
+        _log_info(f"TIMING-detect {len(decoded)} {(_t.perf_counter()-_a)*1000:.1f}ms")
         rows = max([1, *(len(scores) for _, scores, _ in results)])
         boxes = np.zeros((len(results), rows, 4), dtype=np.float32)
         scores = np.zeros((len(results), rows), dtype=np.float32)

@@ -1,0 +1,105 @@
+"""End to end on the real servers: a real video and an intrusion sensor event become
+exactly one confirmed-intrusion alert, in Redis and on the ``alerts`` topic.
+
+grabber (one-by-one-person-detection.mp4) → frames.raw → detect (Triton) → detections
+→ zones → events.video ┐
+sensor publisher (pir-lobby-test) → sensors.events ┴→ correlate → alerts + Redis
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from argus.kafka import make_producer
+from argus.settings import Settings
+from argus.topology import Topology
+from pipelines import alert_sink
+from schemas import Alert, SensorEvent
+from services.frame_grabber.grabber import FrameGrabber
+from services.sensor_gateway.gateway import SensorPublisher
+from tests.conftest import metric_value, scrape
+from tests.kafka_utils import consume
+
+pytestmark = pytest.mark.e2e
+
+SITE = "site-test"
+
+
+def wait_for(predicate: object, timeout_s: float, interval_s: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval_s)
+    return False
+
+
+def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topology, worker: int
+                                              ) -> None:
+    db = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    active_key = alert_sink.site_active_key(SITE)
+    assert db.zcard(active_key) == 0
+
+    # 1. the intrusion sensor fires (through the gateway's own publisher)
+    producer = make_producer(stack)
+    publisher = SensorPublisher(stack, topology, producer)
+    reading = {"sensor_id": "pir-lobby-test", "state": "active", "ts": time.time()}
+    published = publisher.publish(json.dumps(reading).encode())
+    assert len(published.event_ids) == 1
+
+    # 2. the camera sees people walking through the lobby (the real video, not paced)
+    camera = topology.camera("cam-e2e")
+    assert camera is not None
+    grabber = FrameGrabber([camera], stack)
+    grabber.start()
+    try:
+        assert grabber.wait(timeout=120), "the grabber did not finish the video"
+    finally:
+        grabber.stop()
+    sent = grabber.stats()["cam-e2e"]["published"]
+    assert sent >= 100  # 139 s of video sampled at 2 fps
+
+    # 3. every frame is processed, and the alert is there
+    def all_detected() -> bool:
+        return metric_value(scrape(worker), "argus_stage_messages_out_total",
+                            stage="detect") >= sent
+
+    assert wait_for(all_detected, 120), "the detect stage did not process every frame"
+    assert wait_for(lambda: db.zcard(active_key) >= 1, 30), "no alert in Redis"
+    time.sleep(3)  # let any late (duplicate) alert land before counting
+
+    alert_ids = db.zrange(active_key, 0, -1)
+    assert len(alert_ids) == 1
+    stored = db.hgetall(alert_sink.alert_key(alert_ids[0]))
+    alert = Alert.model_validate_json(stored["json"])
+    assert alert.rule == "confirmed_intrusion" and alert.severity.value == "high"
+    assert (alert.site_id, alert.zone_id, alert.camera_id) == (SITE, "lobby", "cam-e2e")
+    assert (alert.lat, alert.lon) == (48.8584, 2.2945)
+    sensor_evidence = [e for e in alert.evidence if e.source == "sensor"]
+    video_evidence = [e for e in alert.evidence if e.source == "video"]
+    assert [e.event_id for e in sensor_evidence] == published.event_ids
+    assert video_evidence[0].camera_id == "cam-e2e"
+    assert video_evidence[0].snapshot_ref and video_evidence[0].snapshot_ref.startswith(
+        "frames.raw/cam-e2e/")
+    assert abs(video_evidence[0].ts - reading["ts"]) <= stack.correlation_window_s
+
+    on_kafka = [Alert.model_validate_json(r.value)
+                for r in consume(stack, "alerts", 1, timeout_s=20) if r.key == SITE.encode()]
+    assert [a.alert_id for a in on_kafka] == [alert.alert_id]
+
+    # 4. the same sensor event delivered again (at-least-once) makes no second alert
+    raw = next(r for r in consume(stack, "sensors.events", 1, timeout_s=10)
+               if SensorEvent.model_validate_json(r.value).event_id == published.event_ids[0])
+    producer.send(stack.topic("sensors.events"), key=raw.key, value=raw.value)
+    producer.flush()
+    assert wait_for(lambda: metric_value(scrape(worker), "argus_alerts_duplicate_total",
+                                         rule="confirmed_intrusion") >= 1, 30)
+    assert db.zrange(active_key, 0, -1) == alert_ids
+    again = [r for r in consume(stack, "alerts", 2, timeout_s=5) if r.key == SITE.encode()]
+    assert len(again) == 1
+    assert metric_value(scrape(worker), "argus_alerts_total", rule="confirmed_intrusion",
+                        severity="high") == 1
