@@ -100,7 +100,7 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
                                       "--metrics-port", "39104"], str(log_dir))
         out.write(
             "\nRunning. Where to look:\n"
-            f"  alerts (Redis)     redis-cli -p {settings.redis_url.rsplit(':', 1)[1]} "
+            f"  alerts (Redis)     redis-cli -u {settings.redis_url} "
             f"XREVRANGE {alert_sink.RECENT} + - COUNT 5\n"
             f"                     keys {alert_sink.PREFIX}alert:<id>, "
             f"{alert_sink.PREFIX}site:<site>:alerts:active, channel {alert_sink.CHANNEL}\n"

@@ -10,6 +10,7 @@ crashed. Everything lives under ``settings.stack_dir`` (git-ignored): per server
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -97,7 +98,7 @@ class Server(ABC):
     @abstractmethod
     def ports(self) -> list[int]: ...
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most servers need none
         """Write config files / format storage before the first start."""
 
     def env(self) -> dict[str, str]:
@@ -159,10 +160,8 @@ class Server(ABC):
     def stop(self, timeout_s: float = 30.0) -> None:
         pid = self.pid()
         if pid is not None and _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + timeout_s
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -418,10 +417,8 @@ def create_topics(settings: Settings, spec_path: Path = TOPICS_FILE) -> list[str
             for name, conf in spec.items() if settings.topic(name) not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=30000)
-            except TopicAlreadyExistsError:
-                pass
         created = [t.name for t in new]
         if created:
             log.info("topics created", extra={"topics": created})

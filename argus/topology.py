@@ -60,14 +60,16 @@ class CameraZone(_Frozen):
     def _normalised(cls, polygon: list[Point]) -> list[Point]:
         for x, y in polygon:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"polygon point ({x}, {y}) is outside 0..1 (use normalised coords)")
+                raise ValueError(
+                    f"polygon point ({x}, {y}) is outside 0..1 (use normalised coords)")
         return polygon
 
 
 class Camera(_Frozen):
     id: str = Field(min_length=1, max_length=128)
     site: str
-    source: str = Field(min_length=1, description="File path, rtsp:// or http:// URL, or webcam index")
+    source: str = Field(
+        min_length=1, description="File path, rtsp:// or http:// URL, or webcam index")
     fps: float = Field(default=5.0, gt=0, le=60)
     loop: bool = False
     realtime: bool = True

@@ -15,7 +15,8 @@ from pipelines.app import create_app
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="argus worker", description=__doc__)
     parser.add_argument("--metrics-port", type=int, default=39102)
-    parser.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    parser.add_argument("--loglevel", default="warn",
+                        choices=["crit", "error", "warn", "info", "debug"])
     args = parser.parse_args(argv)
     setup_logging()
     settings = get_settings()

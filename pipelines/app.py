@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 import redis.asyncio as aioredis
@@ -69,7 +69,6 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     frames = app.topic(settings.topic("frames.raw"), **RAW)
     detections = app.topic(settings.topic("detections"), **RAW)
     video_events = app.topic(settings.topic("events.video"), **RAW)
-    sensor_events = app.topic(settings.topic("sensors.events"), **RAW)
     alerts = app.topic(settings.topic("alerts"), **RAW)
     dlq = app.topic(settings.topic("dlq"), **RAW)
     correlation_in = app.topic(settings.topic("events.video"), settings.topic("sensors.events"),
@@ -115,8 +114,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 delay = min(delay * 2, 30.0)
 
     @app.agent(frames, concurrency=1)
-    async def detect(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.detect_batch,
+    async def detect(stream: faust.StreamT[bytes]) -> None:
+        async for events in cast(faust.Stream, stream).take_events(settings.detect_batch,
                                                within=settings.detect_batch_window_s):
             STAGE_BATCH.labels("detect").observe(len(events))
             STAGE_IN.labels("detect").inc(len(events))
@@ -145,7 +144,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     STAGE_LATENCY.labels("detect").observe(per_item)
 
     @app.agent(detections, concurrency=1)
-    async def zones(stream: faust.Stream) -> None:
+    async def zones(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             STAGE_IN.labels("zones").inc()
             started = time.perf_counter()
@@ -188,7 +187,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
             STAGE_OUT.labels("correlate").inc()
 
     @app.agent(correlation_in, concurrency=1)
-    async def correlate(stream: faust.Stream) -> None:
+    async def correlate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             STAGE_IN.labels("correlate").inc()
             started = time.perf_counter()

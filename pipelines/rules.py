@@ -28,8 +28,9 @@ ACTIVE_STATES = {"active", "on", "open", "1", "alarm", "triggered"}
 def alert_id(rule: str, site: str, zone: str, anchor: str) -> str:
     """Deterministic alert id.
 
-    >>> alert_id("confirmed_intrusion", "s", "z", "e1") == alert_id("confirmed_intrusion", "s", "z", "e1")
-    True
+    >>> alert_id("confirmed_intrusion", "site", "zone", "pir:1.000:active")
+    'confirmed_intrusion-7f3816bce347ec4a'
+
     """
     digest = hashlib.sha1(f"{rule}|{site}|{zone}|{anchor}".encode()).hexdigest()
     return f"{rule}-{digest[:16]}"

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from schemas.base import Message
 
-
 MAX_DLQ_PAYLOAD = 8 * 1024 * 1024
 """Bytes of the original message kept in a dead letter (the ``dlq`` topic allows 16 MiB;
 base64 adds a third)."""

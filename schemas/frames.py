@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -27,10 +28,12 @@ class FrameHeaders(Message):
     @classmethod
     def from_headers(cls, headers: object) -> FrameHeaders:
         """Parse Kafka headers (a list of pairs or a mapping); raises ``ValidationError``."""
-        pairs = headers.items() if isinstance(headers, dict) else headers
-        raw = {
+        pairs: Iterable[tuple[object, object]] = (
+            headers.items() if isinstance(headers, dict)
+            else cast(Iterable[tuple[object, object]], headers or []))
+        raw: dict[str, object] = {
             str(k): (v.decode(errors="replace") if isinstance(v, bytes | bytearray) else v)
-            for k, v in (pairs or [])  # type: ignore[union-attr]
+            for k, v in pairs
         }
         version = raw.get("schema_version")
         if isinstance(version, str) and version.isdigit():

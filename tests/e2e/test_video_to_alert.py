@@ -47,7 +47,8 @@ def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topolog
     # 1. the intrusion sensor fires (through the gateway's own publisher)
     producer = make_producer(stack)
     publisher = SensorPublisher(stack, topology, producer)
-    reading = {"sensor_id": "pir-lobby-test", "state": "active", "ts": time.time()}
+    fired_at = time.time()
+    reading = {"sensor_id": "pir-lobby-test", "state": "active", "ts": fired_at}
     published = publisher.publish(json.dumps(reading).encode())
     assert len(published.event_ids) == 1
 
@@ -72,7 +73,7 @@ def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topolog
     assert wait_for(lambda: db.zcard(active_key) >= 1, 30), "no alert in Redis"
     time.sleep(3)  # let any late (duplicate) alert land before counting
 
-    alert_ids = db.zrange(active_key, 0, -1)
+    alert_ids = [str(a) for a in db.zrange(active_key, 0, -1)]
     assert len(alert_ids) == 1
     stored = db.hgetall(alert_sink.alert_key(alert_ids[0]))
     alert = Alert.model_validate_json(stored["json"])
@@ -85,7 +86,7 @@ def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topolog
     assert video_evidence[0].camera_id == "cam-e2e"
     assert video_evidence[0].snapshot_ref and video_evidence[0].snapshot_ref.startswith(
         "frames.raw/cam-e2e/")
-    assert abs(video_evidence[0].ts - reading["ts"]) <= stack.correlation_window_s
+    assert abs(video_evidence[0].ts - fired_at) <= stack.correlation_window_s
 
     on_kafka = [Alert.model_validate_json(r.value)
                 for r in consume(stack, "alerts", 1, timeout_s=20) if r.key == SITE.encode()]

@@ -50,7 +50,7 @@ def test_write_alert_is_idempotent(stack: Settings) -> None:
         alert.last_seen)
     assert sync.xlen(alert_sink.RECENT) == stream_before + 1
     assert sync.geopos(alert_sink.GEO, alert.alert_id)[0] is not None
-    messages = []
+    messages: list[dict[str, object]] = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not messages:
         message = pubsub.get_message(timeout=0.5)

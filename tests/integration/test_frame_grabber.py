@@ -8,9 +8,11 @@ frames, and reading the topic back only reads what these tests wrote.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -255,3 +257,70 @@ def test_downscale_and_realtime_pacing(settings: Settings) -> None:
     assert np.all((gaps > 0.35) & (gaps < 0.8)), gaps  # about 0.5 s apart (2 fps)
     image = cv2.imdecode(np.frombuffer(records[0].value, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape == (216, 384, 3)
+
+
+@pytest.fixture
+def mjpeg_camera(settings: Settings) -> Iterator[tuple[str, list[int]]]:
+    """A live HTTP MJPEG "camera": 20 fps for one second per connection, then it hangs up.
+
+    Yields the stream URL and a list that grows by one per connection.
+    """
+    cap = cv2.VideoCapture(str(settings.shared / VIDEO))
+    jpegs = []
+    for _ in range(20):
+        ok, image = cap.read()
+        assert ok
+        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+    cap.release()
+    connections: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            connections.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for jpeg in jpegs:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                     b"Content-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg))
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/stream.mjpg", connections
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_live_stream_that_hangs_up_is_reconnected(
+        settings: Settings, mjpeg_camera: tuple[str, list[int]]) -> None:
+    url, connections = mjpeg_camera
+    camera = make_camera("live", url, fps=5)
+    grabber = FrameGrabber([camera], settings)
+    grabber.start()
+    try:
+        assert wait_until(lambda: grabber.stats()[camera.id]["reconnects"] >= 2, 20), (
+            grabber.stats())
+        assert wait_until(lambda: grabber.stats()[camera.id]["captured"] >= 10, 10)
+    finally:
+        grabber.stop()
+    assert len(connections) >= 3  # the first connection and two reconnects
+
+    stats = grabber.stats()[camera.id]
+    assert stats["published"] == stats["captured"] >= 10
+    assert stats["dropped"] == 0
+    records = camera_records(settings, camera.id)
+    headers = [FrameHeaders.from_headers(r.headers) for r in records]
+    assert [h.seq for h in headers] == list(range(stats["captured"]))  # seq survives reconnects
+    assert {(h.width, h.height) for h in headers} == {(WIDTH, HEIGHT)}
+    # A 20 fps stream sampled by wall clock to 5 fps: about 5 frames per connected second.
+    gaps = np.diff([h.capture_ts for h in headers])
+    assert np.median(gaps) == pytest.approx(0.2, abs=0.06), gaps

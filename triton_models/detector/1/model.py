@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+# Triton's stub (2.51) appends this directory to sys.path itself, but at the END: put it first
+# so that our yolox.py wins over any installed module of the same name (e.g. Megvii's ``yolox``
+# package in a custom Triton image), and so the import does not depend on stub behaviour.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
+if sys.path[:1] != [_HERE]:
     sys.path.insert(0, _HERE)
 
 import yolox  # noqa: E402  (found through the sys.path entry above)
@@ -50,7 +53,8 @@ def _parameter(config: dict[str, Any], name: str, default: str | None = None) ->
 
 
 def _log_info(message: str) -> None:
-    """Log through Triton's logger when this backend version has one."""
+    """Log through Triton's logger (``pb_utils.Logger`` exists only once the stub runs the
+    model, not while model.py is imported; older backends lack it)."""
     logger = getattr(pb_utils, "Logger", None)
     if logger is not None:
         logger.log_info(message)
@@ -88,8 +92,6 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; a bad JPEG fails only the request that carried it."""
-        import time as _t
-        _t0 = _t.perf_counter(); _ct0 = _t.process_time()
         responses = []
         for request in requests:
             try:
@@ -104,7 +106,6 @@ class TritonPythonModel:
                         error=pb_utils.TritonError(f"detector_error: {type(exc).__name__}: {exc}")
                     )
                 )
-        _log_info(f"TIMING n={len(requests)} wall={(_t.perf_counter()-_t0)*1000:.1f}ms cpu={(_t.process_time()-_ct0)*1000:.1f}ms")
         return responses
 
     def _infer(self, request: Any) -> Any:
@@ -118,10 +119,7 @@ class TritonPythonModel:
             except ValueError as exc:
                 where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
                 raise CorruptJpegError(f"{exc}{where}") from exc
-        import time as _t
-        _a = _t.perf_counter()
         results = [self.runner.detect_image(image) for image in decoded]
-        _log_info(f"TIMING-detect {len(decoded)} {(_t.perf_counter()-_a)*1000:.1f}ms")
         rows = max([1, *(len(scores) for _, scores, _ in results)])
         boxes = np.zeros((len(results), rows, 4), dtype=np.float32)
         scores = np.zeros((len(results), rows), dtype=np.float32)
