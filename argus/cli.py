@@ -39,9 +39,14 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from argus.models import fetch
+    from argus.models import ModelFetchError, fetch
 
-    for name, path in fetch(get_settings(), args.names or None).items():
+    try:
+        fetched = fetch(get_settings(), args.names or None)
+    except ModelFetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, path in fetched.items():
         print(f"{name}: {path}")
     return 0
 

@@ -1,0 +1,21 @@
+"""The frame grabber service: cameras (files, RTSP/HTTP streams, webcams) → ``frames.raw``.
+
+Each camera is read by a :class:`CameraWorker` (sample to fps, downscale, JPEG-encode,
+bounded drop-oldest buffer, bounded in-flight Kafka sends); :class:`FrameGrabber` runs
+many of them in one process with one producer. Run it with
+``python -m services.frame_grabber`` (see ``__main__``).
+"""
+
+from services.frame_grabber.grabber import CameraWorker, Frame, FrameBuffer, FrameGrabber
+from services.frame_grabber.source import Backoff, FrameSampler, SourceKind, parse_source
+
+__all__ = [
+    "Backoff",
+    "CameraWorker",
+    "Frame",
+    "FrameBuffer",
+    "FrameGrabber",
+    "FrameSampler",
+    "SourceKind",
+    "parse_source",
+]

@@ -168,6 +168,8 @@ class _PassEnd(Enum):
     """End of file, or a live stream that stopped returning frames."""
     EMPTY = "empty"
     """Opened, but not a single frame could be read."""
+    FAILED = "failed"
+    """An unexpected error while reading (logged); the source is reopened with backoff."""
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -211,7 +213,6 @@ class CameraWorker:
         self._key = camera.id.encode()
         self._buffer: FrameBuffer[Frame] = FrameBuffer(buffer_size, camera=camera.id)
         self._backoff = backoff or Backoff()
-        self._max_in_flight = max_in_flight
         self._slots = threading.BoundedSemaphore(max_in_flight)
 
         self._stop = threading.Event()
@@ -340,10 +341,17 @@ class CameraWorker:
                 return
             try:
                 end = self._read_pass(cap)
+            except Exception:
+                log.exception("camera read failed; reopening the source",
+                              extra={"camera": self.camera.id, "source": self.source.target})
+                end = _PassEnd.FAILED
             finally:
                 cap.release()
             if end is _PassEnd.STOPPED:
                 return
+            if end is _PassEnd.FAILED:
+                retry = True
+                continue
             if self.source.kind is SourceKind.FILE:
                 if end is _PassEnd.EMPTY:
                     if not self.camera.loop:
@@ -364,7 +372,7 @@ class CameraWorker:
                         extra={"camera": self.camera.id, "source": self.source.target})
             retry = True
 
-    def _open(self, retry: bool) -> Any:
+    def _open(self, retry: bool) -> cv2.VideoCapture | None:
         """Open the source, retrying with backoff; ``None`` when stopped meanwhile.
 
         ``retry`` means the previous attempt failed (or a live stream died): wait the next
@@ -395,7 +403,7 @@ class CameraWorker:
                 log.warning("camera source could not be opened; retrying", extra=extra)
             retry = True
 
-    def _read_pass(self, cap: Any) -> _PassEnd:
+    def _read_pass(self, cap: cv2.VideoCapture) -> _PassEnd:
         """Read an opened source until it ends, stalls or the worker stops."""
         is_file = self.source.kind is SourceKind.FILE
         fps = source_fps(cap)

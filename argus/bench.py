@@ -1,0 +1,208 @@
+"""``make bench``: frames per second through the real pipeline vs. a plain model loop.
+
+* **pipeline**: the frame grabber reads a real video as fast as it can and publishes
+  JPEG frames to Kafka; the stream worker's detect stage sends them to Triton's
+  ``detector`` and publishes ``detections``. Measured from the grabber's start to the
+  N-th detection on the topic (after a warm-up frame), on isolated topics.
+* **plain loop**: the same N JPEG frames through the same model code in one process —
+  JPEG decode → letterbox → onnxruntime → decode/NMS — no Kafka, no Triton.
+
+The ratio pipeline/plain is the figure to drive up. Prints a table and JSON
+(``--json PATH`` also writes it). ``--frames 30`` is the smoke mode CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+from kafka import KafkaConsumer
+
+from argus import stack
+from argus.log import setup_logging
+from argus.modelcode import load_yolox_module
+from argus.settings import REPO_ROOT, Settings, get_settings
+from argus.topology import load_topology
+
+DEFAULT_VIDEO = "data/videos/person-bicycle-car-detection.mp4"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def read_jpegs(video: Path, count: int, quality: int = 85) -> list[bytes]:
+    cap = cv2.VideoCapture(str(video))
+    frames: list[bytes] = []
+    while len(frames) < count:
+        ok, image = cap.read()
+        if not ok:
+            break
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        frames.append(jpeg.tobytes())
+    cap.release()
+    return frames
+
+
+def bench_plain(settings: Settings, jpegs: list[bytes]) -> dict[str, Any]:
+    """The same model code, one frame after another, in this process."""
+    yolox = load_yolox_module()
+    runner = yolox.DetectorRunner(str(settings.models_dir / "yolox_nano.onnx"))
+    runner.detect_jpeg(jpegs[0])  # warm-up
+    per_frame = []
+    started = time.perf_counter()
+    for jpeg in jpegs:
+        t = time.perf_counter()
+        runner.detect_jpeg(jpeg)
+        per_frame.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    return {"frames": len(jpegs), "seconds": round(elapsed, 3),
+            "fps": round(len(jpegs) / elapsed, 2),
+            "ms_p50": round(statistics.median(per_frame) * 1000, 2)}
+
+
+def _write_topology(video: Path, path: Path) -> None:
+    path.write_text(
+        "sites: [{id: bench, lat: 0, lon: 0, zones: [{id: all}]}]\n"
+        "cameras:\n"
+        f"  - {{id: bench-cam, site: bench, source: '{video}', fps: 60, realtime: false,\n"
+        "      jpeg_quality: 85, zones: [{id: all, site_zone: all,\n"
+        "      polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}]}\n")
+
+
+def bench_pipeline(base: Settings, video: Path, frames: int) -> dict[str, Any]:
+    """Grabber → Kafka → detect (Triton) → detections, on isolated topics."""
+    from services.frame_grabber.grabber import FrameGrabber
+
+    workdir = Path(tempfile.mkdtemp(prefix="argus-bench-"))
+    topology_path = workdir / "topology.yaml"
+    _write_topology(video, topology_path)
+    settings = Settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
+                        app_id=f"argus-bench-{uuid.uuid4().hex[:8]}", topology=topology_path)
+    stack.create_topics(settings)
+    port = 39199
+    env = {**os.environ, **settings.to_env()}
+    log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
+                              cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    consumer = KafkaConsumer(settings.topic("detections"), bootstrap_servers=base.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.3)
+        camera = load_topology(topology_path, settings.shared).cameras[0]
+        grabber = FrameGrabber([camera], settings)
+        latencies: list[float] = []
+        seen = 0
+        first_at: float | None = None
+        grabber.start()
+        started = time.perf_counter()
+        deadline = time.monotonic() + max(120.0, frames * 0.5)
+        while seen < frames and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                now = time.time()
+                for record in batch:
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    latencies.append(now - json.loads(record.value)["capture_ts"])
+                    seen += 1
+        elapsed = time.perf_counter() - started
+        grabber.stop()
+        if seen < frames:
+            raise RuntimeError(f"only {seen}/{frames} detections arrived; see {workdir}")
+        steady = (frames - 1) / (time.perf_counter() - (first_at or started)) if frames > 1 else 0
+        latencies.sort()
+        return {
+            "frames": frames, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2),
+            "fps_after_first": round(steady, 2),
+            "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
+            "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
+        }
+    finally:
+        consumer.close()
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argus bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--video", type=Path, default=None,
+                        help=f"default: $ARGUS_SHARED/{DEFAULT_VIDEO}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    base = get_settings()
+    video = args.video or base.shared / DEFAULT_VIDEO
+    stack.up(base)
+    jpegs = read_jpegs(video, args.frames)
+    frames = len(jpegs)
+    plain = bench_plain(base, jpegs)
+    pipeline = bench_pipeline(base, video, frames)
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "video": video.name,
+        "frames": frames,
+        "pipeline": pipeline,
+        "plain_loop": plain,
+        "ratio_pipeline_to_plain": round(pipeline["fps"] / plain["fps"], 3),
+    }
+    rows = [
+        ("path", "frames", "seconds", "fps"),
+        ("grabber→Kafka→detect(Triton)→detections", str(frames), str(pipeline["seconds"]),
+         str(pipeline["fps"])),
+        ("plain loop: decode→onnxruntime→NMS", str(frames), str(plain["seconds"]),
+         str(plain["fps"])),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = sys.stdout
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + "\n")
+    out.write(f"ratio pipeline/plain: {result['ratio_pipeline_to_plain']}  "
+              f"(capture→detection p50 {pipeline['latency_ms_p50']} ms, "
+              f"p95 {pipeline['latency_ms_p95']} ms)\n")
+    text = json.dumps(result, indent=2)
+    out.write(text + "\n")
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
