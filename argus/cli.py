@@ -51,6 +51,14 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topics(args: argparse.Namespace) -> int:
+    from argus.stack import create_topics
+
+    created = create_topics(get_settings())
+    print(f"created: {', '.join(created) or 'none (all exist)'}")
+    return 0
+
+
 def _topology(args: argparse.Namespace) -> int:
     from argus.topology import TopologyError, load_topology
 
@@ -96,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["fetch"])
     p.add_argument("names", nargs="*")
     p.set_defaults(func=_models)
+    p = sub.add_parser("topics", help="create the topics of ops/topics.yaml")
+    p.add_argument("action", choices=["create"])
+    p.set_defaults(func=_topics)
     p = sub.add_parser("topology", help="validate a topology file")
     p.add_argument("action", choices=["check"])
     p.add_argument("file", nargs="?")

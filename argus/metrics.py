@@ -88,9 +88,13 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-def serve(port: int, ready: Callable[[], bool] | None = None) -> ThreadingHTTPServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:port in a daemon thread."""
+def serve(port: int, ready: Callable[[], bool] | None = None, host: str | None = None
+          ) -> ThreadingHTTPServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on host:port in a daemon thread
+    (host defaults to the ``metrics_host`` setting, 127.0.0.1)."""
+    from argus.settings import get_settings
+
     handler = type("Handler", (_Handler,), {"ready": staticmethod(ready or (lambda: True))})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = ThreadingHTTPServer((host or get_settings().metrics_host, port), handler)
     threading.Thread(target=server.serve_forever, name=f"metrics:{port}", daemon=True).start()
     return server

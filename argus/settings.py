@@ -32,10 +32,14 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:39092"
     kafka_controller_port: int = 39093
     redis_url: str = "redis://127.0.0.1:36379/0"
+    triton_host: str = "127.0.0.1"
     triton_http_port: int = 38000
     triton_grpc_port: int = 38001
     triton_metrics_port: int = 38002
     prometheus_port: int = 39090
+
+    metrics_host: str = "127.0.0.1"
+    """Where processes serve /metrics and health (0.0.0.0 in containers)."""
 
     topic_prefix: str = ""
     """Prepended to every topic name; tests use it to isolate runs on one broker."""
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
 
     @property
     def triton_grpc_url(self) -> str:
-        return f"127.0.0.1:{self.triton_grpc_port}"
+        return f"{self.triton_host}:{self.triton_grpc_port}"
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,47 @@
+"""The deployment files are consistent with the code (no Docker engine needed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from argus.settings import REPO_ROOT, Settings
+from argus.stack import load_topic_spec
+from schemas import TOPIC_MODELS
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_every_server_and_stage() -> None:
+    services = set(COMPOSE["services"])
+    assert {"kafka", "redis", "triton", "prometheus", "grafana", "worker", "grabber",
+            "sensor-gateway", "topics"} <= services
+
+
+def test_compose_environment_names_real_settings() -> None:
+    fields = {f"ARGUS_{name.upper()}" for name in Settings.model_fields}
+    env = COMPOSE["x-argus"]["environment"]
+    assert set(env) <= fields, set(env) - fields
+
+
+def test_topic_spec_covers_every_contract() -> None:
+    assert set(TOPIC_MODELS) <= set(load_topic_spec())
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-compose.yml"])
+def test_prometheus_config_is_valid(config: str, tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool missing: run make bootstrap")
+    text = (REPO_ROOT / "ops" / "prometheus" / config).read_text()
+    text = text.replace("{{triton_metrics_port}}", "38002").replace("{{prometheus_port}}",
+                                                                     "39090")
+    path = tmp_path / "prometheus.yml"
+    path.write_text(text)
+    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
