@@ -129,6 +129,8 @@ def bench_pipeline(base: Settings, video: Path, frames: int) -> dict[str, Any]:
         started = time.perf_counter()
         deadline = time.monotonic() + max(120.0, frames * 0.5)
         while seen < frames and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited; see {workdir / 'worker.log'}")
             for batch in consumer.poll(timeout_ms=500).values():
                 now = time.time()
                 for record in batch:

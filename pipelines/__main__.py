@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     topology = load_topology(settings.topology, settings.shared)
     serve(args.metrics_port)
     app = create_app(settings, topology)
-    sys.argv = ["argus-worker", "worker", f"--loglevel={args.loglevel}"]
+    # --without-web: faust's own web server (port 6066) would clash between workers on one
+    # host; /metrics and health are served above.
+    sys.argv = ["argus-worker", "worker", f"--loglevel={args.loglevel}", "--without-web"]
     app.main()
     return 0
 
