@@ -4,7 +4,11 @@
     argus models fetch              resolve model files (shared mirror, else download)
     argus worker                    the Faust stream stages
     argus grabber                   the frame grabber (cameras from the topology)
-    argus gateway ...               the sensor gateway (serve | replay)
+    argus gateway ...               the sensor gateway (serve | mqtt | replay)
+    argus api                       the alert API (REST + WebSocket)
+    argus lag-exporter              Kafka consumer lag for Prometheus
+    argus watchlist ...             face watchlists (enroll | list | remove)
+    argus eval mot|faces|rules      accuracy evaluations
     argus demo [--duration S]       everything, with alerts printed as they arrive
     argus bench [--frames N]        throughput: pipeline vs. a plain model loop
     argus topology check [FILE]     validate a topology file
@@ -13,10 +17,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from argus.log import setup_logging
 from argus.settings import get_settings
+
+ENTRY_POINTS = {
+    "worker": "pipelines.__main__",
+    "grabber": "services.frame_grabber.__main__",
+    "gateway": "services.sensor_gateway.__main__",
+    "api": "services.alert_api.__main__",
+    "notifier": "services.notifier.__main__",
+    "lag-exporter": "argus.lag_exporter",
+    "watchlist": "argus.watchlist_cli",
+    "bench": "argus.bench",
+}
+EVALUATIONS = {
+    "mot": "argus.eval_mot",
+    "faces": "argus.eval_faces",
+    "rules": "argus.eval_rules",
+}
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -75,30 +96,22 @@ def _topology(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Service entry points take their own arguments.
-    if argv and argv[0] == "worker":
-        from pipelines.__main__ import main as worker_main
-
-        return worker_main(argv[1:])
-    if argv and argv[0] == "grabber":
-        from services.frame_grabber.__main__ import main as grabber_main
-
-        return grabber_main(argv[1:])
-    if argv and argv[0] == "gateway":
-        from services.sensor_gateway.__main__ import main as gateway_main
-
-        return gateway_main(argv[1:])
-    if argv and argv[0] == "bench":
-        from argus.bench import main as bench_main
-
-        return bench_main(argv[1:])
+    # Service and tool entry points take their own arguments.
+    if argv and argv[0] in ENTRY_POINTS:
+        module = importlib.import_module(ENTRY_POINTS[argv[0]])
+        result: int = module.main(argv[1:])
+        return result
+    if len(argv) >= 2 and argv[0] == "eval" and argv[1] in EVALUATIONS:
+        module = importlib.import_module(EVALUATIONS[argv[1]])
+        result = module.main(argv[2:])
+        return result
 
     parser = argparse.ArgumentParser(prog="argus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stack", help="the embedded servers")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--only", nargs="*", help="redis kafka triton prometheus")
+    p.add_argument("--only", nargs="*", help="redis mosquitto kafka triton prometheus")
     p.set_defaults(func=_stack)
     p = sub.add_parser("models", help="model files")
     p.add_argument("action", choices=["fetch"])
@@ -118,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         get_settings(), a.duration or None, a.keep_stack))
     sub.add_parser("worker", help="the stream stages (Faust)")
     sub.add_parser("grabber", help="the frame grabber")
-    sub.add_parser("gateway", help="the sensor gateway: serve | replay")
+    sub.add_parser("gateway", help="the sensor gateway: serve | mqtt | replay")
+    sub.add_parser("api", help="the alert API (REST + WebSocket)")
+    sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
+    sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
     sub.add_parser("bench", help="throughput benchmark")
+    sub.add_parser("eval", help="evaluations: mot | faces | rules")
     args = parser.parse_args(argv)
     setup_logging()
-    result: int = args.func(args)
-    return result
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":

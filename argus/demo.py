@@ -2,9 +2,10 @@
 each alert printed as it arrives.
 
 Starts (as child processes): the stream workers, the sensor gateway's HTTP endpoint,
-the frame grabber (cameras from the topology, real-time) and a replay of
-``config/demo-sensors.csv``; then listens on Redis pub/sub for alerts. Stops after
-``--duration`` seconds, or on Ctrl-C, and shuts everything down cleanly.
+the frame grabber (cameras from the topology, real-time), a replay of
+``config/demo-sensors.csv`` and the Kafka lag exporter; then listens on Redis pub/sub
+for alerts. Stops after ``--duration`` seconds, or on Ctrl-C, and shuts everything down
+cleanly.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
         procs.start("sensor-replay", ["-m", "services.sensor_gateway", "replay", "--file",
                                       str(REPO_ROOT / "config/demo-sensors.csv"), "--loop",
                                       "--metrics-port", "39104"], str(log_dir))
+        procs.start("lag-exporter", ["-m", "argus.lag_exporter", "--port", "39105"], str(log_dir))
         out.write(
             "\nRunning. Where to look:\n"
             f"  alerts (Redis)     redis-cli -u {settings.redis_url} "
@@ -107,7 +109,9 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
             f"  alerts (Kafka)     topic {settings.topic('alerts')} on {settings.kafka_bootstrap}\n"
             f"  Prometheus         http://127.0.0.1:{settings.prometheus_port}\n"
             "  metrics            http://127.0.0.1:39101/metrics (grabber), :39102 (workers), "
-            ":39103 (sensor gateway)\n"
+            ":39103 (sensor gateway), :39105 (Kafka lag)\n"
+            f"  alert rules        http://127.0.0.1:{settings.prometheus_port}/alerts "
+            "(runbooks: docs/operations.md)\n"
             f"  Triton metrics     http://127.0.0.1:{settings.triton_metrics_port}/metrics\n"
             f"  sensor HTTP        POST http://127.0.0.1:39103/v1/sensors/events\n"
             f"  logs               {log_dir}/\n\n"

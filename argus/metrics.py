@@ -1,14 +1,26 @@
 """Every Prometheus metric Argus exports, in one place, and the metrics/health server.
 
 Naming follows Prometheus conventions (``argus_<what>_<unit>``, counters end in
-``_total``). Labels are bounded: camera, stage, reason, rule, severity, model —
-never a track or an alert id.
+``_total``, durations in seconds, sizes in bytes). Labels are bounded: camera, stage,
+reason, kind, rule, severity, model, site, command, Kafka group/topic/partition — never
+a track, a frame or an alert id. ``docs/operations.md`` has the table of every metric,
+the alert rules built on them and the PromQL that answers the usual questions.
+
+Cameras are the only label that grows with the city: set ``ARGUS_METRICS_PER_CAMERA=false``
+and every per-camera metric carries ``camera="_all"`` instead (see :func:`camera_label`).
+
+Every process serves ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (its
+dependencies are reachable) with :func:`serve`.
 """
 
 from __future__ import annotations
 
+import platform
+import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, Info, generate_latest
@@ -16,11 +28,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, In
 from argus import __version__
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REDIS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+CAPTURE_TO_ALERT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+"""5 s is a bucket bound on purpose: the capture-to-alert SLO counts alerts within 5 s."""
 
-BUILD_INFO = Info("argus_build", "Argus build information")
-BUILD_INFO.info({"version": __version__})
+ALL_CAMERAS = "_all"
+"""The camera label of every per-camera metric when per-camera metrics are switched off."""
 
-# --- frame grabber --------------------------------------------------------------
+BUILD_INFO = Info("argus_build", "Argus build information (version, Python)")
+BUILD_INFO.info({"version": __version__, "python": platform.python_version()})
+
+# --- frame grabber (label camera, or "_all") --------------------------------------
 FRAMES_CAPTURED = Counter("argus_frames_captured_total", "Frames read from a source", ["camera"])
 FRAMES_PUBLISHED = Counter("argus_frames_published_total", "Frames sent to Kafka", ["camera"])
 FRAMES_DROPPED = Counter(
@@ -30,6 +48,27 @@ SOURCE_RECONNECTS = Counter(
     "argus_source_reconnects_total", "Attempts to (re)open a camera source", ["camera"]
 )
 FRAME_QUEUE_DEPTH = Gauge("argus_frame_queue_depth", "Frames waiting to be published", ["camera"])
+FRAME_SENDS_IN_FLIGHT = Gauge(
+    "argus_frame_sends_in_flight", "Frames sent to Kafka and not yet acknowledged", ["camera"]
+)
+CAMERA_SECONDS_SINCE_FRAME = Gauge(
+    "argus_camera_seconds_since_last_frame",
+    "Seconds since the camera's last captured frame (since start if none yet; with "
+    "camera=\"_all\": the most silent camera)",
+    ["camera"],
+)
+CAMERA_CAPTURE_FPS = Gauge(
+    "argus_camera_capture_fps",
+    "Frames captured per second over the last 10 s (with camera=\"_all\": summed)",
+    ["camera"],
+)
+
+# --- Kafka producers --------------------------------------------------------------
+KAFKA_PRODUCE_ERRORS = Counter(
+    "argus_kafka_produce_errors_total",
+    "Kafka sends that failed after the client's retries (topic is the logical name)",
+    ["component", "topic"],
+)
 
 # --- stream stages --------------------------------------------------------------
 STAGE_IN = Counter("argus_stage_messages_in_total", "Messages consumed by a stage", ["stage"])
@@ -43,6 +82,15 @@ STAGE_LATENCY = Histogram(
 STAGE_BATCH = Histogram(
     "argus_stage_batch_size", "Messages per micro-batch", ["stage"], buckets=(1, 2, 4, 8, 16, 32)
 )
+STAGE_IN_FLIGHT = Gauge(
+    "argus_stage_in_flight", "Messages a stage has taken from Kafka and not finished", ["stage"]
+)
+STAGE_ERRORS = Counter(
+    "argus_stage_errors_total",
+    "Processing errors by kind: triton, redis, kafka, dlq_send, internal (a message may "
+    "also be dead-lettered; infrastructure errors are retried)",
+    ["stage", "kind"],
+)
 DLQ_WRITES = Counter("argus_dlq_messages_total", "Messages sent to the dead-letter topic",
                      ["stage", "reason"])
 TRITON_LATENCY = Histogram(
@@ -51,7 +99,7 @@ TRITON_LATENCY = Histogram(
 )
 CAPTURE_TO_ALERT = Histogram(
     "argus_capture_to_alert_seconds", "From frame capture to the alert it produced",
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    buckets=CAPTURE_TO_ALERT_BUCKETS,
 )
 
 # --- events and alerts ----------------------------------------------------------
@@ -59,9 +107,110 @@ VIDEO_EVENTS = Counter("argus_video_events_total", "Video events emitted", ["kin
 SENSOR_EVENTS = Counter("argus_sensor_events_total", "Sensor events accepted", ["type"])
 SENSOR_REJECTED = Counter("argus_sensor_events_rejected_total", "Sensor events rejected",
                           ["reason"])
+FACES = Counter("argus_faces_total", "Faces seen by the faces stage "
+                "(matched, unmatched, low_quality, suppressed)", ["outcome"])
 ALERTS = Counter("argus_alerts_total", "Alerts opened", ["rule", "severity"])
+ALERTS_UPDATED = Counter("argus_alerts_updated_total",
+                         "Open alerts updated (repeated trigger, escalation)", ["rule", "severity"])
+ALERTS_RESOLVED = Counter("argus_alerts_resolved_total", "Alerts resolved", ["rule", "severity"])
 ALERTS_DUPLICATE = Counter("argus_alerts_duplicate_total",
                            "Alerts suppressed because the same id was already written", ["rule"])
+ALERTS_ACTIVE = Gauge("argus_alerts_active", "Open alerts in Redis (per-site active set size)",
+                      ["site"])
+
+# --- Redis clients --------------------------------------------------------------
+REDIS_LATENCY = Histogram(
+    "argus_redis_command_seconds", "Redis command (or pipeline) latency, client side",
+    ["command"], buckets=REDIS_BUCKETS,
+)
+REDIS_ERRORS = Counter("argus_redis_errors_total", "Redis commands that raised",
+                       ["command", "error"])
+
+# --- Kafka broker, from the lag exporter (argus.lag_exporter) ----------------------
+KAFKA_CONSUMER_LAG = Gauge(
+    "argus_kafka_consumer_lag",
+    "Messages between a group's committed offset and the partition's end offset",
+    ["group", "topic", "partition"],
+)
+KAFKA_GROUP_LAG = Gauge("argus_kafka_consumer_group_lag",
+                        "argus_kafka_consumer_lag summed over a topic's partitions",
+                        ["group", "topic"])
+KAFKA_LOG_DIR_BYTES = Gauge("argus_kafka_log_dir_bytes",
+                            "Bytes of partition data in a broker log directory",
+                            ["broker", "log_dir"])
+KAFKA_LOG_DIR_TOTAL = Gauge("argus_kafka_log_dir_total_bytes",
+                            "Size of the volume holding a broker log directory",
+                            ["broker", "log_dir"])
+KAFKA_LOG_DIR_USABLE = Gauge("argus_kafka_log_dir_usable_bytes",
+                             "Free bytes on the volume holding a broker log directory",
+                             ["broker", "log_dir"])
+KAFKA_TOPIC_BYTES = Gauge("argus_kafka_topic_bytes", "Bytes a topic holds on the brokers",
+                          ["topic"])
+# The exporter's own health: unregistered here (other processes would export zeros),
+# registered by argus.lag_exporter when it starts.
+LAG_EXPORTER_ERRORS = Counter("argus_lag_exporter_errors_total",
+                              "Lag exporter polls that failed", registry=None)
+LAG_EXPORTER_LAST_SUCCESS = Gauge("argus_lag_exporter_last_success_timestamp_seconds",
+                                  "Unix time of the lag exporter's last successful poll",
+                                  registry=None)
+LAG_EXPORTER_POLL_SECONDS = Gauge("argus_lag_exporter_poll_seconds",
+                                  "Duration of the lag exporter's last poll", registry=None)
+LAG_EXPORTER_METRICS = (LAG_EXPORTER_ERRORS, LAG_EXPORTER_LAST_SUCCESS, LAG_EXPORTER_POLL_SECONDS)
+
+
+def camera_label(camera_id: str, per_camera: bool | None = None) -> str:
+    """The ``camera`` label value for ``camera_id``: itself, or ``"_all"`` when per-camera
+    metrics are off (``per_camera`` defaults to the ``metrics_per_camera`` setting).
+
+    >>> camera_label("cam-1", True), camera_label("cam-1", False)
+    ('cam-1', '_all')
+    """
+    if per_camera is None:
+        from argus.settings import get_settings
+
+        per_camera = get_settings().metrics_per_camera
+    return camera_id if per_camera else ALL_CAMERAS
+
+
+@contextmanager
+def redis_command(command: str) -> Iterator[None]:
+    """Time one Redis command or pipeline (sync or async code) and count its errors.
+
+    ``command`` is an operation name (``hsetnx``, ``write_alert``), never a key::
+
+        with redis_command("exists"):
+            found = await client.exists(key)
+    """
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        REDIS_ERRORS.labels(command, type(exc).__name__).inc()
+        raise
+    finally:
+        REDIS_LATENCY.labels(command).observe(time.perf_counter() - started)
+
+
+@contextmanager
+def in_flight(stage: str, count: int = 1) -> Iterator[None]:
+    """Count ``count`` messages in ``argus_stage_in_flight{stage}`` while the block runs."""
+    gauge = STAGE_IN_FLIGHT.labels(stage)
+    gauge.inc(count)
+    try:
+        yield
+    finally:
+        gauge.dec(count)
+
+
+def reachable(address: str, timeout_s: float = 1.0) -> bool:
+    """Whether a TCP connection to ``host:port`` (or the first of ``a:1,b:2``) opens —
+    the cheap dependency check behind ``/readyz``."""
+    host, _, port = address.split(",")[0].strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Path(".cache")
     """Downloads: Kafka jars, fetched models (git-ignored)."""
     topology: Path = Path("config/topology.yaml")
+    rules: Path = Path("config/rules.yaml")
+    """Correlation rules (hot-reloaded by the workers; see docs/rules.md)."""
 
     kafka_bootstrap: str = "127.0.0.1:39092"
     kafka_controller_port: int = 39093
@@ -37,9 +39,13 @@ class Settings(BaseSettings):
     triton_grpc_port: int = 38001
     triton_metrics_port: int = 38002
     prometheus_port: int = 39090
+    mqtt_port: int = 31883
+    """The embedded Mosquitto broker (MQTT sensor input), on 127.0.0.1."""
 
     metrics_host: str = "127.0.0.1"
     """Where processes serve /metrics and health (0.0.0.0 in containers)."""
+    metrics_per_camera: bool = True
+    """Per-camera metric series; ``false`` labels them all ``camera="_all"`` (huge fleets)."""
 
     topic_prefix: str = ""
     """Prepended to every topic name; tests use it to isolate runs on one broker."""
@@ -52,9 +58,22 @@ class Settings(BaseSettings):
     """Frames the detect stage gathers per micro-batch (sent concurrently to Triton)."""
     detect_batch_window_s: float = 0.05
     correlation_window_s: float = 30.0
+    """Default window for pairing events (the rules file sets each rule's own)."""
+    correlation_tick_s: float = 10.0
+    """How often absence/timeout rules are evaluated without a new event."""
+    faces_sample_interval_s: float = 1.0
+    """The faces stage looks at most at one frame per camera per interval."""
+    faces_min_quality: float = 0.5
+    faces_cooldown_s: float = 10.0
     alert_ttl_s: int = 7 * 24 * 3600
+    alert_resolved_ttl_s: int = 24 * 3600
+    """Resolved alerts stay readable this long, then expire."""
+    audit_retention_s: int = 365 * 24 * 3600
+    api_keys: str = ""
+    """Alert API keys: ``name=key:role,...`` (roles: read, operator); see docs/alerts.md."""
+    api_keys_file: Path | None = None
 
-    @field_validator("shared", "stack_dir", "cache_dir", "topology")
+    @field_validator("shared", "stack_dir", "cache_dir", "topology", "rules")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value if value.is_absolute() else (REPO_ROOT / value).resolve()
@@ -70,7 +89,8 @@ class Settings(BaseSettings):
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``ARGUS_*`` variables, for child processes."""
-        return {f"ARGUS_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+        return {f"ARGUS_{name.upper()}": str(value) for name, value in self.model_dump().items()
+                if value is not None}
 
     def topic(self, name: str) -> str:
         """The full topic name for a logical topic (``frames.raw`` → ``<prefix>frames.raw``)."""

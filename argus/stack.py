@@ -197,6 +197,57 @@ class Redis(Server):
             return False
 
 
+class Mosquitto(Server):
+    """The MQTT broker sensors publish to (Debian's ``mosquitto``), anonymous on loopback."""
+
+    name = "mosquitto"
+    start_timeout_s = 20.0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.mqtt_port]
+
+    def prepare(self) -> None:
+        # Loopback only, so anonymous clients are fine; no persistence: the broker is a
+        # relay, the gateway acknowledges a message once Kafka has it. Packets over 1 MiB
+        # (the HTTP body limit too) are refused.
+        (self.dir / "mosquitto.conf").write_text(
+            f"listener {self.settings.mqtt_port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_packet_size 1048576\n"
+            "log_dest stderr\n"  # unbuffered, unlike stdout to a file
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
+        )
+
+    def command(self) -> list[str]:
+        return [_binary("mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
+
+    def healthy(self) -> bool:
+        return _port_open(self.settings.mqtt_port) and _mqtt_connects(self.settings.mqtt_port)
+
+
+def _mqtt_connects(port: int, timeout_s: float = 2.0) -> bool:
+    """True if an MQTT client can connect to 127.0.0.1:port (a CONNACK with success)."""
+    import paho.mqtt.client as mqtt
+
+    answers: list[bool] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"argus-health-{uuid.uuid4().hex[:8]}")
+    client.on_connect = lambda _c, _u, _f, code, _p: answers.append(not code.is_failure)
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        deadline = time.monotonic() + timeout_s
+        while not answers and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        client.disconnect()
+    except OSError:
+        return False
+    return answers == [True]
+
+
 class Kafka(Server):
     name = "kafka"
     start_timeout_s = 90.0
@@ -333,6 +384,7 @@ class Prometheus(Server):
         text = (REPO_ROOT / "ops" / "prometheus" / "prometheus.yml").read_text()
         for key in ("triton_metrics_port", "prometheus_port"):
             text = text.replace("{{" + key + "}}", str(getattr(self.settings, key)))
+        text = text.replace("{{repo_root}}", str(REPO_ROOT))
         (self.dir / "prometheus.yml").write_text(text)
 
     def command(self) -> list[str]:
@@ -346,7 +398,8 @@ class Prometheus(Server):
 
 
 SERVERS: dict[str, type[Server]] = {
-    "redis": Redis, "kafka": Kafka, "triton": Triton, "prometheus": Prometheus,
+    "redis": Redis, "mosquitto": Mosquitto, "kafka": Kafka, "triton": Triton,
+    "prometheus": Prometheus,
 }
 
 

@@ -14,10 +14,19 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.sensors import SensorType
 
@@ -33,6 +42,36 @@ class _Frozen(BaseModel):
 class SiteZone(_Frozen):
     id: str = Field(min_length=1)
     name: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _clock(value: Any) -> Any:
+    """Accept "08:00"; YAML 1.1 reads an unquoted 08:00 as 480 (base 60).
+
+    >>> _clock(480), _clock("22:30")
+    ('08:00', '22:30')
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
+
+
+Clock = Annotated[str, BeforeValidator(_clock),
+                  Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
+
+
+class OpeningHours(_Frozen):
+    """Open from ``open`` to ``close`` (site local time) on ``days``; a ``close`` at or
+    before ``open`` runs past midnight."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1)
+    open: Clock
+    close: Clock
 
 
 class Site(_Frozen):
@@ -40,7 +79,20 @@ class Site(_Frozen):
     name: str | None = None
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
+    timezone: str = "UTC"
+    opening_hours: list[OpeningHours] | None = Field(
+        default=None, description="None = always open (after-hours rules never fire)")
     zones: list[SiteZone] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name, e.g. Europe/London)") from None
+        return value
 
 
 Point = tuple[float, float]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Argus needs on a fresh machine, idempotently:
-#   - redis-server and prometheus from Debian (if missing)
+#   - redis-server, prometheus and mosquitto (MQTT broker) from Debian (if missing)
 #   - .venv         the application's environment (numpy 2 is fine here)
 #   - .venv-triton  the Triton server's environment (nvidia-pytriton's tritonserver
 #                   binary + python backend, numpy 1.26, onnxruntime, OpenCV 4.10)
@@ -18,6 +18,8 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# mosquitto lives in /usr/sbin, which is not on every user's PATH
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -1,6 +1,7 @@
 """The Faust application: wires the stages to their topics.
 
     frames.raw ─detect─► detections ─zones─► events.video ─┐
+                              └─track─► tracks             │
                                         sensors.events ────┴─correlate─► alerts + Redis
 
 Each agent runs with ``concurrency=1`` (faust bug #606: concurrency > 1 can commit past
@@ -36,8 +37,15 @@ from argus.metrics import (
 from argus.settings import Settings
 from argus.topology import Topology
 from pipelines import alert_sink
-from pipelines.detect import Rejected, TritonDetector, check_frame, detect_frames
+from pipelines.detect import (
+    COCO_CLASSES,
+    Rejected,
+    TritonDetector,
+    check_frame,
+    detect_frames,
+)
 from pipelines.rules import ConfirmedIntrusion, SiteState
+from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
 from schemas.alerts import Alert
 from schemas.detections import Detections
@@ -52,7 +60,7 @@ RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer":
 
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
-    """Build the Faust app with the detect, zones and correlate agents."""
+    """Build the Faust app with the detect, zones, track and correlate agents."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -73,8 +81,18 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     dlq = app.topic(settings.topic("dlq"), **RAW)
     correlation_in = app.topic(settings.topic("events.video"), settings.topic("sensors.events"),
                                **RAW)
-    state_table = app.Table("correlation-state", default=dict, partitions=6,
-                            key_type=str, value_type=dict)
+    # Values are plain JSON dicts: no value_type (with value_type=dict faust calls
+    # ``dict.from_data`` when it recovers the changelog after a restart, fails, and never
+    # finishes recovery).
+    state_table = app.Table("correlation-state", default=dict, partitions=6, key_type=str)
+    tracks_topic = app.topic(settings.topic("tracks"), **RAW)
+    # Tracker state per camera, co-partitioned with `detections` (keyed by camera): a
+    # restarted or rebalanced worker restores it from the changelog (ADR 0004).
+    tracker_table = app.Table("tracker-state", partitions=6, key_type=str)
+    track_settings = TrackSettings()
+    trackers = TrackerRegistry(track_settings.tracker_config(COCO_CLASSES), COCO_CLASSES,
+                               store=tracker_table,
+                               persist_every_s=track_settings.persist_every_s)
 
     detector = TritonDetector(settings.triton_grpc_url)
     zone_rule = ZoneIntrusion()
@@ -170,6 +188,27 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                                         value=video_event.to_bytes())
                 STAGE_OUT.labels("zones").inc()
             STAGE_LATENCY.labels("zones").observe(time.perf_counter() - started)
+
+    @app.agent(detections, concurrency=1)
+    async def track(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            STAGE_IN.labels("track").inc()
+            started = time.perf_counter()
+            try:
+                frame = Detections.model_validate_json(event.value)
+            except ValidationError as exc:
+                await send_dead_letter("track", "schema", str(exc), event)
+                continue
+            try:
+                result = trackers.process(frame)
+            except Exception as exc:
+                log.exception("tracker failed")
+                await send_dead_letter("track", "internal_error", repr(exc), event)
+                continue
+            if result is not None:
+                await tracks_topic.send(key=frame.camera_id.encode(), value=result.to_bytes())
+                STAGE_OUT.labels("track").inc()
+            STAGE_LATENCY.labels("track").observe(time.perf_counter() - started)
 
     async def emit(alert: Alert, trigger: VideoEvent | SensorEvent) -> None:
         if await alert_sink.exists(redis_client, alert.alert_id):

@@ -9,13 +9,17 @@ from schemas.base import Message
 from schemas.detections import Box, Detection, Detections
 from schemas.dlq import DeadLetter
 from schemas.events import VideoEvent
+from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
 from schemas.sensors import SensorEvent, SensorReading, SensorType
+from schemas.tracks import Track, Tracks, Velocity
 
 TOPIC_MODELS: dict[str, type[Message]] = {
     "frames.raw": FrameHeaders,
     "detections": Detections,
+    "tracks": Tracks,
     "events.video": VideoEvent,
+    "events.face": FaceEvent,
     "sensors.events": SensorEvent,
     "alerts": Alert,
     "dlq": DeadLetter,
@@ -30,11 +34,15 @@ __all__ = [
     "Detection",
     "Detections",
     "Evidence",
+    "FaceEvent",
     "FrameHeaders",
     "Message",
     "SensorEvent",
     "SensorReading",
     "SensorType",
     "Severity",
+    "Track",
+    "Tracks",
+    "Velocity",
     "VideoEvent",
 ]

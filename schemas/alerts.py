@@ -1,11 +1,26 @@
-"""``alerts``: what operations centres act on (key = site id)."""
+"""``alerts``: what operations centres act on (key = alert id), and the alert lifecycle.
+
+An alert is a state snapshot: every change (created, updated by the rule engine,
+acknowledged, resolved) is published as the whole alert with a higher ``version``, so
+the latest message of an id is its current state. The lifecycle is a small state
+machine (``TRANSITIONS``)::
+
+    open ──acknowledge──► acknowledged ──resolve──► resolved
+      └──────────────────resolve────────────────────┘
+
+The pure functions here (``next_state``, ``apply_action``, ``merge_update``, ``classify``)
+are what ``pipelines.alert_sink`` applies inside its Redis transactions.
+
+Schema version 2 added the lifecycle fields (who/when, ``history``, ``change``,
+``updated_at``); version 1 messages still validate (the new fields default).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
 from schemas.base import Message
 
@@ -17,11 +32,62 @@ class Severity(StrEnum):
     HIGH = "high"
     CRITICAL = "critical"
 
+    @property
+    def rank(self) -> int:
+        """0 (info) … 4 (critical), for ordering.
+
+        >>> Severity.CRITICAL.rank > Severity.HIGH.rank
+        True
+        """
+        return list(Severity).index(self)
+
 
 class AlertState(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+ACTIVE_STATES = frozenset({AlertState.OPEN, AlertState.ACKNOWLEDGED})
+"""States shown on the live picture (the Redis active sets and geo index)."""
+
+
+class Action(StrEnum):
+    """What an operator does to an alert."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+class ChangeKind(StrEnum):
+    """What the last change of an alert was (carried in the alert itself)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+TRANSITIONS: dict[tuple[AlertState, Action], AlertState] = {
+    (AlertState.OPEN, Action.ACKNOWLEDGE): AlertState.ACKNOWLEDGED,
+    (AlertState.OPEN, Action.RESOLVE): AlertState.RESOLVED,
+    (AlertState.ACKNOWLEDGED, Action.RESOLVE): AlertState.RESOLVED,
+}
+"""Every allowed operator transition; anything else raises ``InvalidTransition``."""
+
+MAX_EVIDENCE = 100
+"""Evidence kept per alert: the first item (the trigger) and the newest others."""
+
+
+class InvalidTransition(ValueError):
+    """An operator action that the current state does not allow."""
+
+    def __init__(self, state: AlertState, action: Action) -> None:
+        allowed = sorted(a.value for (s, a) in TRANSITIONS if s is state)
+        super().__init__(f"cannot {action.value} an alert that is {state.value} "
+                         f"(allowed from {state.value}: {', '.join(allowed) or 'nothing'})")
+        self.state = state
+        self.action = action
 
 
 class Evidence(Message):
@@ -35,8 +101,17 @@ class Evidence(Message):
     )
 
 
+class HistoryEntry(Message):
+    """One operator action on an alert (also written to the audit stream)."""
+
+    ts: float
+    actor: str
+    action: Action
+    comment: str = ""
+
+
 class Alert(Message):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 2
     alert_id: str = Field(description="Deterministic from rule, site, zone and trigger event")
     rule: str
     title: str
@@ -52,4 +127,160 @@ class Alert(Message):
     evidence: list[Evidence]
     state: AlertState = AlertState.OPEN
     created_at: float
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, description="Bumped by every applied change")
+    change: ChangeKind = Field(default=ChangeKind.CREATED,
+                               description="What the change that produced this version was")
+    updated_at: float | None = Field(default=None, description="When this version was applied")
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    history: list[HistoryEntry] = Field(default_factory=list,
+                                        description="Operator actions with their comments")
+
+    @model_validator(mode="after")
+    def _lifecycle_consistent(self) -> Self:
+        """Who/when fields go with the state: an acknowledged alert says who acknowledged
+        it, a resolved one who resolved it, an open one neither."""
+        acked = self.acknowledged_by is not None and self.acknowledged_at is not None
+        resolved = self.resolved_by is not None and self.resolved_at is not None
+        if self.state is AlertState.OPEN and (acked or resolved):
+            raise ValueError("an open alert has no acknowledged_*/resolved_* fields")
+        if self.state is AlertState.ACKNOWLEDGED and (not acked or resolved):
+            raise ValueError("an acknowledged alert needs acknowledged_by/_at, no resolved_*")
+        if self.state is AlertState.RESOLVED and not resolved:
+            raise ValueError("a resolved alert needs resolved_by and resolved_at")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def next_state(state: AlertState, action: Action) -> AlertState:
+    """The state ``action`` leads to from ``state``.
+
+    >>> next_state(AlertState.OPEN, Action.ACKNOWLEDGE).value
+    'acknowledged'
+    """
+    try:
+        return TRANSITIONS[(state, action)]
+    except KeyError:
+        raise InvalidTransition(state, action) from None
+
+
+def apply_action(alert: Alert, action: Action, actor: str, comment: str, now: float) -> Alert:
+    """``alert`` after an operator ``action``: new state, who/when, history, version + 1.
+
+    Raises ``InvalidTransition`` if the state does not allow it and ``ValueError`` for an
+    empty actor.
+    """
+    if not actor.strip():
+        raise ValueError("an action needs an actor")
+    state = next_state(alert.state, action)
+    update: dict[str, object] = {"state": state, "version": alert.version + 1,
+                                 "updated_at": now}
+    if action is Action.ACKNOWLEDGE:
+        update |= {"acknowledged_by": actor, "acknowledged_at": now,
+                   "change": ChangeKind.ACKNOWLEDGED}
+    else:
+        update |= {"resolved_by": actor, "resolved_at": now, "change": ChangeKind.RESOLVED}
+    entry = HistoryEntry(ts=now, actor=actor, action=action, comment=comment)
+    update["history"] = [*alert.history, entry]
+    return _replace(alert, update)
+
+
+def merge_evidence(old: list[Evidence], new: list[Evidence], cap: int = MAX_EVIDENCE
+                   ) -> list[Evidence]:
+    """``old`` then the items of ``new`` not yet in it (by event id); past ``cap`` items the
+    first (the trigger) and the newest ``cap - 1`` are kept.
+
+    >>> e = [Evidence(source="sensor", event_id=str(i), ts=i) for i in range(4)]
+    >>> [x.event_id for x in merge_evidence(e[:2], e[1:], cap=3)]
+    ['0', '2', '3']
+    """
+    seen = {item.event_id for item in old}
+    merged = list(old)
+    for item in new:
+        if item.event_id not in seen:
+            seen.add(item.event_id)
+            merged.append(item)
+    if len(merged) > cap:
+        merged = [merged[0], *merged[len(merged) - cap + 1:]]
+    return merged
+
+
+def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
+    """``stored`` updated by a newer version of the same alert from the rule engine.
+
+    The engine owns the detection side: title, camera, position, the time span (widened,
+    never narrowed), the count (never lowered), the evidence (merged) and the severity
+    (escalates, never de-escalates). The lifecycle side (state, who/when, history,
+    created_at) and the identity (rule, site, zone) stay as stored. Version + 1.
+    """
+    severity = max(stored.severity, incoming.severity, key=lambda s: s.rank)
+    return _replace(stored, {
+        "title": incoming.title,
+        "severity": severity,
+        "camera_id": incoming.camera_id or stored.camera_id,
+        "lat": incoming.lat,
+        "lon": incoming.lon,
+        "first_seen": min(stored.first_seen, incoming.first_seen),
+        "last_seen": max(stored.last_seen, incoming.last_seen),
+        "count": max(stored.count, incoming.count),
+        "evidence": merge_evidence(stored.evidence, incoming.evidence),
+        "version": stored.version + 1,
+        "change": ChangeKind.UPDATED,
+        "updated_at": now,
+        "schema_version": 2,
+    })
+
+
+def _replace(alert: Alert, update: dict[str, object]) -> Alert:
+    """A validated copy (``model_copy(update=...)`` would skip validation)."""
+    return Alert.model_validate({**alert.model_dump(), "schema_version": 2, **update})
+
+
+class Outcome(StrEnum):
+    """What ``pipelines.alert_sink.open_or_update`` did with an alert from the rule engine."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"
+    """The same version was applied before (a replay): nothing changed."""
+    STALE = "stale"
+    """An older version than the one applied: nothing changed."""
+    CLOSED = "closed"
+    """The alert is resolved: its record is frozen; the engine must open a new id."""
+
+
+def classify(state: AlertState | None, source_version: int | None, incoming_version: int
+             ) -> Outcome:
+    """Decide what an incoming engine version does to the stored alert (None: not stored).
+
+    >>> classify(AlertState.OPEN, 2, 3).value
+    'updated'
+    """
+    if state is None or source_version is None:
+        return Outcome.CREATED
+    if incoming_version < source_version:
+        return Outcome.STALE
+    if incoming_version == source_version:
+        return Outcome.DUPLICATE
+    if state is AlertState.RESOLVED:
+        return Outcome.CLOSED
+    return Outcome.UPDATED
+
+
+class AuditEntry(BaseModel):
+    """One entry of the ``argus:audit`` stream (all values are strings in Redis)."""
+
+    id: str = ""
+    ts: float
+    actor: str
+    action: Action
+    alert_id: str
+    comment: str
+    from_state: AlertState
+    to_state: AlertState
+    version: int

@@ -1,19 +1,37 @@
-"""``events.video``: behaviour events seen by a camera (key = site id)."""
+"""``events.video``: behaviour events seen by a camera (key = site id).
+
+``kind`` says what was seen; kind-specific details that have no field of their own
+(a watchlist entry, a plate text, a dwell time, a line id, a track id) go in
+``attributes``, which correlation rules can match on.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
 from schemas.base import Message
 from schemas.detections import Box
 
+VideoKind = Literal[
+    "zone_intrusion",  # an object of a watched class inside a zone
+    "loitering",  # a track stayed in a zone longer than its dwell limit
+    "crowd",  # more people in a zone than its crowd limit
+    "fall",  # a person down
+    "line_crossing",  # a track crossed a counting line (attributes: line, direction)
+    "face_match",  # a face matched a watchlist entry (attributes: watchlist, subject)
+    "plate_match",  # a number plate matched a watchlist entry (attributes: plate)
+]
+VIDEO_KINDS: tuple[str, ...] = get_args(VideoKind)
+
+AttributeValue = str | int | float | bool
+
 
 class VideoEvent(Message):
     schema_version: Literal[1] = 1
     event_id: str = Field(description="Deterministic: camera, zone, kind and frame seq")
-    kind: Literal["zone_intrusion"]
+    kind: VideoKind
     camera_id: str
     site_id: str
     zone_id: str = Field(description="The camera zone id")
@@ -24,3 +42,8 @@ class VideoEvent(Message):
     score: float = Field(ge=0.0, le=1.0)
     box: Box
     count: int = Field(ge=1, description="Objects of the class inside the zone")
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict,
+        description="Kind-specific details, e.g. track_id, dwell_s, line, direction, "
+                    "watchlist, subject, plate",
+    )

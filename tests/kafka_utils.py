@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -11,9 +12,10 @@ from argus.settings import Settings
 
 
 def consume(settings: Settings, topic: str, min_count: int, timeout_s: float = 30.0,
-            ) -> list[ConsumerRecord]:
+            where: Callable[[ConsumerRecord], bool] | None = None) -> list[ConsumerRecord]:
     """Read a logical topic (prefix applied) from the beginning until ``min_count`` records
-    arrived or ``timeout_s`` passed; returns what arrived (maybe fewer: assert on it)."""
+    (that satisfy ``where``, if given) arrived or ``timeout_s`` passed; returns them (maybe
+    fewer: assert on it)."""
     consumer = KafkaConsumer(
         settings.topic(topic),
         bootstrap_servers=settings.kafka_bootstrap,
@@ -29,7 +31,7 @@ def consume(settings: Settings, topic: str, min_count: int, timeout_s: float = 3
     try:
         while len(records) < min_count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
+                records.extend(r for r in batch if where is None or where(r))
     finally:
         consumer.close()
     return records

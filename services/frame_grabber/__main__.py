@@ -20,7 +20,7 @@ from types import FrameType
 import cv2
 
 from argus.log import get_logger, setup_logging
-from argus.metrics import serve
+from argus.metrics import reachable, serve
 from argus.settings import get_settings
 from argus.topology import TopologyError, load_topology
 from services.frame_grabber.grabber import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_FLIGHT, FrameGrabber
@@ -92,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
     grabber = FrameGrabber(cameras, settings, buffer_size=args.buffer_size,
                            max_in_flight=args.max_in_flight)
-    server = serve(args.metrics_port, ready=lambda: grabber.running) if args.metrics_port else None
+
+    def ready() -> bool:
+        """``/readyz``: some camera is active and the Kafka bootstrap server answers."""
+        return grabber.running and reachable(settings.kafka_bootstrap)
+
+    server = serve(args.metrics_port, ready=ready) if args.metrics_port else None
 
     stop = threading.Event()
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,15 +34,19 @@ from kafka import KafkaProducer
 from argus.kafka import make_producer
 from argus.log import get_logger
 from argus.metrics import (
-    FRAME_QUEUE_DEPTH,
+    FRAME_SENDS_IN_FLIGHT,
     FRAMES_CAPTURED,
     FRAMES_DROPPED,
     FRAMES_PUBLISHED,
+    KAFKA_PRODUCE_ERRORS,
     SOURCE_RECONNECTS,
+    camera_label,
 )
 from argus.settings import Settings, get_settings
 from argus.topology import Camera
 from schemas.frames import FrameHeaders
+from services.frame_grabber.buffer import FrameBuffer
+from services.frame_grabber.liveness import LIVENESS, CameraClock
 from services.frame_grabber.source import (
     Backoff,
     FrameSampler,
@@ -66,7 +69,7 @@ _POLL_S = 0.1
 _REBASE_BEHIND_S = 1.0
 """A real-time file reader this far behind its frame clock restarts the clock (no burst)."""
 
-T = TypeVar("T")
+__all__ = ["CameraWorker", "Frame", "FrameBuffer", "FrameGrabber", "downscale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,80 +87,6 @@ class Frame:
         """The validated ``frames.raw`` headers of this frame."""
         return FrameHeaders(camera_id=self.camera_id, seq=self.seq, capture_ts=self.capture_ts,
                             width=self.width, height=self.height)
-
-
-class FrameBuffer(Generic[T]):
-    """A bounded, thread-safe FIFO that drops its **oldest** item when full.
-
-    ``put`` never blocks: a full buffer drops its oldest item, returns it, counts it in
-    :attr:`dropped` and — when a ``camera`` label is given — in
-    ``argus_frames_dropped_total{camera, reason="backpressure"}`` (the depth goes to
-    ``argus_frame_queue_depth{camera}``). ``get`` blocks up to a timeout. After
-    :meth:`close`, ``get`` returns ``None`` as soon as the buffer is empty.
-    """
-
-    def __init__(self, maxlen: int, camera: str | None = None) -> None:
-        if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
-        self.maxlen = maxlen
-        self.camera = camera
-        self.dropped = 0
-        self._items: deque[T] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called (no more items will come)."""
-        return self._closed
-
-    def put(self, item: T) -> T | None:
-        """Append ``item``; returns the oldest item if it had to be dropped to make room."""
-        with self._cond:
-            evicted: T | None = None
-            if len(self._items) >= self.maxlen:
-                evicted = self._items.popleft()
-                self.dropped += 1
-            self._items.append(item)
-            depth = len(self._items)
-            self._cond.notify()
-        if self.camera is not None:
-            if evicted is not None:
-                FRAMES_DROPPED.labels(self.camera, "backpressure").inc()
-            FRAME_QUEUE_DEPTH.labels(self.camera).set(depth)
-        return evicted
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """The oldest item, waiting up to ``timeout`` s; ``None`` on timeout or closed+empty."""
-        with self._cond:
-            if not self._items and not self._closed:
-                self._cond.wait_for(lambda: bool(self._items) or self._closed, timeout)
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            depth = len(self._items)
-        if self.camera is not None:
-            FRAME_QUEUE_DEPTH.labels(self.camera).set(depth)
-        return item
-
-    def drain(self) -> list[T]:
-        """Remove and return everything buffered (oldest first)."""
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-        if self.camera is not None:
-            FRAME_QUEUE_DEPTH.labels(self.camera).set(0)
-        return items
-
-    def close(self) -> None:
-        """No more items will be put; wakes blocked getters."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 class _PassEnd(Enum):
@@ -191,6 +120,9 @@ class CameraWorker:
     ``seq`` counts the *sampled* frames of this run (0, 1, 2, …), whether they end up
     published or dropped, so a replay of the same file yields the same seqs; it keeps
     increasing across loops and reconnects. ``capture_ts`` is the wall clock at read time.
+
+    Metrics carry ``camera=<id>``, or ``"_all"`` when ``metrics_per_camera`` is off; the
+    camera's liveness gauges are exported while its reader runs.
     """
 
     def __init__(
@@ -211,7 +143,10 @@ class CameraWorker:
         self.topic = settings.topic(FRAMES_TOPIC)
         self._producer = producer
         self._key = camera.id.encode()
-        self._buffer: FrameBuffer[Frame] = FrameBuffer(buffer_size, camera=camera.id)
+        self.label = camera_label(camera.id, settings.metrics_per_camera)
+        """The ``camera`` label of this camera's metrics."""
+        self.clock = CameraClock()
+        self._buffer: FrameBuffer[Frame] = FrameBuffer(buffer_size, camera=self.label)
         self._backoff = backoff or Backoff()
         self._slots = threading.BoundedSemaphore(max_in_flight)
 
@@ -244,6 +179,7 @@ class CameraWorker:
         if self._producer is None:
             raise RuntimeError(f"camera {self.camera.id}: no Kafka producer to publish with")
         self._started = True
+        LIVENESS.track(self.label, self.camera.id, self.clock)
         log.info("camera starting", extra={"camera": self.camera.id, "kind": self.source.kind,
                                            "source": self.source.target, "fps": self.camera.fps,
                                            "topic": self.topic})
@@ -328,6 +264,7 @@ class CameraWorker:
         except Exception:
             log.exception("camera reader crashed", extra={"camera": self.camera.id})
         finally:
+            LIVENESS.untrack(self.label, self.camera.id)
             self._buffer.close()
             self._reader_done.set()
             if self._publisher_done.is_set():
@@ -386,7 +323,7 @@ class CameraWorker:
             if retry:
                 with self._lock:
                     self._counts["reconnects"] += 1
-                SOURCE_RECONNECTS.labels(self.camera.id).inc()
+                SOURCE_RECONNECTS.labels(self.label).inc()
             cap = open_source(self.source)
             if cap is not None:
                 if retry:
@@ -450,7 +387,8 @@ class CameraWorker:
         self._seq += 1
         with self._lock:
             self._counts["captured"] += 1
-        FRAMES_CAPTURED.labels(self.camera.id).inc()
+        FRAMES_CAPTURED.labels(self.label).inc()
+        self.clock.tick()
         image = downscale(image, self.camera.max_width)
         height, width = image.shape[:2]
         ok, encoded = cv2.imencode(".jpg", image,
@@ -472,7 +410,7 @@ class CameraWorker:
         with self._lock:
             self._counts[reason] += 1
             count = self._counts[reason]
-        FRAMES_DROPPED.labels(self.camera.id, reason).inc()
+        FRAMES_DROPPED.labels(self.label, reason).inc()
         if _is_power_of_two(count):
             log.warning("frame dropped", extra={"camera": self.camera.id, "reason": reason,
                                                 "seq": seq, "dropped": count, **extra})
@@ -513,6 +451,7 @@ class CameraWorker:
         assert self._producer is not None  # start() guarantees it
         with self._lock:
             self._in_flight += 1
+        FRAME_SENDS_IN_FLIGHT.labels(self.label).inc()
         try:
             future = self._producer.send(
                 self.topic, value=frame.jpeg, key=self._key,
@@ -526,7 +465,8 @@ class CameraWorker:
         future.add_errback(self._on_failed, frame.seq)
 
     def _on_sent(self, seq: int, _metadata: object) -> None:
-        FRAMES_PUBLISHED.labels(self.camera.id).inc()
+        FRAMES_PUBLISHED.labels(self.label).inc()
+        FRAME_SENDS_IN_FLIGHT.labels(self.label).dec()
         with self._lock:
             self._counts["published"] += 1
             self._in_flight -= 1
@@ -534,6 +474,8 @@ class CameraWorker:
         self._slots.release()
 
     def _on_failed(self, seq: int, exc: BaseException) -> None:
+        FRAME_SENDS_IN_FLIGHT.labels(self.label).dec()
+        KAFKA_PRODUCE_ERRORS.labels("frame_grabber", FRAMES_TOPIC).inc()
         with self._lock:
             self._in_flight -= 1
             self._lock.notify_all()
@@ -547,7 +489,7 @@ class CameraWorker:
             return
         with self._lock:
             self._counts["shutdown"] += len(leftovers)
-        FRAMES_DROPPED.labels(self.camera.id, "shutdown").inc(len(leftovers))
+        FRAMES_DROPPED.labels(self.label, "shutdown").inc(len(leftovers))
         log.warning("frames left unpublished at shutdown",
                     extra={"camera": self.camera.id, "reason": "shutdown",
                            "dropped": len(leftovers), "first_seq": leftovers[0].seq})

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 def test_second_up_is_harmless_and_all_servers_run(stack: Settings) -> None:
     assert embedded.up(get_settings()) == []
     states = {s.name: s.state for s in embedded.status(get_settings())}
-    assert states == {"redis": "running", "kafka": "running", "triton": "running",
-                      "prometheus": "running"}
+    assert states == {"redis": "running", "mosquitto": "running", "kafka": "running",
+                      "triton": "running", "prometheus": "running"}
 
 
 def test_topics_follow_the_spec(stack: Settings) -> None:

@@ -10,13 +10,14 @@ from typing import Any, cast
 
 import pytest
 
-from argus.settings import REPO_ROOT, Settings
+from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import Topology, load_topology
 from schemas.dlq import DeadLetter
 from schemas.sensors import SensorEvent, SensorReading, SensorType
 from services.sensor_gateway.gateway import (
     BatchRejected,
     Debouncer,
+    LastSeen,
     RejectedReading,
     SensorPublisher,
     event_id,
@@ -26,7 +27,7 @@ from services.sensor_gateway.replay import LogEvent, iter_csv, iter_kasteren, re
 
 NOW = 1_700_000_000.0
 DAY = 86_400.0
-KASTEREN = Path("/work/shared/data/iot/kasteren_houseA/kasterenSenseData.txt")
+KASTEREN = get_settings().shared / "data/iot/kasteren_houseA/kasterenSenseData.txt"
 
 TOPOLOGY = Topology.model_validate({
     "sites": [
@@ -140,6 +141,34 @@ def test_debouncer_forget_lets_a_retry_through() -> None:
     assert debouncer.accept(first)
     debouncer.forget(first)
     assert debouncer.accept(first)
+
+
+@pytest.mark.parametrize(
+    ("readings", "expected"),
+    [
+        ([("pir-1", NOW)], {"pir-1": NOW}),
+        ([("pir-1", NOW), ("pir-1", NOW + 5)], {"pir-1": NOW + 5}),
+        ([("pir-1", NOW + 5), ("pir-1", NOW)], {"pir-1": NOW + 5}),  # never back in time
+        ([("pir-1", NOW), ("door-9", NOW - 60)], {"pir-1": NOW, "door-9": NOW - 60}),
+        ([], {}),
+    ],
+)
+def test_last_seen_keeps_the_latest_time_per_sensor(
+    readings: list[tuple[str, float]], expected: dict[str, float]
+) -> None:
+    seen = LastSeen()
+    for sensor_id, ts in readings:
+        seen.update(sensor_id, ts)
+    assert {sid: seen.get(sid) for sid in ("pir-1", "door-9") if seen.get(sid)} == expected
+
+
+def test_publisher_tracks_last_seen_for_duplicates_too() -> None:
+    publisher = _publisher(_Producer())
+    publisher.publish(b'{"sensor_id": "pir-1", "state": "active", "ts": 1699999990}')
+    published = publisher.publish(b'{"sensor_id": "pir-1", "state": "active", "ts": 1699999991}')
+    assert published.duplicate_ids and not published.event_ids
+    assert publisher.last_seen.get("pir-1") == 1699999991.0
+    assert publisher.last_seen.get("door-9") is None
 
 
 # --- request parsing (SensorPublisher with an in-memory producer) ---------------------

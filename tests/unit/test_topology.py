@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,13 @@ def test_shipped_topologies_load() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("fps: 5", "fps: -1", "topology.yaml:19: cameras[0].fps: Input should be greater than 0"),
+        ("fps: 5", "fps: -1", "topology.yaml:23: cameras[0].fps: Input should be greater than 0"),
         ("lat: 51.5246", "lat: 151", "topology.yaml:7: sites[0].lat: Input should be less"),
-        ("    type: door\n", "    type: doorbell\n", "topology.yaml:40: sensors[1].type: Input"),
+        ("    type: door\n", "    type: doorbell\n", "topology.yaml:44: sensors[1].type: Input"),
         ("jpeg_quality: 85", "jpeg_quality: 85\n    colour: red",
-         "topology.yaml:23: cameras[0].colour: Extra inputs are not permitted"),
+         "topology.yaml:27: cameras[0].colour: Extra inputs are not permitted"),
         ("[1.0, 0.35], [1.0, 1.0]", "[1.0, 0.35], [1.7, 1.0]",
-         "topology.yaml:27: cameras[0].zones[0].polygon: Value error, polygon point (1.7, 1.0)"),
+         "topology.yaml:31: cameras[0].zones[0].polygon: Value error, polygon point (1.7, 1.0)"),
         ("site_zone: lobby", "site_zone: roof", "unknown site zone 'roof'"),
         ("  - id: pir-lobby-1\n    site: depot-north", "  - id: pir-lobby-1\n    site: nowhere",
          "sensor 'pir-lobby-1': unknown site 'nowhere'"),
@@ -49,3 +50,40 @@ def test_missing_variable_and_file() -> None:
         parse_topology(GOOD, "t.yaml", {})
     with pytest.raises(TopologyError, match="not found"):
         load_topology(Path("/nonexistent/topology.yaml"))
+
+
+
+def site_text(extra: str) -> str:
+    return f"sites:\n  - id: s\n    lat: 1\n    lon: 2\n    zones: [{{id: z}}]\n    {extra}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "timezone", "hours"),
+    [
+        ("timezone: Europe/Paris", "Europe/Paris", None),
+        ("opening_hours: [{open: 08:00, close: 18:00}]", "UTC", ("08:00", "18:00")),  # base 60
+        ("opening_hours: [{days: [sat], open: '22:00', close: '06:00'}]", "UTC",
+         ("22:00", "06:00")),
+    ],
+)
+def test_site_timezone_and_opening_hours(extra: str, timezone: str,
+                                         hours: tuple[str, str] | None) -> None:
+    site = parse_topology(site_text(extra), "topology.yaml", SHARED).sites[0]
+    assert site.timezone == timezone
+    got = (site.opening_hours[0].open, site.opening_hours[0].close) if site.opening_hours else None
+    assert got == hours
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("timezone: Mars/Olympus", "topology.yaml:6: sites[0].timezone: Value error, unknown"),
+        ("opening_hours: [{open: '25:00', close: '06:00'}]",
+         "sites[0].opening_hours[0].open: String should match pattern"),
+        ("opening_hours: [{days: [someday], open: '08:00', close: '18:00'}]",
+         "sites[0].opening_hours[0].days[0]: Input should be"),
+    ],
+)
+def test_bad_timezone_and_opening_hours(extra: str, message: str) -> None:
+    with pytest.raises(TopologyError, match=re.escape(message)):
+        parse_topology(site_text(extra), "topology.yaml", SHARED)

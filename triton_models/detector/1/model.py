@@ -1,4 +1,9 @@
-"""Triton python-backend model ``detector``: JPEG bytes in, YOLOX-nano COCO detections out.
+"""Triton python-backend model ``detector``: JPEG bytes in, COCO detections out.
+
+The network is YOLOX-nano by default; ``parameters`` in ``../config.pbtxt`` choose another
+ONNX file (``model_file``), its output format (``decoder``: ``yolox`` or ``yolov8`` for
+YOLOv8/YOLO11 exports), the input size (``input_size``, or ``auto`` to take it from the
+model) and optional tiling (``tiles``, e.g. ``2x2``).
 
 Inputs/outputs per batch item (see ``../config.pbtxt``):
 
@@ -77,17 +82,21 @@ class TritonPythonModel:
                 "run `argus models fetch` and point ARGUS_MODEL_DIR at its models directory"
             )
         threads = _parameter(config, "intra_op_threads", "0")
+        size = _parameter(config, "input_size", "auto")
         self.runner = yolox.DetectorRunner(
             model_path,
             score_threshold=float(_parameter(config, "score_threshold", "0.3")),
             nms_threshold=float(_parameter(config, "nms_threshold", "0.45")),
-            size=int(_parameter(config, "input_size", "416")),
+            size=None if size == "auto" else int(size),
             threads=int(threads) or None,
+            decoder=_parameter(config, "decoder", "yolox"),
+            tiles=_parameter(config, "tiles", "1x1"),
         )
         _log_info(
             f"detector: loaded {model_path} on {self.runner.session.get_providers()} "
-            f"(score>={self.runner.score_threshold}, nms={self.runner.nms_threshold}, "
-            f"size={self.runner.size})"
+            f"(decoder={self.runner.decoder}, score>={self.runner.score_threshold}, "
+            f"nms={self.runner.nms_threshold}, size={self.runner.size}, "
+            f"tiles={self.runner.tiles})"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:

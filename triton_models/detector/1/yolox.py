@@ -11,6 +11,15 @@ BGR 0-255, no normalisation, resized keeping the aspect ratio and padded with 11
 bottom/right (top-left aligned); output 1xNx85 raw per anchor point
 ``(x, y, w, h, obj, 80 class scores)`` decoded with the grid/stride (8, 16, 32) + exp as in
 YOLOX ``demo_postprocess``.
+
+Second decoder, ``decoder="yolov8"``: the common YOLOv8 / YOLO11 ONNX export
+(``yolo export format=onnx``): input 1x3xSxS float32 RGB 0-1, output 1x(4+C)xN with already
+decoded ``cx, cy, w, h`` in network pixels and C sigmoid class scores (no objectness).
+The same letterbox (top-left, padded with 114) is used for both.
+
+Optional tiling (``tiles="2x2"``): the image is also cut into overlapping tiles, each
+letterboxed to the network size (small people get bigger), and the boxes of every pass are
+merged with class-aware NMS. It costs one extra inference per tile.
 """
 
 from __future__ import annotations
@@ -25,11 +34,13 @@ import numpy.typing as npt
 
 __all__ = [
     "COCO_CLASSES",
+    "DECODERS",
     "PAD_VALUE",
     "STRIDES",
     "DetectorRunner",
     "decode",
     "decode_jpeg",
+    "decode_yolov8",
     "letterbox",
     "nms",
     "postprocess",
@@ -41,6 +52,7 @@ Detections = tuple[FloatArray, FloatArray, IntArray]
 
 STRIDES: tuple[int, ...] = (8, 16, 32)
 PAD_VALUE = 114
+DECODERS: tuple[str, ...] = ("yolox", "yolov8")
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -95,6 +107,13 @@ def _grid(size: int) -> tuple[FloatArray, FloatArray]:
     return grid, stride_col
 
 
+def _one_image(raw_output: npt.NDArray[Any]) -> FloatArray:
+    pred = np.asarray(raw_output, dtype=np.float32)
+    if pred.ndim == 3 and pred.shape[0] != 1:
+        raise ValueError(f"decode takes one image, got batch of {pred.shape[0]}")
+    return pred[0] if pred.ndim == 3 else pred
+
+
 def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
     """Decode raw YOLOX output ((1, N, 85) or (N, 85)) into (N, 85) in network pixels.
 
@@ -102,11 +121,7 @@ def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
     ``exp(wh) * stride``); objectness and class scores are passed through. The input is
     not modified.
     """
-    pred = np.asarray(raw_output, dtype=np.float32)
-    if pred.ndim == 3:
-        if pred.shape[0] != 1:
-            raise ValueError(f"decode takes one image, got batch of {pred.shape[0]}")
-        pred = pred[0]
+    pred = _one_image(raw_output)
     if pred.ndim != 2 or pred.shape[1] < 5:
         raise ValueError(f"expected (N, 5+classes) raw output, got shape {pred.shape}")
     grid, stride = _grid(size)
@@ -118,6 +133,28 @@ def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
     out[:, :2] = (pred[:, :2] + grid) * stride
     out[:, 2:4] = np.exp(pred[:, 2:4]) * stride
     return out
+
+
+def decode_yolov8(raw_output: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray]:
+    """Split a YOLOv8/YOLO11 export's output ((1, 4+C, N) or (4+C, N)) into boxes (N, 4)
+    ``cx, cy, w, h`` in network pixels and class scores (N, C)."""
+    pred = _one_image(raw_output)
+    if pred.ndim != 2 or pred.shape[0] < 5 or pred.shape[0] > pred.shape[1]:
+        raise ValueError(f"expected (4+classes, N) raw YOLOv8 output, got shape {pred.shape}")
+    pred = pred.T
+    return np.ascontiguousarray(pred[:, :4]), np.ascontiguousarray(pred[:, 4:])
+
+
+def candidates(raw_output: npt.NDArray[Any], size: int, decoder: str = "yolox",
+               ) -> tuple[FloatArray, FloatArray]:
+    """Boxes (N, 4) ``cx, cy, w, h`` in network pixels and per-class scores (N, C) of every
+    anchor, for either decoder (YOLOX: objectness x class score)."""
+    if decoder == "yolox":
+        pred = decode(raw_output, size)
+        return pred[:, :4], pred[:, 5:] * pred[:, 4:5]
+    if decoder == "yolov8":
+        return decode_yolov8(raw_output)
+    raise ValueError(f"unknown decoder {decoder!r} (one of {', '.join(DECODERS)})")
 
 
 def nms(boxes: npt.NDArray[Any], scores: npt.NDArray[Any], iou_threshold: float) -> IntArray:
@@ -174,27 +211,24 @@ def postprocess(
     score_threshold: float,
     nms_threshold: float,
     size: int = 416,
+    decoder: str = "yolox",
 ) -> Detections:
-    """Raw YOLOX output of one image → detections in normalised image coordinates.
+    """Raw output of one image → detections in normalised image coordinates.
 
-    score = objectness x best class score; anchors scoring below ``score_threshold`` are
-    dropped; class-aware NMS; boxes are mapped back with ``ratio`` (from :func:`letterbox`),
-    clipped to the ``width``x``height`` image and divided by its size.
+    score = best class score (YOLOX: x objectness); anchors scoring below
+    ``score_threshold`` are dropped; class-aware NMS; boxes are mapped back with ``ratio``
+    (from :func:`letterbox`), clipped to the ``width``x``height`` image and divided by its
+    size. ``decoder`` is ``"yolox"`` or ``"yolov8"`` (see the module docstring).
 
     Returns ``boxes`` float32 (K, 4) x1, y1, x2, y2 in 0..1, ``scores`` float32 (K,) and
     ``classes`` int32 (K,), best score first.
     """
-    pred = decode(raw_output, size)
-    class_scores = pred[:, 5:] * pred[:, 4:5]
+    pred, class_scores = candidates(raw_output, size, decoder)
     classes = np.argmax(class_scores, axis=1)
     scores = class_scores[np.arange(pred.shape[0]), classes]
     mask = scores >= score_threshold
     if not np.any(mask):
-        return (
-            np.zeros((0, 4), dtype=np.float32),
-            np.zeros((0,), dtype=np.float32),
-            np.zeros((0,), dtype=np.int32),
-        )
+        return _empty()
     pred, scores, classes = pred[mask], scores[mask], classes[mask]
     cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
     boxes = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), axis=1) / ratio
@@ -203,6 +237,55 @@ def postprocess(
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width) / width
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height) / height
     return boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int32)
+
+
+def _empty() -> Detections:
+    return (np.zeros((0, 4), dtype=np.float32), np.zeros((0,), dtype=np.float32),
+            np.zeros((0,), dtype=np.int32))
+
+
+def tile_windows(width: int, height: int, tiles: str, overlap: float = 0.2,
+                 ) -> list[tuple[int, int, int, int]]:
+    """``"CxR"`` → C x R overlapping windows ``(x0, y0, x1, y1)`` covering the image
+    (``"1x1"``: none, the whole-image pass is always run)."""
+    cols, rows = (int(v) for v in tiles.lower().split("x"))
+    if cols < 1 or rows < 1:
+        raise ValueError(f"bad tiles {tiles!r}: want CxR with C, R >= 1")
+    if cols == rows == 1:
+        return []
+    tile_w = width / (cols - (cols - 1) * overlap)
+    tile_h = height / (rows - (rows - 1) * overlap)
+    return [(round(c * tile_w * (1 - overlap)), round(r * tile_h * (1 - overlap)),
+             min(width, round(c * tile_w * (1 - overlap) + tile_w)),
+             min(height, round(r * tile_h * (1 - overlap) + tile_h)))
+            for r in range(rows) for c in range(cols)]
+
+
+def merge_tiles(width: int, height: int, passes: list[tuple[tuple[int, int, int, int],
+                                                              Detections]],
+                nms_threshold: float) -> Detections:
+    """Merge the whole-image pass and tile passes (each normalised to its own window) into
+    one normalised result. Tile boxes touching an inner tile edge are cut-off parts of a
+    bigger object and dropped; class-aware NMS removes the duplicates."""
+    boxes_px, scores_all, classes_all = [], [], []
+    for (x0, y0, x1, y1), (boxes, scores, classes) in passes:
+        px = boxes.astype(np.float64) * [x1 - x0, y1 - y0, x1 - x0, y1 - y0] + [x0, y0, x0, y0]
+        keep = np.ones(len(px), dtype=bool)
+        for inner, column, edge, sign in ((x0 > 0, 0, x0, 1), (y0 > 0, 1, y0, 1),
+                                          (x1 < width, 2, x1, -1), (y1 < height, 3, y1, -1)):
+            if inner:
+                keep &= (px[:, column] - edge) * sign > 2.0
+        boxes_px.append(px[keep])
+        scores_all.append(scores[keep])
+        classes_all.append(classes[keep])
+    boxes_cat, scores_cat = np.concatenate(boxes_px), np.concatenate(scores_all)
+    classes_cat = np.concatenate(classes_all)
+    if len(scores_cat) == 0:
+        return _empty()
+    order = batched_nms(boxes_cat, scores_cat, classes_cat, nms_threshold)
+    norm = boxes_cat[order] / [width, height, width, height]
+    return (norm.astype(np.float32), scores_cat[order].astype(np.float32),
+            classes_cat[order].astype(np.int32))
 
 
 def decode_jpeg(jpeg_bytes: bytes) -> npt.NDArray[np.uint8]:
@@ -239,14 +322,19 @@ class DetectorRunner:
         model_path: str,
         score_threshold: float = 0.3,
         nms_threshold: float = 0.45,
-        size: int = 416,
+        size: int | None = 416,
         threads: int | None = None,
         providers: Sequence[str] | None = None,
+        decoder: str = "yolox",
+        tiles: str = "1x1",
     ) -> None:
         """Load ``model_path``.
 
-        ``threads`` sets onnxruntime's intra-op threads (default: onnxruntime decides).
-        ``providers`` defaults to CUDA when this onnxruntime build has it, else CPU.
+        ``size`` is the square network input; None takes it from the model (a model with a
+        fixed input of another size is an error). ``threads`` sets onnxruntime's intra-op
+        threads (default: onnxruntime decides). ``providers`` defaults to CUDA when this
+        onnxruntime build has it, else CPU. ``decoder``: ``yolox`` or ``yolov8``;
+        ``tiles``: ``"CxR"`` adds a pass per tile (``"1x1"``: whole image only).
         """
         import onnxruntime as ort  # local: keeps the pure functions importable without it
 
@@ -260,19 +348,44 @@ class DetectorRunner:
                 p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
             ]
         self.session = ort.InferenceSession(str(model_path), options, providers=list(providers))
-        self.input_name: str = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name: str = model_input.name
+        fixed = model_input.shape[-1] if isinstance(model_input.shape[-1], int) else None
+        if size is None and fixed is None:
+            raise ValueError(f"{model_path}: dynamic input size; set the input size")
+        if size is not None and fixed is not None and size != fixed:
+            raise ValueError(f"{model_path}: the model takes {fixed}x{fixed} input, "
+                             f"configured input size is {size}")
+        self.size = int(size or fixed or 0)
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r} (one of {', '.join(DECODERS)})")
+        self.decoder = decoder
+        self.tiles = tiles
+        tile_windows(self.size, self.size, tiles)  # validate early
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
-        self.size = int(size)
 
-    def detect_image(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
-        """Detect on one decoded BGR image; see :func:`postprocess` for the result."""
+    def _detect_one(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
         tensor, ratio = letterbox(image_bgr, self.size)
+        if self.decoder == "yolov8":  # RGB 0-1
+            tensor = np.ascontiguousarray(tensor[:, ::-1] / np.float32(255.0))
         raw = self.session.run(None, {self.input_name: tensor})[0]
         height, width = image_bgr.shape[:2]
-        return postprocess(
-            raw, ratio, width, height, self.score_threshold, self.nms_threshold, self.size
-        )
+        return postprocess(raw, ratio, width, height, self.score_threshold,
+                           self.nms_threshold, self.size, self.decoder)
+
+    def detect_image(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+        """Detect on one decoded BGR image (and its tiles); see :func:`postprocess`."""
+        whole = self._detect_one(image_bgr)
+        height, width = image_bgr.shape[:2]
+        windows = tile_windows(width, height, self.tiles)
+        if not windows:
+            return whole
+        passes = [((0, 0, width, height), whole)]
+        for x0, y0, x1, y1 in windows:
+            crop = np.ascontiguousarray(image_bgr[y0:y1, x0:x1])
+            passes.append(((x0, y0, x1, y1), self._detect_one(crop)))
+        return merge_tiles(width, height, passes, self.nms_threshold)
 
     def detect_jpeg(
         self, jpeg_bytes: bytes

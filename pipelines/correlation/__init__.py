@@ -1,0 +1,29 @@
+"""The correlation rule engine: rules as data (``config/rules.yaml``), pure and stateful only
+through the JSON-safe per-site state it is handed.
+
+    engine = RuleEngine(load_rules(path, topology), topology)
+    changes = engine.observe(state, event, now)   # -> [AlertChange(opened|updated|escalated)]
+    changes += engine.tick(state, now, site_id)   # due absences, silent sensors
+    engine.reload(load_rules(path, topology))     # keeps state of rules whose id is unchanged
+"""
+
+from pipelines.correlation.alerts import AlertChange, alert_id
+from pipelines.correlation.context import SiteContext, site_contexts
+from pipelines.correlation.engine import RuleEngine, State
+from pipelines.correlation.loader import RuleError, load_rules, parse_rules
+from pipelines.correlation.model import ChangeKind, Rule, RuleSet
+
+__all__ = [
+    "AlertChange",
+    "ChangeKind",
+    "Rule",
+    "RuleEngine",
+    "RuleError",
+    "RuleSet",
+    "SiteContext",
+    "State",
+    "alert_id",
+    "load_rules",
+    "parse_rules",
+    "site_contexts",
+]

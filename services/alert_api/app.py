@@ -1,0 +1,320 @@
+"""The alert API (FastAPI): the live picture from Redis, operator actions, a live feed.
+
+=====================================  =========  ==========================================
+``GET /v1/alerts``                      read       list/filter (site, zone, rule, severity,
+                                                   state, bbox, since/until, limit, order)
+``GET /v1/alerts/{id}``                 read       one alert with evidence and history
+``POST /v1/alerts/{id}/ack``            operator   open → acknowledged, with a comment
+``POST /v1/alerts/{id}/resolve``        operator   open/acknowledged → resolved
+``GET /v1/audit``                       read       the audit log (newest first)
+``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
+``/healthz`` ``/readyz`` ``/metrics``   none       liveness, Redis reachable, Prometheus
+=====================================  =========  ==========================================
+
+Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream). OpenAPI docs at
+``/docs``. Actions go through ``pipelines.alert_sink`` (one Redis transaction each, with
+the audit entry) and are then sent to the ``alerts`` topic keyed by alert id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader, APIKeyQuery
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from argus import __version__
+from argus.log import get_logger
+from argus.settings import Settings, get_settings
+from pipelines import alert_sink
+from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
+from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
+from services.alert_api.config import ApiConfig
+from services.alert_api.feed import Feed
+from services.alert_api.metrics import ACTIONS, REQUEST_LATENCY, REQUESTS
+from services.alert_api.models import ActionRequest, AlertList, AlertSummary, Problem
+from services.alert_api.publisher import ChangePublisher
+from services.alert_api.queries import AlertQuery, BBox, list_alerts, parse_time
+from services.alert_api.stream import serve_websocket, sse_events
+
+log = get_logger(__name__)
+
+KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
+                          description="An API key with the read or operator role")
+KEY_QUERY = APIKeyQuery(name="api_key", auto_error=False,
+                        description="The API key, for clients that cannot set headers")
+DESCRIPTION = """\
+The live picture of Argus alerts, operator actions and a live feed.
+
+* **read** keys list, get and stream alerts and read the audit log;
+  **operator** keys also acknowledge and resolve (recorded in the audit log).
+* Send the key as `X-API-Key` (the live feed also takes `?api_key=`).
+* `GET /v1/alerts/stream` is Server-Sent Events; a WebSocket on the same path gives the
+  same messages: a snapshot, then every change as the whole alert.
+"""
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or unknown API key"},
+    403: {"model": Problem, "description": "The key's role does not allow this"},
+}
+
+
+@dataclass
+class Runtime:
+    """What the running app holds (created in the lifespan, on the server's loop)."""
+
+    redis: aioredis.Redis
+    feed: Feed
+    publisher: ChangePublisher
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _authorize(keys: KeyRing, key: str | None, needed: Role) -> Principal:
+    principal = keys.lookup(key)
+    if principal is None:
+        raise HTTPException(401, "missing or unknown API key (send it as X-API-Key)",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    if not principal.role.allows(needed):
+        raise HTTPException(403, f"the {principal.role.value} role cannot do this "
+                                 f"(needs {needed.value})")
+    return principal
+
+
+def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the request and checks its role."""
+    async def dependency(request: Request,
+                         key: Annotated[str | None, Depends(KEY_HEADER)]) -> Principal:
+        return _authorize(request.app.state.keys, key, needed)
+    return dependency
+
+
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+"""A parameter that must be an operator (module level: FastAPI resolves it by name)."""
+
+
+async def _stream_principal(request: Request,
+                            header: Annotated[str | None, Depends(KEY_HEADER)],
+                            query: Annotated[str | None, Depends(KEY_QUERY)]) -> Principal:
+    return _authorize(request.app.state.keys, header or query, Role.READ)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def alert_query(site: str | None = None, zone: str | None = None, rule: str | None = None,
+                severity: Annotated[list[str] | None, Query(
+                    description="info, low, medium, high, critical (repeat or comma list)")
+                ] = None,
+                state: Annotated[list[str] | None, Query(
+                    description="open, acknowledged, resolved, active (default), all")] = None,
+                bbox: Annotated[str | None, Query(
+                    description="minLon,minLat,maxLon,maxLat")] = None,
+                since: Annotated[str | None, Query(
+                    description="last seen at or after (Unix s or ISO 8601)")] = None,
+                until: Annotated[str | None, Query(description="last seen at or before")] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                order: Literal["time", "severity"] = "time") -> AlertQuery:
+    """The filters of a list or stream request (422 with the reason if one is invalid)."""
+    try:
+        states: set[AlertState] = set()
+        for name in _split(state or []) or ["active"]:
+            states |= (set(ACTIVE_STATES) if name == "active" else set(AlertState)
+                       if name == "all" else {AlertState(name)})
+        return AlertQuery(
+            site=site, zone=zone, rule=rule,
+            severities=frozenset(Severity(s) for s in _split(severity or [])),
+            states=frozenset(states), bbox=BBox.parse(bbox) if bbox else None,
+            since=parse_time(since) if since else None,
+            until=parse_time(until) if until else None, limit=limit, order=order)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+class _Metrics:
+    """ASGI middleware: requests by route template, method and status; latency."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def record_status(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(route, scope["method"], str(status[0])).inc()
+            if not route.endswith("/stream"):
+                REQUEST_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
+    """The app; raises ``AuthConfigError`` if no usable API key is configured."""
+    settings = settings or get_settings()
+    config = config or ApiConfig()
+    keys = KeyRing.load(config.api_keys, config.api_keys_file)
+    if not len(keys):
+        raise AuthConfigError("no API keys configured: set ARGUS_API_KEYS (KEY:ROLE,...) "
+                              "or ARGUS_API_KEYS_FILE")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        runtime = Runtime(client, Feed(client, config.feed_queue_size),
+                          ChangePublisher(settings, client, config.publish_retry_s))
+        await runtime.feed.start()
+        await runtime.publisher.start()
+        app.state.runtime = runtime
+        log.info("alert_api.started", extra={"redis": settings.redis_url, "keys": len(keys),
+                                             "kafka": runtime.publisher.connected})
+        try:
+            yield
+        finally:
+            await runtime.publisher.stop()
+            await runtime.feed.stop()
+            await client.aclose()
+
+    app = FastAPI(title="Argus alert API", version=__version__, lifespan=lifespan,
+                  description=DESCRIPTION)
+    app.state.keys = keys
+    app.add_middleware(_Metrics)
+    reader = Depends(require(Role.READ))
+
+    @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,
+             dependencies=[reader])
+    async def list_route(request: Request, query: Annotated[AlertQuery, Depends(alert_query)]
+                         ) -> AlertList:
+        alerts = await list_alerts(_runtime(request).redis, query)
+        return AlertList(count=len(alerts), alerts=[AlertSummary.of(a) for a in alerts])
+
+    @app.get("/v1/alerts/stream", tags=["live"], responses=ERRORS,
+             response_class=StreamingResponse,
+             summary="Live feed as Server-Sent Events (WebSocket on the same path)")
+    async def sse_route(request: Request,
+                        _: Annotated[Principal, Depends(_stream_principal)],
+                        query: Annotated[AlertQuery, Depends(alert_query)]
+                        ) -> StreamingResponse:
+        runtime = _runtime(request)
+        return StreamingResponse(sse_events(runtime.feed, runtime.redis, query),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @app.websocket("/v1/alerts/stream")
+    async def websocket_route(websocket: WebSocket) -> None:
+        params = websocket.query_params
+        key = websocket.headers.get("x-api-key") or params.get("api_key")
+        try:
+            query = alert_query(site=params.get("site"), zone=params.get("zone"),
+                                rule=params.get("rule"), severity=params.getlist("severity"),
+                                bbox=params.get("bbox"))
+        except HTTPException as exc:
+            await websocket.close(code=1008, reason=str(exc.detail)[:120])
+            return
+        runtime: Runtime = websocket.app.state.runtime
+        await serve_websocket(websocket, keys.lookup(key), runtime.feed, runtime.redis, query)
+
+    @app.get("/v1/alerts/{alert_id}", response_model=Alert, tags=["alerts"],
+             responses={**ERRORS, 404: {"model": Problem}}, dependencies=[reader])
+    async def get_route(request: Request, alert_id: str) -> Alert:
+        alert = await alert_sink.get_alert(_runtime(request).redis, alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r} (never raised, or expired)")
+        return alert
+
+    async def act(request: Request, response: Response, action: Action, alert_id: str,
+                  body: ActionRequest | None, principal: Principal) -> Alert:
+        runtime = _runtime(request)
+        comment = body.comment if body else ""
+        try:
+            if action is Action.ACKNOWLEDGE:
+                change = await alert_sink.acknowledge(
+                    runtime.redis, alert_id, principal.name, comment,
+                    audit_retention_s=config.audit_retention_s)
+            else:
+                change = await alert_sink.resolve(
+                    runtime.redis, alert_id, principal.name, comment,
+                    resolved_ttl_s=config.alert_resolved_ttl_s,
+                    audit_retention_s=config.audit_retention_s)
+        except alert_sink.AlertNotFound:
+            ACTIONS.labels(action.value, "not_found").inc()
+            raise HTTPException(404, f"no alert {alert_id!r} (never raised, or expired)"
+                                ) from None
+        except InvalidTransition as exc:
+            ACTIONS.labels(action.value, "refused").inc()
+            raise HTTPException(409, str(exc)) from None
+        ACTIONS.labels(action.value, "ok").inc()
+        log.info("alert_api.action", extra={"action": action.value, "alert_id": alert_id,
+                                            "actor": principal.name,
+                                            "version": change.alert.version})
+        published = await runtime.publisher.publish(change.alert)
+        response.headers["X-Argus-Kafka"] = "published" if published else "pending"
+        return change.alert
+
+    action_errors: dict[int | str, dict[str, Any]] = {
+        **ERRORS, 404: {"model": Problem}, 409: {"model": Problem,
+                                               "description": "Not allowed in this state"}}
+
+    @app.post("/v1/alerts/{alert_id}/ack", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def ack_route(request: Request, response: Response, alert_id: str,
+                        principal: Operator,
+                        body: ActionRequest | None = None) -> Alert:
+        return await act(request, response, Action.ACKNOWLEDGE, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/resolve", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def resolve_route(request: Request, response: Response, alert_id: str,
+                            principal: Operator,
+                            body: ActionRequest | None = None) -> Alert:
+        return await act(request, response, Action.RESOLVE, alert_id, body, principal)
+
+    @app.get("/v1/audit", response_model=list[alert_sink.AuditEntry], tags=["audit"],
+             responses=ERRORS, dependencies=[reader])
+    async def audit_route(request: Request, alert_id: str | None = None,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 100
+                          ) -> list[alert_sink.AuditEntry]:
+        return await alert_sink.audit_entries(_runtime(request).redis, limit, alert_id)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Redis unreachable"}})
+    async def readyz(request: Request) -> JSONResponse:
+        runtime = _runtime(request)
+        try:
+            redis_ok = bool(await asyncio.wait_for(runtime.redis.ping(), 2.0))
+        except (RedisError, OSError, TimeoutError):
+            redis_ok = False
+        body = {"redis": "ok" if redis_ok else "unreachable",
+                "kafka": "connected" if runtime.publisher.connected else "unavailable",
+                "feed": "subscribed" if runtime.feed.subscribed.is_set() else "connecting"}
+        return JSONResponse(body, status_code=200 if redis_ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,100 @@
+"""The live feed: one Redis pub/sub subscription fanned out to every WebSocket/SSE client.
+
+Each client gets a bounded queue; a client that falls ``queue_size`` changes behind is
+dropped (``None`` in its queue) rather than slowing the others — it reconnects and gets
+a fresh snapshot. The subscription reconnects with backoff if Redis goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from argus.log import get_logger
+from pipelines import alert_sink
+from schemas.alerts import Alert
+from services.alert_api.metrics import FEED_DROPPED
+
+log = get_logger(__name__)
+
+FeedQueue = asyncio.Queue[Alert | None]
+
+
+class Feed:
+    """Fan-out of the ``argus:alerts`` channel."""
+
+    def __init__(self, client: aioredis.Redis, queue_size: int = 256) -> None:
+        self._client = client
+        self._queue_size = queue_size
+        self._queues: set[FeedQueue] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    async def start(self, wait_s: float = 5.0) -> None:
+        """Start listening; waits up to ``wait_s`` for the subscription to be confirmed
+        (a Redis outage does not stop the API: the listener keeps retrying)."""
+        self._task = asyncio.create_task(self._run(), name="alert-feed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.subscribed.wait(), wait_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for queue in self._queues:
+            self._drop(queue)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[FeedQueue]:
+        """A queue of the changes from now on (``None``: the client was dropped)."""
+        queue: FeedQueue = asyncio.Queue(maxsize=self._queue_size)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    def _drop(self, queue: FeedQueue) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+    def _fan_out(self, alert: Alert) -> None:
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(alert)
+            except asyncio.QueueFull:
+                FEED_DROPPED.inc()
+                log.warning("feed.client_dropped", extra={"queue_size": self._queue_size})
+                self._queues.discard(queue)
+                self._drop(queue)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(alert_sink.CHANNEL)
+                async for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        self.subscribed.set()
+                        delay = 0.5
+                    elif message["type"] == "message":
+                        try:
+                            self._fan_out(Alert.model_validate_json(message["data"]))
+                        except ValidationError as exc:
+                            log.warning("feed.bad_message", extra={"error": str(exc)})
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("feed.redis_lost", extra={"error": str(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
