@@ -30,16 +30,19 @@ log = get_logger(__name__)
 
 
 def format_alert(alert: dict[str, object]) -> str:
-    """One readable line per alert.
+    """One readable line per alert change (created, updated, acknowledged, resolved).
 
     >>> format_alert({"alert_id": "a1", "rule": "r", "severity": "high", "site_id": "s",
-    ...               "zone_id": "z", "camera_id": "c", "first_seen": 0.0})
-    '1970-01-01T00:00:00Z  HIGH      r  site=s zone=z camera=c  id=a1'
+    ...               "zone_id": "z", "camera_id": "c", "last_seen": 0.0, "change": "created",
+    ...               "version": 1, "count": 1})
+    '1970-01-01T00:00:00Z  HIGH      created  r  site=s zone=z camera=c  id=a1 v1 x1'
     """
-    when = datetime.fromtimestamp(float(str(alert["first_seen"])), UTC)
+    when = datetime.fromtimestamp(float(str(alert["last_seen"])), UTC)
     return (f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')}  {str(alert['severity']).upper():<8}  "
-            f"{alert['rule']}  site={alert['site_id']} zone={alert['zone_id']} "
-            f"camera={alert.get('camera_id') or '-'}  id={alert['alert_id']}")
+            f"{alert.get('change', 'created')!s:<7}  {alert['rule']}  "
+            f"site={alert['site_id']} zone={alert['zone_id']} "
+            f"camera={alert.get('camera_id') or '-'}  id={alert['alert_id']} "
+            f"v{alert.get('version', 1)} x{alert.get('count', 1)}")
 
 
 @dataclass

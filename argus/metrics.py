@@ -109,6 +109,14 @@ SENSOR_REJECTED = Counter("argus_sensor_events_rejected_total", "Sensor events r
                           ["reason"])
 FACES = Counter("argus_faces_total", "Faces seen by the faces stage "
                 "(matched, unmatched, low_quality, suppressed)", ["outcome"])
+CORRELATION_DUPLICATES = Counter(
+    "argus_correlation_duplicate_events_total",
+    "Events the correlate stage had seen before (at-least-once redelivery), ignored",
+    ["source"])
+TRACK_FRAMES_SKIPPED = Counter(
+    "argus_track_frames_skipped_total",
+    "Frames the tracker did not apply (stale: not newer than the camera's last frame)",
+    ["reason"])
 ALERTS = Counter("argus_alerts_total", "Alerts opened", ["rule", "severity"])
 ALERTS_UPDATED = Counter("argus_alerts_updated_total",
                          "Open alerts updated (repeated trigger, escalation)", ["rule", "severity"])

@@ -2,7 +2,9 @@
 
     frames.raw ─detect─► detections ─zones─► events.video ─┐
                               └─track─► tracks             │
-                                        sensors.events ────┴─correlate─► alerts + Redis
+                                        events.face ───────┤
+                                        sensors.events ────┼─correlate─► alerts + Redis
+                        (timer, per site) correlation.ticks┘    (rules: config/rules.yaml)
 
 Each agent runs with ``concurrency=1`` (faust bug #606: concurrency > 1 can commit past
 an in-flight message) and gets parallelism inside the agent: the detect stage takes
@@ -13,6 +15,7 @@ Delivery is at-least-once; every sink is idempotent (deterministic ids).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from typing import Any, cast
 
@@ -24,9 +27,7 @@ from tritonclient.grpc import InferenceServerException
 from argus.kafka import DLQ_REQUEST_BYTES, dead_letter
 from argus.log import get_logger
 from argus.metrics import (
-    ALERTS,
-    ALERTS_DUPLICATE,
-    CAPTURE_TO_ALERT,
+    CORRELATION_DUPLICATES,
     DLQ_WRITES,
     STAGE_BATCH,
     STAGE_IN,
@@ -36,7 +37,7 @@ from argus.metrics import (
 )
 from argus.settings import Settings
 from argus.topology import Topology
-from pipelines import alert_sink
+from pipelines.correlate import AlertWriter, RulesFile, known_site, observe, parse_event
 from pipelines.detect import (
     COCO_CLASSES,
     Rejected,
@@ -44,14 +45,10 @@ from pipelines.detect import (
     check_frame,
     detect_frames,
 )
-from pipelines.rules import ConfirmedIntrusion, SiteState
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
-from schemas.alerts import Alert
 from schemas.detections import Detections
-from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders
-from schemas.sensors import SensorEvent
 
 log = get_logger(__name__)
 
@@ -61,6 +58,8 @@ RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer":
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
     """Build the Faust app with the detect, zones, track and correlate agents."""
+    datadir = settings.stack_dir / "faust" / f"{settings.app_id}-data"
+    datadir.mkdir(parents=True, exist_ok=True)  # faust does not create parent folders
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -73,14 +72,16 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         broker_commit_interval=1.0,
+        datadir=str(datadir),
     )
     frames = app.topic(settings.topic("frames.raw"), **RAW)
     detections = app.topic(settings.topic("detections"), **RAW)
     video_events = app.topic(settings.topic("events.video"), **RAW)
     alerts = app.topic(settings.topic("alerts"), **RAW)
     dlq = app.topic(settings.topic("dlq"), **RAW)
-    correlation_in = app.topic(settings.topic("events.video"), settings.topic("sensors.events"),
-                               **RAW)
+    ticks = app.topic(settings.topic("correlation.ticks"), **RAW)
+    correlation_inputs = ("events.video", "events.face", "sensors.events", "correlation.ticks")
+    correlation_in = app.topic(*(settings.topic(t) for t in correlation_inputs), **RAW)
     # Values are plain JSON dicts: no value_type (with value_type=dict faust calls
     # ``dict.from_data`` when it recovers the changelog after a restart, fails, and never
     # finishes recovery).
@@ -96,9 +97,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
 
     detector = TritonDetector(settings.triton_grpc_url)
     zone_rule = ZoneIntrusion()
-    intrusion_rule = ConfirmedIntrusion(topology, window_s=settings.correlation_window_s)
+    rules = RulesFile(settings.rules, topology)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
-    site_ids = {site.id for site in topology.sites}
+    site_ids = [site.id for site in topology.sites]
 
     async def send_dead_letter(stage: str, reason: str, detail: str, event: Any) -> None:
         """Dead-letter one event; never raises (a failing DLQ must not stop the stage)."""
@@ -210,49 +211,65 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 STAGE_OUT.labels("track").inc()
             STAGE_LATENCY.labels("track").observe(time.perf_counter() - started)
 
-    async def emit(alert: Alert, trigger: VideoEvent | SensorEvent) -> None:
-        if await alert_sink.exists(redis_client, alert.alert_id):
-            ALERTS_DUPLICATE.labels(alert.rule).inc()
-            return
-        # Kafka first, then Redis: a crash in between re-sends the same id (at-least-once).
-        await alerts.send(key=alert.site_id.encode(), value=alert.to_bytes())
-        if await alert_sink.write_alert(redis_client, alert, settings.alert_ttl_s):
-            ALERTS.labels(alert.rule, alert.severity.value).inc()
-            video_ts = [e.ts for e in alert.evidence if e.source == "video"]
-            if isinstance(trigger, VideoEvent) and video_ts:
-                CAPTURE_TO_ALERT.observe(max(0.0, time.time() - trigger.ts))
-            log.info("alert", extra={"alert_id": alert.alert_id, "rule": alert.rule,
-                                     "site": alert.site_id, "zone": alert.zone_id})
-            STAGE_OUT.labels("correlate").inc()
+    async def send_alert_change(key: bytes, value: bytes) -> None:
+        pending = await alerts.send(key=key, value=value)
+        await pending  # the broker's ack before the change is marked published
+
+    writer = AlertWriter(settings, redis_client, send_alert_change)
 
     @app.agent(correlation_in, concurrency=1)
     async def correlate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             STAGE_IN.labels("correlate").inc()
             started = time.perf_counter()
-            is_video = event.message.topic == settings.topic("events.video")
-            parsed: VideoEvent | SensorEvent
-            try:
-                parsed = (VideoEvent.model_validate_json(event.value) if is_video
-                          else SensorEvent.model_validate_json(event.value))
-            except ValidationError as exc:
-                await send_dead_letter("correlate", "schema", str(exc), event)
-                continue
-            if parsed.site_id not in site_ids:
-                await send_dead_letter("correlate", "unknown_site",
-                                       f"site {parsed.site_id!r} not in topology", event)
-                continue
-            state: SiteState = dict(state_table[parsed.site_id])
-            try:
-                found = intrusion_rule.observe(state, parsed)
-            except Exception as exc:
-                log.exception("correlation rule failed")
-                await send_dead_letter("correlate", "internal_error", repr(exc), event)
-                continue
-            for alert in found:
-                await emit(alert, parsed)
-            state_table[parsed.site_id] = state
+            source = event.message.topic.removeprefix(settings.topic_prefix)
+            if source == "correlation.ticks":
+                site = (event.key or b"").decode()
+                if site not in site_ids:
+                    continue
+                state = copy.deepcopy(state_table[site])
+                trigger = None
+                changes = rules.engine.tick(state, time.time(), site)
+            else:
+                try:
+                    trigger = parse_event(source, event.value)
+                except ValidationError as exc:
+                    await send_dead_letter("correlate", "schema", str(exc), event)
+                    continue
+                if not known_site(trigger, topology):
+                    await send_dead_letter("correlate", "unknown_site",
+                                           f"site {trigger.site_id!r} not in topology", event)
+                    continue
+                site = trigger.site_id
+                state = copy.deepcopy(state_table[site])
+                try:
+                    found = observe(rules.engine, state, trigger)
+                except Exception as exc:
+                    log.exception("correlation rules failed")
+                    await send_dead_letter("correlate", "internal_error", repr(exc), event)
+                    continue
+                if found is None:
+                    CORRELATION_DUPLICATES.labels(source).inc()
+                    continue
+                changes = found
+            # Alerts first, state after: a crash in between replays the event, and the
+            # sink's version check makes the replay a no-op (at-least-once, no loss).
+            for change in changes:
+                await writer.write(change, trigger)
+                STAGE_OUT.labels("correlate").inc()
+            state_table[site] = state
             STAGE_LATENCY.labels("correlate").observe(time.perf_counter() - started)
+
+    @app.timer(interval=settings.correlation_tick_s, on_leader=True)
+    async def _tick_sites() -> None:
+        """Absence and silence rules need time to pass, not only events."""
+        if rules.engine.needs_ticks:
+            for site in site_ids:
+                await ticks.send(key=site.encode(), value=b"{}")
+
+    @app.timer(interval=5.0)
+    async def _reload_rules() -> None:
+        rules.maybe_reload()
 
     @app.task
     async def _check_triton() -> None:

@@ -9,12 +9,14 @@ topics and the engine; ``pipelines/app.py`` only wires it to Faust.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from argus.log import get_logger
 from argus.metrics import ALERTS, ALERTS_DUPLICATE, CAPTURE_TO_ALERT
@@ -108,7 +110,20 @@ class AlertWriter:
         self.redis = redis_client
         self.send = send
 
-    async def write(self, change: AlertChange, trigger: Event) -> alert_sink.Outcome:
+    async def write(self, change: AlertChange, trigger: Event | None) -> alert_sink.Outcome:
+        """Apply one change; Redis being down is retried with backoff (the stage stalls
+        and its lag grows), never dropped."""
+        delay = 0.5
+        while True:
+            try:
+                return await self._write(change, trigger)
+            except RedisError as exc:
+                log.error("redis write failed; retrying", extra={"error": str(exc),
+                                                                 "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _write(self, change: AlertChange, trigger: Event | None) -> alert_sink.Outcome:
         alert = change.alert
         stored = await alert_sink.open_or_update(
             self.redis, alert, self.settings.alert_ttl_s,

@@ -21,6 +21,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from argus.log import get_logger
+from argus.metrics import TRACK_FRAMES_SKIPPED
 from pipelines.tracker import Track as TrackerTrack
 from pipelines.tracker import Tracker, TrackerConfig
 from schemas.detections import Box, Detections
@@ -138,6 +139,7 @@ class TrackerRegistry:
         tracks = tracker.update(boxes, scores, classes, frame.seq, frame.capture_ts)
         if tracks is None:
             self.stale += 1
+            TRACK_FRAMES_SKIPPED.labels("stale").inc()
             log.warning("stale frame not applied to the tracker", extra={
                 "camera": frame.camera_id, "seq": frame.seq, "last_seq": tracker.last_seq,
                 "stale_frames": tracker.stale_frames})
