@@ -134,7 +134,7 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
             if failed:
                 out.write(f"process(es) failed: {', '.join(failed)}; see {log_dir}\n")
                 return 1
-        out.write(f"\n{count} alert(s). Shutting down...\n")
+        out.write(f"\n{count} alert change(s). Shutting down...\n")
         return 0
     finally:
         pubsub.close()
