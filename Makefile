@@ -12,7 +12,7 @@ demo: bootstrap  ## run everything on a real video; DURATION=120 stops after 120
 	@$(PY) -m argus.cli demo $(if $(DURATION),--duration $(DURATION))
 
 test: bootstrap lint  ## the whole suite against the real servers (started by the session)
-	$(PY) -m pytest -p no:cacheprovider -ra --durations=15 tests
+	$(PY) -m pytest -p no:cacheprovider -ra --durations=15
 
 unit: bootstrap  ## pure-logic tests only (no servers)
 	$(PY) -m pytest -q tests/unit
