@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from argus.log import setup_logging
 from argus.settings import get_settings
@@ -85,7 +86,7 @@ def _topology(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        topo = load_topology(args.file or settings.topology, settings.shared)
+        topo = load_topology(Path(args.file) if args.file else settings.topology, settings.shared)
     except TopologyError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -238,7 +238,7 @@ class WatchlistStore:
                  prefix: str = "argus:") -> None:
         self.redis, self.key, self.prefix = client, key, prefix
         self.channel = f"{prefix}wl:changes"
-        self.audit_stream = f"{prefix}audit"
+        self.audit_stream = f"{prefix}audit:watchlist"  # apart from the alert audit log
 
     def _k(self, *parts: str) -> str:
         return self.prefix + "wl:" + ":".join(parts)

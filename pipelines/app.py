@@ -45,6 +45,7 @@ from pipelines.detect import (
     check_frame,
     detect_frames,
 )
+from pipelines.face_agent import FaceAgent, faces_enabled
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
 from schemas.detections import Detections
@@ -270,6 +271,27 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     @app.timer(interval=5.0)
     async def _reload_rules() -> None:
         rules.maybe_reload()
+
+    if faces_enabled():
+        face_events = app.topic(settings.topic("events.face"), **RAW)
+        face_agent = FaceAgent(settings, topology)
+
+        @app.agent(frames, concurrency=1)
+        async def faces(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                started = time.perf_counter()
+                try:
+                    found = await face_agent.handle(event.key, event.value,
+                                                    event.message.headers)
+                except Exception as exc:
+                    log.exception("faces stage failed")
+                    await send_dead_letter("faces", "internal_error", repr(exc), event)
+                    continue
+                for face_event in found:
+                    await face_events.send(key=face_event.site_id.encode(),
+                                           value=face_event.to_bytes())
+                    STAGE_OUT.labels("faces").inc()
+                STAGE_LATENCY.labels("faces").observe(time.perf_counter() - started)
 
     @app.task
     async def _check_triton() -> None:

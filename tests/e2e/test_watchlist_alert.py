@@ -1,0 +1,120 @@
+"""End to end on the real servers: a person enrolled on a watchlist appears on a camera and
+becomes a ``watchlist_face`` alert; another person on the same camera does not.
+
+frames.raw (deepface photos as frames) → faces (Triton "faces" + watchlist) → events.face
+→ correlate (rules.yaml: watchlist_face) → alerts + Redis
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import redis
+
+from argus import stack as embedded
+from argus.kafka import make_producer
+from argus.settings import REPO_ROOT, Settings
+from argus.watchlist import WatchlistStore
+from pipelines import alert_sink
+from pipelines.faces import TritonFaces
+from schemas import Alert, FaceEvent, FrameHeaders
+from tests.conftest import TEST_TOPOLOGY, free_port
+from tests.kafka_utils import consume
+
+pytestmark = pytest.mark.e2e
+
+SITE = "site-faces"
+GALLERY = ("img1.jpg", "img2.jpg")  # identity G00 in identities_derived.csv
+TARGET = ("img4.jpg", "img5.jpg")  # G00 again, other photos
+OTHER = "img26.jpg"  # someone else
+
+
+@pytest.fixture(scope="module")
+def faces_worker(stack: Settings) -> Iterator[tuple[Settings, bytes]]:
+    """A worker with the watchlist key, on topics of its own."""
+    settings = Settings(topic_prefix=f"{stack.topic_prefix}faces.",
+                        app_id=f"argus-faces-{uuid.uuid4().hex[:8]}",
+                        redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
+    embedded.create_topics(settings)
+    key = os.urandom(32)
+    env = {**os.environ, **settings.to_env(), "ARGUS_FACE_KEY": base64.b64encode(key).decode()}
+    log_path = stack.stack_dir / f"test-worker-{settings.app_id}.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--metrics-port", str(free_port())],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield settings, key
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def embeddings(settings: Settings, paths: list[Path]) -> np.ndarray:
+    async def run() -> list[np.ndarray]:
+        client = TritonFaces(settings.triton_grpc_url)
+        try:
+            return [(await client.infer(p.read_bytes()))[0][0].embedding for p in paths]
+        finally:
+            await client.close()
+
+    return np.stack(asyncio.run(run()))
+
+
+def test_watchlist_face_becomes_an_alert(faces_worker: tuple[Settings, bytes]) -> None:
+    settings, key = faces_worker
+    photos = settings.shared / "data" / "faces" / "deepface"
+    db = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    store = WatchlistStore(redis.Redis.from_url(settings.redis_url), key)
+    person = store.enroll("wanted", "CASE-G00", "G00",
+                          embeddings(settings, [photos / n for n in GALLERY]), "e2e-test")
+    try:
+        producer = make_producer(settings)
+        start = time.time()
+        for seq, name in enumerate((OTHER, *TARGET)):
+            jpeg = (photos / name).read_bytes()
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None
+            meta = FrameHeaders(camera_id="cam-faces", seq=seq, capture_ts=start + 2.0 * seq,
+                                width=image.shape[1], height=image.shape[0])
+            producer.send(settings.topic("frames.raw"), key=b"cam-faces", value=jpeg,
+                          headers=meta.to_headers())
+        producer.flush()
+
+        deadline = time.monotonic() + 120
+        alert_ids: list[str] = []
+        while time.monotonic() < deadline and not alert_ids:
+            alert_ids = [str(a) for a in db.zrange(alert_sink.site_active_key(SITE), 0, -1)]
+            time.sleep(0.5)
+        assert len(alert_ids) == 1, "no watchlist alert"
+
+        events = [FaceEvent.model_validate_json(r.value) for r in consume(
+            settings, "events.face", 3, timeout_s=5, where=lambda r: r.key == SITE.encode())]
+        # the enrolled person's photos (seq 1, 2) match (at the strict default threshold
+        # not every photo does); the other person's (seq 0) never does
+        assert events and {e.seq for e in events} <= {1, 2}
+        assert {e.person_ref for e in events} == {"CASE-G00"}
+        assert all(e.similarity >= e.threshold for e in events)
+        crop = events[0].crop_ref
+        assert crop is not None and db.exists(crop) and db.ttl(crop) > 0
+
+        stored = db.hget(alert_sink.alert_key(alert_ids[0]), "json")
+        assert isinstance(stored, str)
+        alert = Alert.model_validate_json(stored)
+        assert alert.rule == "watchlist_face" and alert.camera_id == "cam-faces"
+        assert "CASE-G00" in alert.title and "G00" not in alert.title.replace("CASE-G00", "")
+        assert {e.event_id for e in alert.evidence} <= {e.event_id for e in events}
+    finally:
+        store.remove(person.person_id, "e2e-test")
