@@ -453,6 +453,22 @@ def load_topic_spec(path: Path = TOPICS_FILE) -> dict[str, dict[str, Any]]:
     return topics
 
 
+def _wait_for_leaders(admin: Any, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of ``topics`` has a leader: a consumer that subscribes
+    earlier (a worker started right after ``up``) may miss them until its next metadata
+    refresh, minutes later."""
+    deadline = time.monotonic() + timeout_s
+    missing = topics
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(topics)
+        missing = [t["name"] for t in described if t.get("error_code") or not t["partitions"]
+                   or any(p.get("leader_id", -1) < 0 for p in t["partitions"])]
+        if not missing:
+            return
+        time.sleep(0.2)
+    raise StackError(f"topics without partition leaders after {timeout_s:.0f}s: {missing}")
+
+
 def create_topics(settings: Settings, spec_path: Path = TOPICS_FILE) -> list[str]:
     """Create the missing topics of the spec (with the settings' prefix); returns new names."""
     from kafka import KafkaAdminClient
@@ -475,6 +491,7 @@ def create_topics(settings: Settings, spec_path: Path = TOPICS_FILE) -> list[str
         created = [t.name for t in new]
         if created:
             log.info("topics created", extra={"topics": created})
+        _wait_for_leaders(admin, [settings.topic(name) for name in spec])
         return created
     finally:
         admin.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 
 from argus.log import setup_logging
-from argus.metrics import serve
+from argus.metrics import reachable, serve
 from argus.settings import get_settings
 from argus.topology import load_topology
 from pipelines.app import create_app
@@ -21,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     settings = get_settings()
     topology = load_topology(settings.topology, settings.shared)
-    serve(args.metrics_port)
+    host = urllib.parse.urlsplit(settings.redis_url).netloc.rpartition("@")[2]
+    serve(args.metrics_port, ready=lambda: reachable(settings.kafka_bootstrap)
+          and reachable(settings.triton_grpc_url) and reachable(host))
     app = create_app(settings, topology)
     # --without-web: faust's own web server (port 6066) would clash between workers on one
     # host; /metrics and health are served above.

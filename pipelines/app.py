@@ -29,11 +29,14 @@ from argus.log import get_logger
 from argus.metrics import (
     CORRELATION_DUPLICATES,
     DLQ_WRITES,
+    KAFKA_PRODUCE_ERRORS,
     STAGE_BATCH,
+    STAGE_ERRORS,
     STAGE_IN,
     STAGE_LATENCY,
     STAGE_OUT,
     VIDEO_EVENTS,
+    in_flight,
 )
 from argus.settings import Settings
 from argus.topology import Topology
@@ -115,9 +118,19 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
             await dlq.send(key=stage.encode(), value=letter.to_bytes())
         except Exception:
             DLQ_WRITES.labels(stage, "dlq_send_failed").inc()
+            STAGE_ERRORS.labels(stage, "dlq_send").inc()
             log.exception("dead letter could not be sent", extra={
                 "stage": stage, "topic": message.topic, "partition": message.partition,
                 "offset": message.offset})
+
+    async def send(topic: Any, logical: str, key: bytes, value: bytes) -> None:
+        """Produce one output message; a failure after the client's retries is counted
+        and raised (the message is not acknowledged, so it is processed again)."""
+        try:
+            await topic.send(key=key, value=value)
+        except Exception:
+            KAFKA_PRODUCE_ERRORS.labels("worker", logical).inc()
+            raise
 
     async def with_triton_retry(frames_in: list[tuple[FrameHeaders, bytes]]
                                 ) -> list[Detections | Rejected]:
@@ -128,6 +141,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
             try:
                 return await detect_frames(detector, frames_in)
             except InferenceServerException as exc:
+                STAGE_ERRORS.labels("detect", "triton").inc()
                 log.error("triton call failed; retrying", extra={"error": str(exc),
                                                                  "retry_in_s": delay})
                 await asyncio.sleep(delay)
@@ -137,80 +151,87 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     async def detect(stream: faust.StreamT[bytes]) -> None:
         async for events in cast(faust.Stream, stream).take_events(settings.detect_batch,
                                                within=settings.detect_batch_window_s):
-            STAGE_BATCH.labels("detect").observe(len(events))
-            STAGE_IN.labels("detect").inc(len(events))
-            started = time.perf_counter()
-            accepted: list[tuple[FrameHeaders, bytes]] = []
-            accepted_events = []
-            for event in events:
-                try:
-                    meta = check_frame(event.key, event.value, event.message.headers, topology,
-                                       settings.max_frame_bytes)
-                except Rejected as rejected:
-                    await send_dead_letter("detect", rejected.reason, rejected.detail, event)
-                    continue
-                accepted.append((meta, event.value))
-                accepted_events.append(event)
-            results = await with_triton_retry(accepted)
-            for event, result in zip(accepted_events, results, strict=True):
-                if isinstance(result, Rejected):
-                    await send_dead_letter("detect", result.reason, result.detail, event)
-                    continue
-                await detections.send(key=result.camera_id.encode(), value=result.to_bytes())
-                STAGE_OUT.labels("detect").inc()
-            if events:
-                per_item = (time.perf_counter() - started) / len(events)
-                for _ in events:
-                    STAGE_LATENCY.labels("detect").observe(per_item)
+            with in_flight("detect", len(events)):
+                STAGE_BATCH.labels("detect").observe(len(events))
+                STAGE_IN.labels("detect").inc(len(events))
+                started = time.perf_counter()
+                accepted: list[tuple[FrameHeaders, bytes]] = []
+                accepted_events = []
+                for event in events:
+                    try:
+                        meta = check_frame(event.key, event.value, event.message.headers, topology,
+                                           settings.max_frame_bytes)
+                    except Rejected as rejected:
+                        await send_dead_letter("detect", rejected.reason, rejected.detail, event)
+                        continue
+                    accepted.append((meta, event.value))
+                    accepted_events.append(event)
+                results = await with_triton_retry(accepted)
+                for event, result in zip(accepted_events, results, strict=True):
+                    if isinstance(result, Rejected):
+                        await send_dead_letter("detect", result.reason, result.detail, event)
+                        continue
+                    await send(detections, "detections", result.camera_id.encode(),
+                               result.to_bytes())
+                    STAGE_OUT.labels("detect").inc()
+                if events:
+                    per_item = (time.perf_counter() - started) / len(events)
+                    for _ in events:
+                        STAGE_LATENCY.labels("detect").observe(per_item)
 
     @app.agent(detections, concurrency=1)
     async def zones(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            STAGE_IN.labels("zones").inc()
-            started = time.perf_counter()
-            try:
-                frame = Detections.model_validate_json(event.value)
-            except ValidationError as exc:
-                await send_dead_letter("zones", "schema", str(exc), event)
-                continue
-            camera = topology.camera(frame.camera_id)
-            if camera is None:
-                await send_dead_letter("zones", "unknown_camera",
-                                       f"camera {frame.camera_id!r} not in topology", event)
-                continue
-            try:
-                found = zone_rule(frame, camera)
-            except Exception as exc:
-                log.exception("zone rule failed")
-                await send_dead_letter("zones", "internal_error", repr(exc), event)
-                continue
-            for video_event in found:
-                VIDEO_EVENTS.labels(video_event.kind).inc()
-                await video_events.send(key=video_event.site_id.encode(),
-                                        value=video_event.to_bytes())
-                STAGE_OUT.labels("zones").inc()
-            STAGE_LATENCY.labels("zones").observe(time.perf_counter() - started)
+            with in_flight("zones"):
+                STAGE_IN.labels("zones").inc()
+                started = time.perf_counter()
+                try:
+                    frame = Detections.model_validate_json(event.value)
+                except ValidationError as exc:
+                    await send_dead_letter("zones", "schema", str(exc), event)
+                    continue
+                camera = topology.camera(frame.camera_id)
+                if camera is None:
+                    await send_dead_letter("zones", "unknown_camera",
+                                           f"camera {frame.camera_id!r} not in topology", event)
+                    continue
+                try:
+                    found = zone_rule(frame, camera)
+                except Exception as exc:
+                    log.exception("zone rule failed")
+                    STAGE_ERRORS.labels("zones", "internal").inc()
+                    await send_dead_letter("zones", "internal_error", repr(exc), event)
+                    continue
+                for video_event in found:
+                    VIDEO_EVENTS.labels(video_event.kind).inc()
+                    await send(video_events, "events.video", video_event.site_id.encode(),
+                                   video_event.to_bytes())
+                    STAGE_OUT.labels("zones").inc()
+                STAGE_LATENCY.labels("zones").observe(time.perf_counter() - started)
 
     @app.agent(detections, concurrency=1)
     async def track(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            STAGE_IN.labels("track").inc()
-            started = time.perf_counter()
-            try:
-                frame = Detections.model_validate_json(event.value)
-            except ValidationError as exc:
-                await send_dead_letter("track", "schema", str(exc), event)
-                continue
-            try:
-                result = trackers.process(frame)
-            except Exception as exc:
-                log.exception("tracker failed")
-                await send_dead_letter("track", "internal_error", repr(exc), event)
-                continue
-            if result is not None:
-                await tracks_topic.send(key=frame.camera_id.encode(), value=result.to_bytes())
-                STAGE_OUT.labels("track").inc()
-            STAGE_LATENCY.labels("track").observe(time.perf_counter() - started)
+            with in_flight("track"):
+                STAGE_IN.labels("track").inc()
+                started = time.perf_counter()
+                try:
+                    frame = Detections.model_validate_json(event.value)
+                except ValidationError as exc:
+                    await send_dead_letter("track", "schema", str(exc), event)
+                    continue
+                try:
+                    result = trackers.process(frame)
+                except Exception as exc:
+                    log.exception("tracker failed")
+                    STAGE_ERRORS.labels("track", "internal").inc()
+                    await send_dead_letter("track", "internal_error", repr(exc), event)
+                    continue
+                if result is not None:
+                    await send(tracks_topic, "tracks", frame.camera_id.encode(),
+                                   result.to_bytes())
+                    STAGE_OUT.labels("track").inc()
+                STAGE_LATENCY.labels("track").observe(time.perf_counter() - started)
 
     async def send_alert_change(key: bytes, value: bytes) -> None:
         pending = await alerts.send(key=key, value=value)
@@ -221,45 +242,47 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     @app.agent(correlation_in, concurrency=1)
     async def correlate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            STAGE_IN.labels("correlate").inc()
-            started = time.perf_counter()
-            source = event.message.topic.removeprefix(settings.topic_prefix)
-            if source == "correlation.ticks":
-                site = (event.key or b"").decode()
-                if site not in site_ids:
-                    continue
-                state = copy.deepcopy(state_table[site])
-                trigger = None
-                changes = rules.engine.tick(state, time.time(), site)
-            else:
-                try:
-                    trigger = parse_event(source, event.value)
-                except ValidationError as exc:
-                    await send_dead_letter("correlate", "schema", str(exc), event)
-                    continue
-                if not known_site(trigger, topology):
-                    await send_dead_letter("correlate", "unknown_site",
-                                           f"site {trigger.site_id!r} not in topology", event)
-                    continue
-                site = trigger.site_id
-                state = copy.deepcopy(state_table[site])
-                try:
-                    found = observe(rules.engine, state, trigger)
-                except Exception as exc:
-                    log.exception("correlation rules failed")
-                    await send_dead_letter("correlate", "internal_error", repr(exc), event)
-                    continue
-                if found is None:
-                    CORRELATION_DUPLICATES.labels(source).inc()
-                    continue
-                changes = found
-            # Alerts first, state after: a crash in between replays the event, and the
-            # sink's version check makes the replay a no-op (at-least-once, no loss).
-            for change in changes:
-                await writer.write(change, trigger)
-                STAGE_OUT.labels("correlate").inc()
-            state_table[site] = state
-            STAGE_LATENCY.labels("correlate").observe(time.perf_counter() - started)
+            with in_flight("correlate"):
+                STAGE_IN.labels("correlate").inc()
+                started = time.perf_counter()
+                source = event.message.topic.removeprefix(settings.topic_prefix)
+                if source == "correlation.ticks":
+                    site = (event.key or b"").decode()
+                    if site not in site_ids:
+                        continue
+                    state = copy.deepcopy(state_table[site])
+                    trigger = None
+                    changes = rules.engine.tick(state, time.time(), site)
+                else:
+                    try:
+                        trigger = parse_event(source, event.value)
+                    except ValidationError as exc:
+                        await send_dead_letter("correlate", "schema", str(exc), event)
+                        continue
+                    if not known_site(trigger, topology):
+                        await send_dead_letter("correlate", "unknown_site",
+                                               f"site {trigger.site_id!r} not in topology", event)
+                        continue
+                    site = trigger.site_id
+                    state = copy.deepcopy(state_table[site])
+                    try:
+                        found = observe(rules.engine, state, trigger)
+                    except Exception as exc:
+                        log.exception("correlation rules failed")
+                        STAGE_ERRORS.labels("correlate", "internal").inc()
+                        await send_dead_letter("correlate", "internal_error", repr(exc), event)
+                        continue
+                    if found is None:
+                        CORRELATION_DUPLICATES.labels(source).inc()
+                        continue
+                    changes = found
+                # Alerts first, state after: a crash in between replays the event, and the
+                # sink's version check makes the replay a no-op (at-least-once, no loss).
+                for change in changes:
+                    await writer.write(change, trigger)
+                    STAGE_OUT.labels("correlate").inc()
+                state_table[site] = state
+                STAGE_LATENCY.labels("correlate").observe(time.perf_counter() - started)
 
     @app.timer(interval=settings.correlation_tick_s, on_leader=True)
     async def _tick_sites() -> None:
@@ -279,19 +302,21 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         @app.agent(frames, concurrency=1)
         async def faces(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
-                started = time.perf_counter()
-                try:
-                    found = await face_agent.handle(event.key, event.value,
-                                                    event.message.headers)
-                except Exception as exc:
-                    log.exception("faces stage failed")
-                    await send_dead_letter("faces", "internal_error", repr(exc), event)
-                    continue
-                for face_event in found:
-                    await face_events.send(key=face_event.site_id.encode(),
-                                           value=face_event.to_bytes())
-                    STAGE_OUT.labels("faces").inc()
-                STAGE_LATENCY.labels("faces").observe(time.perf_counter() - started)
+                with in_flight("faces"):
+                    started = time.perf_counter()
+                    try:
+                        found = await face_agent.handle(event.key, event.value,
+                                                        event.message.headers)
+                    except Exception as exc:
+                        log.exception("faces stage failed")
+                        STAGE_ERRORS.labels("faces", "internal").inc()
+                        await send_dead_letter("faces", "internal_error", repr(exc), event)
+                        continue
+                    for face_event in found:
+                        await send(face_events, "events.face", face_event.site_id.encode(),
+                                       face_event.to_bytes())
+                        STAGE_OUT.labels("faces").inc()
+                    STAGE_LATENCY.labels("faces").observe(time.perf_counter() - started)
 
     @app.task
     async def _check_triton() -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from argus.log import get_logger
-from argus.metrics import ALERTS, ALERTS_DUPLICATE, CAPTURE_TO_ALERT
+from argus.metrics import ALERTS, ALERTS_DUPLICATE, ALERTS_UPDATED, CAPTURE_TO_ALERT
 from argus.settings import Settings
 from argus.topology import Topology
 from pipelines import alert_sink
@@ -137,6 +137,8 @@ class AlertWriter:
             ALERTS.labels(alert.rule, alert.severity.value).inc()
             if isinstance(trigger, VideoEvent):
                 CAPTURE_TO_ALERT.observe(max(0.0, time.time() - trigger.ts))
+        else:
+            ALERTS_UPDATED.labels(alert.rule, alert.severity.value).inc()
         log.info("alert", extra={"alert_id": alert.alert_id, "rule": alert.rule,
                                  "change": stored.outcome.value,
                                  "version": stored.alert.version})
