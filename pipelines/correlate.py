@@ -2,7 +2,7 @@
 → alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic.
 
 The rules are data (``config/rules.yaml``, see docs/rules.md), evaluated by
-:class:`pipelines.rule_engine.RuleEngine` on a JSON-safe per-site state that the Faust
+:class:`pipelines.correlation.RuleEngine` on a JSON-safe per-site state that the Faust
 app keeps in a changelog-backed table. This module holds the stage's logic between the
 topics and the engine; ``pipelines/app.py`` only wires it to Faust.
 """
@@ -23,7 +23,7 @@ from argus.metrics import ALERTS, ALERTS_DUPLICATE, ALERTS_UPDATED, CAPTURE_TO_A
 from argus.settings import Settings
 from argus.topology import Topology
 from pipelines import alert_sink
-from pipelines.rule_engine import AlertChange, RuleEngine, RuleError, State, load_rules
+from pipelines.correlation import AlertChange, RuleEngine, RuleError, State, load_rules
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent

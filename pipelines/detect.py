@@ -8,31 +8,18 @@ an inference; Triton decodes the JPEG itself, so a corrupt image comes back as a
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
 
 import numpy as np
 from pydantic import ValidationError
-from tritonclient.grpc import InferenceServerException
-from tritonclient.grpc.aio import InferenceServerClient, InferInput, InferRequestedOutput
 
-from argus.metrics import TRITON_LATENCY
 from argus.modelcode import load_yolox_module
 from argus.topology import Topology
+from pipelines.triton import Rejected, TritonModel, jpeg_input
 from schemas.detections import Box, Detection, Detections
 from schemas.frames import FrameHeaders
 
 MODEL = "detector"
 COCO_CLASSES: tuple[str, ...] = tuple(load_yolox_module().COCO_CLASSES)
-
-
-class Rejected(Exception):
-    """A frame the stage refuses; ``reason`` is the dead-letter reason."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def check_frame(key: bytes | None, value: bytes | None, headers: object, topology: Topology,
@@ -75,53 +62,20 @@ def to_detections(meta: FrameHeaders, boxes: np.ndarray, scores: np.ndarray,
     )
 
 
-@dataclass
-class TritonDetector:
-    """The asyncio gRPC client for the ``detector`` model (one request per frame, so
-    Triton's dynamic batcher can group frames from many cameras)."""
+class TritonDetector(TritonModel):
+    """The client of the ``detector`` model."""
 
-    url: str
-    timeout_s: float = 30.0
-    _client: InferenceServerClient | None = None
-
-    @property
-    def client(self) -> InferenceServerClient:
-        if self._client is None:
-            self._client = InferenceServerClient(self.url)
-        return self._client
-
-    async def ready(self) -> bool:
-        try:
-            return bool(await self.client.is_model_ready(MODEL))
-        except InferenceServerException:
-            return False
+    model = MODEL
 
     async def infer(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Boxes (normalised), scores, classes and latency in ms; raises ``Rejected``
         (``corrupt_jpeg``) if the model cannot decode the image."""
-        image = InferInput("IMAGE", [1, 1], "BYTES")
-        image.set_data_from_numpy(np.array([[jpeg]], dtype=np.object_))
-        outputs = [InferRequestedOutput(n) for n in ("BOXES", "SCORES", "CLASSES")]
-        started = time.perf_counter()
-        try:
-            result = await self.client.infer(MODEL, [image], outputs=outputs,
-                                             client_timeout=self.timeout_s)
-        except InferenceServerException as exc:
-            if "corrupt_jpeg" in str(exc):
-                raise Rejected("corrupt_jpeg", str(exc.message())) from None
-            raise
-        elapsed = time.perf_counter() - started
-        TRITON_LATENCY.labels(MODEL).observe(elapsed)
+        result, ms = await self.call([jpeg_input(jpeg)], ("BOXES", "SCORES", "CLASSES"))
         boxes = result.as_numpy("BOXES")
         scores = result.as_numpy("SCORES")
         classes = result.as_numpy("CLASSES")
         assert boxes is not None and scores is not None and classes is not None
-        return boxes[0], scores[0], classes[0], elapsed * 1000.0
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        return boxes[0], scores[0], classes[0], ms
 
 
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],

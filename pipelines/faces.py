@@ -24,15 +24,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 from redis.asyncio import Redis as AsyncRedis
-from tritonclient.grpc import InferenceServerException
-from tritonclient.grpc.aio import InferenceServerClient, InferInput, InferRequestedOutput
+from tritonclient.grpc.aio import InferInput
 
 from argus.log import get_logger
-from argus.metrics import TRITON_LATENCY
 from argus.modelcode import load_module_from_path
 from argus.settings import REPO_ROOT
 from argus.watchlist import WatchlistError, WatchlistIndex, WatchlistStore
-from pipelines.detect import Rejected
+from pipelines.triton import TritonModel, jpeg_input
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 
@@ -114,55 +112,24 @@ def from_facelib(faces: Sequence[object]) -> list[DetectedFace]:
     return out
 
 
-@dataclass
-class TritonFaces:
-    """The asyncio gRPC client of the ``faces`` model (one request per image)."""
+class TritonFaces(TritonModel):
+    """The client of the ``faces`` model."""
 
-    url: str
-    timeout_s: float = 30.0
-    _client: InferenceServerClient | None = None
-
-    @property
-    def client(self) -> InferenceServerClient:
-        if self._client is None:
-            self._client = InferenceServerClient(self.url)
-        return self._client
-
-    async def ready(self) -> bool:
-        try:
-            return bool(await self.client.is_model_ready(MODEL))
-        except InferenceServerException:
-            return False
+    model = MODEL
 
     async def infer(self, jpeg: bytes, box: Sequence[float] | None = None,
                     ) -> tuple[list[DetectedFace], tuple[int, int], float]:
         """Faces, (width, height) and latency in ms; ``box`` (normalised) restricts the search.
         Raises ``Rejected("corrupt_jpeg", ...)`` when the model cannot decode the image."""
-        image = InferInput("IMAGE", [1, 1], "BYTES")
-        image.set_data_from_numpy(np.array([[jpeg]], dtype=np.object_))
-        inputs = [image]
+        inputs = [jpeg_input(jpeg)]
         if box is not None:
             roi = InferInput("BOX", [1, 4], "FP32")
             roi.set_data_from_numpy(np.asarray([box], dtype=np.float32).reshape(1, 4))
             inputs.append(roi)
-        started = time.perf_counter()
-        try:
-            result = await self.client.infer(MODEL, inputs, client_timeout=self.timeout_s,
-                                             outputs=[InferRequestedOutput(n) for n in OUTPUTS])
-        except InferenceServerException as exc:
-            if "corrupt_jpeg" in str(exc):
-                raise Rejected("corrupt_jpeg", str(exc.message())) from None
-            raise
-        elapsed = time.perf_counter() - started
-        TRITON_LATENCY.labels(MODEL).observe(elapsed)
+        result, ms = await self.call(inputs, OUTPUTS)
         outputs = {name: result.as_numpy(name) for name in OUTPUTS}
         size = outputs["IMAGE_SIZE"][0]
-        return parse_faces(outputs), (int(size[0]), int(size[1])), elapsed * 1000.0
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        return parse_faces(outputs), (int(size[0]), int(size[1])), ms
 
 
 # --- pure stage logic ------------------------------------------------------------------------
