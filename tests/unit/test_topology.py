@@ -14,6 +14,13 @@ GOOD = (REPO_ROOT / "config" / "topology.yaml").read_text()
 SHARED = {"ARGUS_SHARED": "/data"}
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pass ``ARGUS_SHARED`` explicitly; a user's own setting (documented in
+    the README) would otherwise take precedence over it."""
+    monkeypatch.delenv("ARGUS_SHARED", raising=False)
+
+
 def test_shipped_topologies_load() -> None:
     topo = load_topology(REPO_ROOT / "config" / "topology.yaml", Path("/data"))
     assert topo.cameras[0].source == "/data/data/videos/one-by-one-person-detection.mp4"
