@@ -121,7 +121,8 @@ def bench_pipeline(base: Settings, video: Path, frames: int) -> dict[str, Any]:
             except OSError:
                 time.sleep(0.3)
         camera = load_topology(topology_path, settings.shared).cameras[0]
-        grabber = FrameGrabber([camera], settings)
+        # a buffer for every frame: this measures throughput, not drop-oldest backpressure
+        grabber = FrameGrabber([camera], settings, buffer_size=frames + 1)
         latencies: list[float] = []
         seen = 0
         first_at: float | None = None
