@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     """The faces stage looks at most at one frame per camera per interval."""
     faces_min_quality: float = 0.5
     faces_cooldown_s: float = 10.0
+    frame_cache_s: float = 20.0
+    """How long the detect stage keeps each frame's JPEG in Redis for later stages
+    (snapshots, pose, faces on tracks); 0 turns the cache off. See pipelines/frame_cache.py."""
+    snapshot_ttl_s: int = 7 * 24 * 3600
+    """How long a frame kept as evidence (a snapshot reference in an event) stays readable."""
     alert_ttl_s: int = 7 * 24 * 3600
     alert_resolved_ttl_s: int = 24 * 3600
     """Resolved alerts stay readable this long, then expire."""

@@ -49,6 +49,7 @@ from pipelines.detect import (
     detect_frames,
 )
 from pipelines.face_agent import FaceAgent, faces_enabled
+from pipelines.frame_cache import FrameCache
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
 from schemas.detections import Detections
@@ -103,6 +104,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     zone_rule = ZoneIntrusion()
     rules = RulesFile(settings.rules, topology)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
+    frame_cache = FrameCache(redis_client, settings.frame_cache_s, settings.snapshot_ttl_s)
     site_ids = [site.id for site in topology.sites]
 
     async def send_dead_letter(stage: str, reason: str, detail: str, event: Any) -> None:
@@ -166,6 +168,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                         continue
                     accepted.append((meta, event.value))
                     accepted_events.append(event)
+                await frame_cache.put_many([(meta.camera_id, meta.seq, jpeg)
+                                            for meta, jpeg in accepted])
                 results = await with_triton_retry(accepted)
                 for event, result in zip(accepted_events, results, strict=True):
                     if isinstance(result, Rejected):

@@ -8,10 +8,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+import redis
 from kafka.consumer.fetcher import ConsumerRecord
 
 from argus.kafka import make_producer
 from argus.settings import Settings
+from pipelines.frame_cache import frame_key
 from schemas import DeadLetter, Detections, FrameHeaders, VideoEvent
 from tests.conftest import metric_value, scrape
 from tests.kafka_utils import consume
@@ -65,6 +67,11 @@ def test_frames_become_detections_and_zone_events(stack: Settings, worker: int) 
                                where=lambda r: b'"cam-test"' in r.value)]
     ours = [e for e in events if e.camera_id == "cam-test"]
     assert ours and ours[0].site_zone_id == "yard" and ours[0].count >= expected * 0.6
+    # every accepted frame is cached in Redis for later stages (snapshots, pose, faces)
+    client = redis.Redis.from_url(stack.redis_url)
+    cached = client.get(frame_key("cam-test", 3))
+    assert cached == frames[3]
+    assert 0 < client.pttl(frame_key("cam-test", 3)) <= stack.frame_cache_s * 1000
     metrics = scrape(worker)
     assert metric_value(metrics, "argus_stage_messages_out_total", stage="detect") >= 6
     assert metric_value(metrics, "argus_triton_request_seconds_count", model="detector") >= 6

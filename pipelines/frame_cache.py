@@ -1,0 +1,118 @@
+"""A short-lived cache of recent frames in Redis, and the snapshots kept from it.
+
+Stages after ``detect`` see boxes and tracks, not pixels. When one of them decides that a
+frame matters (a person fell, someone loiters, a face to look at on a person track), it
+needs that frame's JPEG. The detect stage therefore writes every frame it accepted to Redis
+for a few seconds::
+
+    argus:frame:{camera_id}:{seq}     the JPEG, TTL ``frame_cache_s`` (seconds)
+    argus:snapshot:{ref}              a frame kept as evidence, TTL ``snapshot_ttl_s``
+
+A stage that wants to keep a frame as evidence copies it to a snapshot key (``keep``) and
+puts the *reference* in its event, never the bytes. The alert API serves snapshots by
+reference (blurring faces where asked). Both keys expire: nothing is kept forever.
+
+Writes are best-effort for the hot path: a Redis failure is counted and logged and the
+frame still goes on to detection (events then carry no snapshot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from argus.log import get_logger
+from argus.metrics import STAGE_ERRORS, redis_command
+
+log = get_logger(__name__)
+
+FRAME_KEY = "argus:frame:{camera_id}:{seq}"
+SNAPSHOT_KEY = "argus:snapshot:{ref}"
+
+
+def frame_key(camera_id: str, seq: int) -> str:
+    """The Redis key of one cached frame.
+
+    >>> frame_key("cam-1", 42)
+    'argus:frame:cam-1:42'
+    """
+    return FRAME_KEY.format(camera_id=camera_id, seq=seq)
+
+
+def snapshot_key(ref: str) -> str:
+    """The Redis key of a kept snapshot.
+
+    >>> snapshot_key("cam-1:zone-a:fall:42")
+    'argus:snapshot:cam-1:zone-a:fall:42'
+    """
+    return SNAPSHOT_KEY.format(ref=ref)
+
+
+class FrameCache:
+    """Recent frames per camera (``put_many``/``get``) and snapshots kept from them.
+
+    ``client`` is a ``redis.asyncio.Redis``; ``ttl_s <= 0`` turns the frame cache off
+    (``put_many`` does nothing, ``get`` and ``keep`` find nothing).
+    """
+
+    def __init__(self, client: Any, ttl_s: float, snapshot_ttl_s: int) -> None:
+        self.client = client
+        self.ttl_ms = int(ttl_s * 1000)
+        self.snapshot_ttl_s = snapshot_ttl_s
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_ms > 0
+
+    async def put_many(self, frames: Sequence[tuple[str, int, bytes]], stage: str = "detect"
+                       ) -> bool:
+        """Cache ``(camera_id, seq, jpeg)`` frames in one round trip. Never raises: a
+        failure is counted (``argus_stage_errors_total{kind="frame_cache"}``) and logged."""
+        if not self.enabled or not frames:
+            return False
+        try:
+            with redis_command("frame_cache_put"):
+                pipe = self.client.pipeline(transaction=False)
+                for camera_id, seq, jpeg in frames:
+                    pipe.set(frame_key(camera_id, seq), jpeg, px=self.ttl_ms)
+                await pipe.execute()
+        except Exception as exc:
+            STAGE_ERRORS.labels(stage, "frame_cache").inc()
+            log.warning("frame cache write failed", extra={"error": repr(exc),
+                                                           "frames": len(frames)})
+            return False
+        return True
+
+    async def get(self, camera_id: str, seq: int) -> bytes | None:
+        """The cached JPEG of a frame, or None once it expired (or was never cached)."""
+        if not self.enabled:
+            return None
+        with redis_command("frame_cache_get"):
+            value = await self.client.get(frame_key(camera_id, seq))
+        return bytes(value) if value is not None else None
+
+    async def keep(self, camera_id: str, seq: int, ref: str) -> str | None:
+        """Keep a cached frame as the snapshot ``ref`` (TTL ``snapshot_ttl_s``); returns
+        ``ref``, or None when the frame is no longer cached. Idempotent: a replay rewrites
+        the same key."""
+        if not self.enabled:
+            return None
+        target = snapshot_key(ref)
+        with redis_command("snapshot_keep"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.copy(frame_key(camera_id, seq), target, replace=True)
+            pipe.expire(target, self.snapshot_ttl_s)
+            copied, _ = await pipe.execute()
+        return ref if copied else None
+
+    async def store(self, ref: str, jpeg: bytes) -> str:
+        """Keep JPEG bytes a stage already holds as the snapshot ``ref``."""
+        with redis_command("snapshot_store"):
+            await self.client.set(snapshot_key(ref), jpeg, ex=self.snapshot_ttl_s)
+        return ref
+
+    async def snapshot(self, ref: str) -> bytes | None:
+        """The JPEG of a kept snapshot, or None (unknown or expired)."""
+        with redis_command("snapshot_get"):
+            value = await self.client.get(snapshot_key(ref))
+        return bytes(value) if value is not None else None
