@@ -12,6 +12,9 @@ and exports (see ``argus.metrics``):
 - ``argus_kafka_consumer_group_lag{group,topic}`` — the same summed over partitions;
 - ``argus_kafka_log_dir_bytes`` / ``_total_bytes`` / ``_usable_bytes{broker,log_dir}`` and
   ``argus_kafka_topic_bytes{topic}`` — from ``DescribeLogDirs``: data size and free space;
+- ``argus_alerts_active{site}`` and ``argus_alerts_active_by_severity{severity}`` — the
+  sizes of the alert sink's active sets in Redis (``argus.alert_gauges``), cluster state
+  that no single worker owns;
 - its own health: ``argus_lag_exporter_errors_total``,
   ``argus_lag_exporter_last_success_timestamp_seconds``, ``argus_lag_exporter_poll_seconds``.
 
@@ -33,12 +36,16 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client import REGISTRY
 
+from argus.alert_gauges import ActiveAlerts, count_active
 from argus.log import get_logger, setup_logging
 from argus.metrics import (
+    ALERTS_ACTIVE,
+    ALERTS_ACTIVE_SEVERITY,
     KAFKA_CONSUMER_LAG,
     KAFKA_GROUP_LAG,
     KAFKA_LOG_DIR_BYTES,
@@ -94,6 +101,8 @@ class Snapshot:
     lags: list[PartitionLag] = field(default_factory=list)
     log_dirs: list[LogDir] = field(default_factory=list)
     topic_bytes: dict[str, int] = field(default_factory=dict)
+    alerts: ActiveAlerts | None = None
+    """Active alerts in Redis (None: Redis could not be read this time)."""
 
 
 def compute_lags(committed: Mapping[str, Mapping[TopicPartition, int]],
@@ -188,6 +197,10 @@ class Publisher:
                                    if d.usable_bytes is not None},
             KAFKA_TOPIC_BYTES: {(t,): size for t, size in snapshot.topic_bytes.items()},
         }
+        if snapshot.alerts is not None:  # unreadable Redis: keep the last values
+            series[ALERTS_ACTIVE] = {(site,): n for site, n in snapshot.alerts.by_site.items()}
+            series[ALERTS_ACTIVE_SEVERITY] = {(sev,): n for sev, n
+                                              in snapshot.alerts.by_severity.items()}
         for gauge, values in series.items():
             for labels, value in values.items():
                 gauge.labels(*labels).set(value)
@@ -204,6 +217,8 @@ class LagExporter:
         self.groups = re.compile(groups)
         self.last_success = 0.0
         """Unix time of the last successful poll (0: none yet)."""
+        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                           socket_connect_timeout=5)
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
 
@@ -238,7 +253,18 @@ class LagExporter:
             ends = dict(consumer.end_offsets(partitions))
             starts = dict(consumer.beginning_offsets(partitions))
         dirs, topic_bytes = parse_log_dirs(admin.describe_log_dirs())
-        return Snapshot(compute_lags(committed, ends, starts), dirs, topic_bytes)
+        return Snapshot(compute_lags(committed, ends, starts), dirs, topic_bytes,
+                        self.poll_alerts())
+
+    def poll_alerts(self) -> ActiveAlerts | None:
+        """Active-alert counts from Redis; a Redis failure is logged and counted but does
+        not fail the Kafka poll."""
+        try:
+            return count_active(self._redis)
+        except redis.RedisError as exc:
+            LAG_EXPORTER_ERRORS.inc()
+            log.warning("active alert count failed", extra={"error": repr(exc)})
+            return None
 
     def close(self) -> None:
         """Close the clients (they are recreated by the next poll)."""

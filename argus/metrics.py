@@ -123,8 +123,12 @@ ALERTS_UPDATED = Counter("argus_alerts_updated_total",
 ALERTS_RESOLVED = Counter("argus_alerts_resolved_total", "Alerts resolved", ["rule", "severity"])
 ALERTS_DUPLICATE = Counter("argus_alerts_duplicate_total",
                            "Alerts suppressed because the same id was already written", ["rule"])
-ALERTS_ACTIVE = Gauge("argus_alerts_active", "Open alerts in Redis (per-site active set size)",
-                      ["site"])
+ALERTS_ACTIVE = Gauge("argus_alerts_active",
+                      "Active (open or acknowledged) alerts in Redis per site; exported by the "
+                      "lag exporter", ["site"])
+ALERTS_ACTIVE_SEVERITY = Gauge("argus_alerts_active_by_severity",
+                               "Active alerts in Redis per severity; exported by the lag exporter",
+                               ["severity"])
 
 # --- Redis clients --------------------------------------------------------------
 REDIS_LATENCY = Histogram(

@@ -5,6 +5,7 @@ metric the dashboards and alert rules name is really exported.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -31,6 +33,8 @@ from argus import stack as embedded
 from argus.metrics import ALL_CAMERAS, serve
 from argus.settings import REPO_ROOT, Settings
 from argus.topology import Camera
+from pipelines import alert_sink
+from schemas import Alert, Evidence, Severity
 from services.frame_grabber.grabber import FrameGrabber
 from tests.conftest import free_port, metric_value, scrape
 from tests.unit.test_grafana_dashboards import (
@@ -398,3 +402,41 @@ def test_dashboards_and_rules_name_only_exported_metrics(
     for expr in sorted(dashboard_exprs):
         if not expr.startswith("label_values("):
             prom_query(stack, grafana_to_promql(expr))
+
+
+def test_active_alert_gauges_follow_the_alert_sink(stack: Settings, lag_exporter: int) -> None:
+    site = f"obs-site-{uuid.uuid4().hex[:6]}"
+    now = time.time()
+    alerts = [Alert(alert_id=f"{site}-{i}", rule="confirmed_intrusion", title="t",
+                    severity=Severity.CRITICAL, site_id=site, zone_id="lobby", lat=51.5,
+                    lon=-0.1, first_seen=now, last_seen=now, created_at=now,
+                    evidence=[Evidence(source="sensor", event_id=f"e{i}", ts=now,
+                                       sensor_id="pir")]) for i in range(2)]
+
+    async def write_then_resolve(resolve: bool) -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            for alert in alerts:
+                if resolve:
+                    await alert_sink.resolve(client, alert.alert_id, "sre-test")
+                else:
+                    await alert_sink.write_alert(client, alert, ttl_s=120)
+        finally:
+            await client.aclose()
+
+    def active() -> float | None:
+        text = scrape(lag_exporter)
+        return metric_value(text, "argus_alerts_active", site=site) if site in text else None
+
+    def critical() -> float:
+        return metric_value(scrape(lag_exporter), "argus_alerts_active_by_severity",
+                            severity="critical")
+
+    asyncio.run(write_then_resolve(resolve=False))
+    assert wait_for(lambda: active() == 2, 15), scrape(lag_exporter)
+    assert critical() >= 2
+    before = critical()
+    asyncio.run(write_then_resolve(resolve=True))
+    # resolved alerts leave the active sets; the empty site's series is removed
+    assert wait_for(lambda: active() is None, 15), scrape(lag_exporter)
+    assert critical() == before - 2
