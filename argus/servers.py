@@ -1,0 +1,398 @@
+"""The servers of the embedded stack, one class each: Redis, Mosquitto, Kafka (KRaft),
+Triton and Prometheus, run as local processes (see ``argus.stack`` for up/down/status).
+
+Each ``Server`` knows its command line, its files under ``settings.stack_dir/<name>``
+(``pid``, ``server.log``, data) and how to check that it is healthy.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from argus.log import get_logger
+from argus.settings import REPO_ROOT, Settings
+
+log = get_logger(__name__)
+
+TRITON_VENV = REPO_ROOT / ".venv-triton"
+
+
+class StackError(RuntimeError):
+    """A server of the embedded stack could not be started or is unhealthy."""
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    state: str  # running | stopped | crashed | unhealthy
+    pid: int | None
+    detail: str = ""
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/usr/local/bin")
+    if not found:
+        raise StackError(f"{name} is not installed: run `make bootstrap` (ops/bootstrap.sh)")
+    return found
+
+
+class Server(ABC):
+    """One server process of the stack."""
+
+    name: str = ""
+    start_timeout_s: float = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.stack_dir / self.name
+        self.pid_file = self.dir / "pid"
+        self.log_file = self.dir / "server.log"
+
+    @abstractmethod
+    def command(self) -> list[str]: ...
+
+    @abstractmethod
+    def healthy(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def ports(self) -> list[int]: ...
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most servers need none
+        """Write config files / format storage before the first start."""
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def status(self) -> ServerStatus:
+        pid = self.pid()
+        if pid is None:
+            return ServerStatus(self.name, "stopped", None)
+        if not _alive(pid):
+            return ServerStatus(self.name, "crashed", pid, self.log_tail())
+        if not self.healthy():
+            return ServerStatus(self.name, "unhealthy", pid, self.log_tail())
+        return ServerStatus(self.name, "running", pid)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def start(self) -> None:
+        """Start the process (not waiting for health)."""
+        for port in self.ports:
+            if _port_open(port):
+                raise StackError(
+                    f"{self.name}: port {port} is already taken by another process; "
+                    "stop it or change the ARGUS_* port settings"
+                )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env(), cwd=self.dir, start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        log.info("server starting", extra={"server": self.name, "pid": proc.pid})
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            pid = self.pid()
+            if pid is None or not _alive(pid):
+                raise StackError(f"{self.name} exited during start; log tail:\n{self.log_tail()}")
+            if self.healthy():
+                log.info("server ready", extra={"server": self.name, "pid": pid})
+                return
+            time.sleep(0.5)
+        raise StackError(f"{self.name} not healthy after {self.start_timeout_s:.0f}s; "
+                         f"log tail:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is not None and _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                log.warning("server did not stop, killing", extra={"server": self.name})
+                os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+
+class Redis(Server):
+    name = "redis"
+    start_timeout_s = 20.0
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    def command(self) -> list[str]:
+        return [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.dir), "--appendonly", "yes", "--save", "",
+                "--protected-mode", "yes", "--daemonize", "no"]
+
+    def healthy(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.settings.redis_url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+
+class Mosquitto(Server):
+    """The MQTT broker sensors publish to (Debian's ``mosquitto``), anonymous on loopback."""
+
+    name = "mosquitto"
+    start_timeout_s = 20.0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.mqtt_port]
+
+    def prepare(self) -> None:
+        # Loopback only, so anonymous clients are fine; no persistence: the broker is a
+        # relay, the gateway acknowledges a message once Kafka has it. Packets over 1 MiB
+        # (the HTTP body limit too) are refused.
+        (self.dir / "mosquitto.conf").write_text(
+            f"listener {self.settings.mqtt_port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_packet_size 1048576\n"
+            "log_dest stderr\n"  # unbuffered, unlike stdout to a file
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
+        )
+
+    def command(self) -> list[str]:
+        return [_binary("mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
+
+    def healthy(self) -> bool:
+        return _port_open(self.settings.mqtt_port) and _mqtt_connects(self.settings.mqtt_port)
+
+
+def _mqtt_connects(port: int, timeout_s: float = 2.0) -> bool:
+    """True if an MQTT client can connect to 127.0.0.1:port (a CONNACK with success)."""
+    import paho.mqtt.client as mqtt
+
+    answers: list[bool] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"argus-health-{uuid.uuid4().hex[:8]}")
+    client.on_connect = lambda _c, _u, _f, code, _p: answers.append(not code.is_failure)
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        deadline = time.monotonic() + timeout_s
+        while not answers and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        client.disconnect()
+    except OSError:
+        return False
+    return answers == [True]
+
+
+class Kafka(Server):
+    name = "kafka"
+    start_timeout_s = 90.0
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.kafka_bootstrap.rsplit(":", 1)[1])
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.settings.kafka_controller_port]
+
+    @property
+    def classpath(self) -> str:
+        libs = self.settings.cache_dir / "kafka" / "libs"
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            raise StackError(f"Kafka jars missing in {libs}: run `make bootstrap`")
+        return f"{libs}/*"
+
+    def prepare(self) -> None:
+        data = self.dir / "data"
+        ctrl = self.settings.kafka_controller_port
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{ctrl}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            "num.partitions": "6",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": "16777216",
+            "replica.fetch.max.bytes": "16777216",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "24",
+        }
+        (self.dir / "server.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in props.items()))
+        if not (data / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                ["java", "-cp", self.classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(self.dir / "server.properties"),
+                 "--ignore-formatted"],
+                check=True, capture_output=True, cwd=self.dir,
+            )
+
+    def command(self) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
+                f"-Dlog4j.configuration=file:{REPO_ROOT / 'ops/kafka/log4j.properties'}",
+                "-cp", self.classpath, "kafka.Kafka", str(self.dir / "server.properties")]
+
+    def healthy(self) -> bool:
+        if not _port_open(self.port):
+            return False
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                     request_timeout_ms=3000)
+        except KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+
+class Triton(Server):
+    name = "triton"
+    start_timeout_s = 180.0
+
+    @property
+    def ports(self) -> list[int]:
+        s = self.settings
+        return [s.triton_http_port, s.triton_grpc_port, s.triton_metrics_port]
+
+    @property
+    def root(self) -> Path:
+        sp = TRITON_VENV / "lib" / "python3.11" / "site-packages"
+        if not (sp / "pytriton" / "tritonserver" / "bin" / "tritonserver").exists():
+            raise StackError("tritonserver missing in .venv-triton: run `make bootstrap`")
+        return sp
+
+    def prepare(self) -> None:
+        from argus.models import fetch
+
+        fetch(self.settings)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = f"{self.root / 'nvidia_pytriton.libs'}:" + env.get(
+            "LD_LIBRARY_PATH", "")
+        env["PATH"] = f"{TRITON_VENV / 'bin'}:{env.get('PATH', '')}"
+        env["ARGUS_MODEL_DIR"] = str(self.settings.models_dir)
+        env.pop("PYTHONPATH", None)
+        return env
+
+    def command(self) -> list[str]:
+        t = self.root / "pytriton" / "tritonserver"
+        s = self.settings
+        return [str(t / "bin" / "tritonserver"),
+                f"--model-repository={REPO_ROOT / 'triton_models'}",
+                f"--backend-directory={t / 'backends'}",
+                "--http-address=127.0.0.1", f"--http-port={s.triton_http_port}",
+                "--grpc-address=127.0.0.1", f"--grpc-port={s.triton_grpc_port}",
+                f"--metrics-port={s.triton_metrics_port}", "--allow-metrics=true",
+                "--exit-on-error=true", "--log-verbose=0"]
+
+    def healthy(self) -> bool:
+        return _http_ok(f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready")
+
+
+class Prometheus(Server):
+    name = "prometheus"
+    start_timeout_s = 30.0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.prometheus_port]
+
+    def prepare(self) -> None:
+        text = (REPO_ROOT / "ops" / "prometheus" / "prometheus.yml").read_text()
+        for key in ("triton_metrics_port", "prometheus_port"):
+            text = text.replace("{{" + key + "}}", str(getattr(self.settings, key)))
+        text = text.replace("{{repo_root}}", str(REPO_ROOT))
+        (self.dir / "prometheus.yml").write_text(text)
+
+    def command(self) -> list[str]:
+        return [_binary("prometheus"), f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
+                "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle"]
+
+    def healthy(self) -> bool:
+        return _http_ok(f"http://127.0.0.1:{self.settings.prometheus_port}/-/ready")
+
+
+SERVERS: dict[str, type[Server]] = {
+    "redis": Redis, "mosquitto": Mosquitto, "kafka": Kafka, "triton": Triton,
+    "prometheus": Prometheus,
+}
+
