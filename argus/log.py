@@ -41,6 +41,9 @@ def setup_logging(level: str | None = None) -> None:
     root.setLevel(level or os.environ.get("ARGUS_LOG_LEVEL", "INFO"))
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python 3 warns whenever one of its I/O tasks runs > 100 ms, which a busy 2-core
+    # machine does all the time while connecting; real failures are logged as errors.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
 def get_logger(name: str) -> logging.Logger:
