@@ -166,6 +166,7 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
     """Decode → JPEG → the detector's own code (with the Triton config's ``params``) → the
     track stage's registry, in process."""
     from pipelines.detect import COCO_CLASSES, to_detections
+    from pipelines.reid import LocalReid, attach_embeddings
     from pipelines.track import TrackerRegistry, TrackSettings
     from schemas.frames import FrameHeaders
 
@@ -176,6 +177,7 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
         nms_threshold=float(params.get("nms_threshold", 0.45)),
         size=None if size == "auto" else int(size), decoder=params.get("decoder", "yolox"),
         tiles=params.get("tiles", "1x1"))
+    reid = LocalReid(base.models_dir, params)
     track_settings = TrackSettings()
     registry = TrackerRegistry(track_settings.tracker_config(COCO_CLASSES), COCO_CLASSES)
     wanted = {frame - 1: seq for seq, frame in frame_of_seq.items()}
@@ -194,10 +196,16 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
         boxes, scores, classes, (w, h) = runner.detect_jpeg(jpeg.tobytes())
         meta = FrameHeaders(camera_id="eval-cam", seq=seq, capture_ts=t0 + seq / fps,
                             width=w, height=h)
-        message = registry.process(to_detections(meta, boxes, scores, classes, 0.0))
+        detections = to_detections(meta, boxes, scores, classes, 0.0)
+        if reid.runner is not None:
+            codes = reid.codes(jpeg.tobytes(), boxes, scores, classes)
+            detections = attach_embeddings(detections, classes, codes, reid.name)
+        message = registry.process(detections)
         if message is not None:
             out[seq] = message
     cap.release()
+    if reid.runner is not None:
+        sys.stderr.write(f"re-id: {1000 * reid.seconds / max(1, len(out)):.1f} ms per frame\n")
     return out
 
 

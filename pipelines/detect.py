@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from argus.modelcode import load_yolox_module
 from argus.topology import Topology
+from pipelines.reid import attach_embeddings
 from pipelines.triton import Rejected, TritonModel, jpeg_input
 from schemas.detections import Box, Detection, Detections
 from schemas.frames import FrameHeaders
@@ -77,6 +78,23 @@ class TritonDetector(TritonModel):
         assert boxes is not None and scores is not None and classes is not None
         return boxes[0], scores[0], classes[0], ms
 
+    async def infer_reid(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
+                                                     np.ndarray | None, str]:
+        """:meth:`infer` plus the person embeddings (``EMBEDDINGS``: int8 rows aligned with
+        the boxes, zero rows = none) and the re-id model's name ("" when none were made)."""
+        result, ms = await self.call([jpeg_input(jpeg)], ("BOXES", "SCORES", "CLASSES",
+                                                          "EMBEDDINGS", "REID_MODEL"))
+        boxes = result.as_numpy("BOXES")
+        scores = result.as_numpy("SCORES")
+        classes = result.as_numpy("CLASSES")
+        assert boxes is not None and scores is not None and classes is not None
+        codes = result.as_numpy("EMBEDDINGS")
+        names = result.as_numpy("REID_MODEL")
+        name = names.reshape(-1)[0] if names is not None and names.size else b""
+        reid = name.decode() if isinstance(name, bytes) else str(name)
+        return (boxes[0], scores[0], classes[0], ms,
+                None if codes is None else codes[0], reid)
+
 
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
                         ) -> list[Detections | Rejected]:
@@ -84,9 +102,10 @@ async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeader
 
     async def one(meta: FrameHeaders, jpeg: bytes) -> Detections | Rejected:
         try:
-            boxes, scores, classes, ms = await detector.infer(jpeg)
+            boxes, scores, classes, ms, codes, reid = await detector.infer_reid(jpeg)
         except Rejected as rejected:
             return rejected
-        return to_detections(meta, boxes, scores, classes, ms)
+        message = to_detections(meta, boxes, scores, classes, ms)
+        return attach_embeddings(message, classes, codes, reid) if reid else message
 
     return list(await asyncio.gather(*(one(m, j) for m, j in frames)))

@@ -9,6 +9,10 @@ mapping when this process has none, or when the stored state was written by some
 Thresholds come from :class:`TrackSettings` (environment ``ARGUS_TRACK_*``), with
 per-class high-score thresholds by class name, e.g.
 ``ARGUS_TRACK_CLASS_THRESHOLDS='{"person": 0.5, "car": 0.6}'``.
+
+When the detections carry appearance embeddings (``embedding_model`` set, see
+``pipelines.reid``), they are passed to the tracker, which fuses them into association
+(``ARGUS_TRACK_REID=false`` ignores them).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from argus.log import get_logger
 from argus.metrics import TRACK_FRAMES_SKIPPED
+from pipelines.reid import AppearanceConfig, FloatArray, embeddings_of
 from pipelines.tracker import Track as TrackerTrack
 from pipelines.tracker import Tracker, TrackerConfig
 from schemas.detections import Box, Detections
@@ -45,6 +50,14 @@ class TrackSettings(BaseSettings):
     match_iou: float = Field(default=0.1, gt=0.0, le=1.0)
     min_hits: int = Field(default=2, ge=1)
     max_lost: int = Field(default=30, ge=0)
+    reid: bool = Field(default=True, description="use the detections' appearance embeddings")
+    reid_max_distance: float = Field(
+        default=0.6, gt=0.0, le=2.0, description="cosine distance beyond which appearance "
+        "does not vouch for a match")
+    weak_start: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="boxes from this score (below threshold + "
+        "margin) start tracks that need weak_hits hits; null: off")
+    weak_hits: int = Field(default=3, ge=1)
     persist_every_s: float = Field(
         default=1.0, ge=0.0, description="capture-time interval between state writes")
 
@@ -63,7 +76,10 @@ class TrackSettings(BaseSettings):
             default = None
         return TrackerConfig(thresholds=thresholds, default_threshold=default, low=self.low,
                              new_track_margin=self.new_track_margin, match_iou=self.match_iou,
-                             min_hits=self.min_hits, max_lost=self.max_lost)
+                             min_hits=self.min_hits, max_lost=self.max_lost,
+                             weak_start=self.weak_start, weak_hits=self.weak_hits,
+                             appearance=AppearanceConfig(enabled=self.reid,
+                                                         max_distance=self.reid_max_distance))
 
 
 def _clip_box(x1: float, y1: float, x2: float, y2: float) -> Box:
@@ -136,7 +152,8 @@ class TrackerRegistry:
                 self.class_names.extend(str(i) for i in range(len(self.class_names),
                                                               d.class_id + 1))
             self.class_names[d.class_id] = d.class_name
-        tracks = tracker.update(boxes, scores, classes, frame.seq, frame.capture_ts)
+        tracks = tracker.update(boxes, scores, classes, frame.seq, frame.capture_ts,
+                                self._embeddings(frame, tracker))
         if tracks is None:
             self.stale += 1
             TRACK_FRAMES_SKIPPED.labels("stale").inc()
@@ -146,6 +163,19 @@ class TrackerRegistry:
             return None
         self._persist(frame.camera_id, tracker, frame.capture_ts)
         return to_message(frame, tracker, tracks, self.class_names)
+
+    def _embeddings(self, frame: Detections, tracker: Tracker) -> FloatArray | None:
+        """The frame's appearance embeddings for the tracker (None: none or unreadable); a
+        change of re-id model drops the tracks' stored embeddings (not comparable)."""
+        if frame.embedding_model is None or not self.config.appearance.enabled:
+            return None
+        tracker.use_embedding_model(frame.embedding_model)
+        try:
+            return embeddings_of(frame.detections)
+        except ValueError as exc:
+            log.warning("unreadable embeddings ignored", extra={
+                "camera": frame.camera_id, "seq": frame.seq, "error": str(exc)})
+            return None
 
     def _persist(self, camera_id: str, tracker: Tracker, ts: float) -> None:
         """Write the state when ``persist_every_s`` of capture time passed since the last

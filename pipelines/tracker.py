@@ -5,7 +5,8 @@ tracks, each with a constant-velocity Kalman filter on ``(cx, cy, aspect, height
 
 1. detections split into *high* (score >= the class's threshold) and *low* (>= ``low``);
 2. high boxes are matched to the confirmed and recently lost tracks (Hungarian on
-   1 - IoU x score); a matched lost track is re-activated with its old id;
+   1 - IoU x score, fused with the cosine distance of appearance embeddings when the boxes
+   carry them: ``pipelines.reid``); a matched lost track is re-activated with its old id;
 3. low boxes are matched to the confirmed tracks still unmatched (plain IoU), so a
    person whose score dips behind an occluder keeps the track; what stays unmatched is
    *lost* (predicted on, kept ``max_lost`` frames, then removed);
@@ -13,41 +14,53 @@ tracks, each with a constant-velocity Kalman filter on ``(cx, cy, aspect, height
    one; a miss removes it), and boxes scoring >= threshold + ``new_track_margin``
    start new tentative tracks.
 
-Only boxes of the same class are ever matched. Time is counted in frame *steps*: a gap in
-``seq`` (frames dropped upstream) predicts several steps; a frame that is not newer than
-the last one (by seq and capture time) is skipped and counted in ``stale_frames``; a
-lower seq with a newer capture time is a restarted grabber, stepped by the time gap.
-Velocities are reported in normalised units per second using the measured frame period.
-The whole state round-trips through a JSON-safe dict (:meth:`Tracker.to_dict`).
+Only boxes of the same class are ever matched. A track keeps a running average of its
+confident, unoccluded boxes' embeddings (persisted with the state). Time is counted in
+frame *steps*: a gap in ``seq`` (frames dropped upstream) predicts several steps; a frame
+that is not newer than the last one (by seq and capture time) is skipped and counted in
+``stale_frames``; a lower seq with a newer capture time is a restarted grabber, stepped by
+the time gap. Velocities are reported in normalised units per second using the measured
+frame period. The whole state round-trips through a JSON-safe dict (:meth:`Tracker.to_dict`); the
+per-track Kalman filter is in ``pipelines.kalman_track``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import linear_sum_assignment
+
+from pipelines.kalman_track import Track, TrackState, xyah_to_xyxy, xyxy_to_xyah
+from pipelines.reid import (
+    AppearanceConfig,
+    FloatArray,
+    cosine_distance,
+    ema_update,
+    fuse_cost,
+    updatable,
+)
+
+__all__ = [
+    "STATE_VERSION",
+    "Boxes",
+    "Track",
+    "TrackState",
+    "Tracker",
+    "TrackerConfig",
+    "associate",
+    "iou_matrix",
+    "xyah_to_xyxy",
+    "xyxy_to_xyah",
+]
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int_]
 STATE_VERSION = 1
 _NO_MATCH = 1e6
-
-_F = np.eye(8)
-_F[:4, 4:] = np.eye(4)
-_H = np.eye(4, 8)
-_STD_POS, _STD_VEL = 1.0 / 20, 1.0 / 160
-
-
-class TrackState(StrEnum):
-    TENTATIVE = "tentative"
-    CONFIRMED = "confirmed"
-    LOST = "lost"
 
 
 class TrackerConfig(BaseModel):
@@ -57,7 +70,11 @@ class TrackerConfig(BaseModel):
     Defaults are ByteTrack's except two, measured on PETS09-S2L1 (docs/tracking.md): a new
     track needs threshold + 0.2 (not + 0.1), which keeps one-off false boxes out, and the
     first pass accepts IoU x score >= 0.1 (not 0.2), which keeps small, fast people at
-    5-10 fps matched from one frame to the next.
+    5-10 fps matched from one frame to the next. ``appearance``: how re-id embeddings enter
+    the first pass (``pipelines.reid``). ``weak_start`` (off by default): boxes from that
+    score up to threshold + margin may also start a track, which then needs ``weak_hits``
+    hits in a row to be confirmed (a medium-score cluster, e.g. a half-hidden person; it
+    also makes static person-like objects tracks, see docs/tracking.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -74,6 +91,11 @@ class TrackerConfig(BaseModel):
     duplicate_iou: float = Field(default=0.85, gt=0.0, le=1.0)
     max_clock_skew_s: float = Field(default=2.0, ge=0.0)
     fuse_score: bool = True
+    appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
+    weak_start: float | None = Field(default=None, ge=0.0, le=1.0,
+                                     description="boxes >= this may start a track that "
+                                     "needs weak_hits to confirm (None: off)")
+    weak_hits: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _can_start_tracks(self) -> TrackerConfig:
@@ -87,19 +109,6 @@ class TrackerConfig(BaseModel):
     def threshold(self, class_id: int) -> float | None:
         """The high-score threshold of a class (None: not tracked)."""
         return self.thresholds.get(class_id, self.default_threshold)
-
-
-def xyxy_to_xyah(box: Array) -> Array:
-    """``x1, y1, x2, y2`` → centre x, centre y, aspect (w/h), height."""
-    w, h = box[2] - box[0], max(box[3] - box[1], 1e-6)
-    return np.array([box[0] + w / 2, box[1] + h / 2, w / h, h])
-
-
-def xyah_to_xyxy(xyah: Array) -> Array:
-    """Centre x, centre y, aspect, height → ``x1, y1, x2, y2``."""
-    h = max(float(xyah[3]), 1e-6)
-    w = float(xyah[2]) * h
-    return np.array([xyah[0] - w / 2, xyah[1] - h / 2, xyah[0] + w / 2, xyah[1] + h / 2])
 
 
 def iou_matrix(a: Array, b: Array) -> Array:
@@ -119,98 +128,57 @@ def iou_matrix(a: Array, b: Array) -> Array:
 
 
 @dataclass
-class Track:
-    """One tracked object: Kalman mean (8) and covariance (8x8) plus bookkeeping."""
+class Boxes:
+    """One frame's detections: boxes, scores, classes and, optionally, unit embeddings
+    (zero rows: none) with the mask of those allowed to update a track's embedding."""
 
-    track_id: int
-    class_id: int
-    mean: Array
-    cov: Array
-    score: float
-    state: TrackState
-    hits: int
-    age: int
-    misses: int
-    first_ts: float
-    last_ts: float
+    boxes: Array
+    scores: Array
+    classes: IntArray
+    feats: FloatArray | None = None
+    fresh: npt.NDArray[np.bool_] | None = None
 
-    @classmethod
-    def start(cls, track_id: int, box: Array, class_id: int, score: float, ts: float) -> Track:
-        xyah = xyxy_to_xyah(box)
-        h = xyah[3]
-        std = [2 * _STD_POS * h, 2 * _STD_POS * h, 1e-2, 2 * _STD_POS * h,
-               10 * _STD_VEL * h, 10 * _STD_VEL * h, 1e-5, 10 * _STD_VEL * h]
-        return cls(track_id, class_id, np.r_[xyah, np.zeros(4)], np.diag(np.square(std)),
-                   score, TrackState.TENTATIVE, 1, 0, 0, ts, ts)
+    def __len__(self) -> int:
+        return len(self.scores)
 
-    @property
-    def box(self) -> Array:
-        return xyah_to_xyxy(self.mean[:4])
-
-    def predict(self) -> None:
-        """One constant-velocity step (a lost track's height stops changing)."""
-        if self.state is TrackState.LOST:
-            self.mean[7] = 0.0
-        h = self.mean[3]
-        std = [_STD_POS * h, _STD_POS * h, 1e-2, _STD_POS * h,
-               _STD_VEL * h, _STD_VEL * h, 1e-5, _STD_VEL * h]
-        self.mean = _F @ self.mean
-        self.cov = _F @ self.cov @ _F.T + np.diag(np.square(std))
-
-    def update(self, box: Array, score: float, ts: float, min_hits: int) -> None:
-        """Kalman correction with a matched box; confirms or re-activates the track."""
-        h = self.mean[3]
-        r = np.diag(np.square([_STD_POS * h, _STD_POS * h, 1e-1, _STD_POS * h]))
-        s = _H @ self.cov @ _H.T + r
-        gain = cho_solve(cho_factor(s, lower=True), (self.cov @ _H.T).T).T
-        self.mean = self.mean + gain @ (xyxy_to_xyah(box) - _H @ self.mean)
-        self.cov = self.cov - gain @ s @ gain.T
-        self.score, self.last_ts, self.misses = score, ts, 0
-        self.hits += 1
-        if self.state is TrackState.LOST or self.hits >= min_hits:
-            self.state = TrackState.CONFIRMED
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.track_id, "cls": self.class_id, "mean": _floats(self.mean),
-                "cov": _floats(self.cov[np.triu_indices(8)]), "score": round(self.score, 4),
-                "state": self.state.value, "hits": self.hits, "age": self.age,
-                "misses": self.misses, "first_ts": self.first_ts, "last_ts": self.last_ts}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Track:
-        cov = np.zeros((8, 8))
-        cov[np.triu_indices(8)] = d["cov"]
-        cov = cov + np.triu(cov, 1).T
-        return cls(int(d["id"]), int(d["cls"]), np.array(d["mean"], dtype=float), cov,
-                   float(d["score"]), TrackState(d["state"]), int(d["hits"]), int(d["age"]),
-                   int(d["misses"]), float(d["first_ts"]), float(d["last_ts"]))
+    def take(self, index: npt.ArrayLike) -> Boxes:
+        """The subset at ``index`` (a boolean mask or integer indices)."""
+        i = np.asarray(index)
+        return Boxes(self.boxes[i], self.scores[i], self.classes[i],
+                     None if self.feats is None else self.feats[i],
+                     None if self.fresh is None else self.fresh[i])
 
 
-def _floats(values: Array) -> list[float]:
-    return [float(f"{v:.7g}") for v in np.asarray(values).ravel()]
-
-
-def associate(tracks: list[Track], boxes: Array, scores: Array, classes: IntArray,
-              min_iou: float, fuse_score: bool) -> tuple[list[tuple[int, int]], list[int],
-                                                         list[int]]:
-    """Hungarian matching on 1 - IoU (x score when ``fuse_score``), same class only.
+def associate(tracks: list[Track], dets: Boxes, min_iou: float, fuse_score: bool,
+              appearance: AppearanceConfig | None = None,
+              ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Hungarian matching on 1 - IoU (x score when ``fuse_score``), same class only, fused
+    with the appearance distance (``pipelines.reid.fuse_cost``) when ``appearance`` is
+    given and both sides have embeddings.
 
     Returns (track index, box index) pairs with IoU >= ``min_iou`` (fused similarity >=
     ``min_iou`` when fusing), and the unmatched track and box indices.
     """
-    if not tracks or len(boxes) == 0:
-        return [], list(range(len(tracks))), list(range(len(boxes)))
-    sim = iou_matrix(np.array([t.box for t in tracks]), boxes)
+    if not tracks or len(dets) == 0:
+        return [], list(range(len(tracks))), list(range(len(dets)))
+    sim = iou_matrix(np.array([t.box for t in tracks]), dets.boxes)
     if fuse_score:
-        sim = sim * scores[None, :]
+        sim = sim * dets.scores[None, :]
     cost = 1.0 - sim
-    same = np.array([t.class_id for t in tracks])[:, None] == classes[None, :]
-    cost[~same | (sim < min_iou)] = _NO_MATCH
+    if appearance is not None and appearance.enabled and dets.feats is not None:
+        known = [t.feature is not None and len(t.feature) == dets.feats.shape[1]
+                 for t in tracks]
+        if any(known):
+            feats = np.array([t.feature if k else np.zeros(dets.feats.shape[1])
+                              for t, k in zip(tracks, known, strict=True)])
+            cost = fuse_cost(cost, cosine_distance(feats, dets.feats), appearance)
+    same = np.array([t.class_id for t in tracks])[:, None] == dets.classes[None, :]
+    cost[~same | (sim < min_iou) | ~np.isfinite(cost)] = _NO_MATCH
     rows, cols = linear_sum_assignment(cost)
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _NO_MATCH]
     matched_t, matched_d = {p[0] for p in pairs}, {p[1] for p in pairs}
     return (pairs, [i for i in range(len(tracks)) if i not in matched_t],
-            [j for j in range(len(boxes)) if j not in matched_d])
+            [j for j in range(len(dets)) if j not in matched_d])
 
 
 class Tracker:
@@ -225,6 +193,15 @@ class Tracker:
         self.frame_period: float | None = None
         self.frames = 0
         self.stale_frames = 0
+        self.embedding_model: str | None = None
+
+    def use_embedding_model(self, name: str) -> None:
+        """Embeddings from now on come from ``name``; the tracks' stored embeddings are
+        dropped if they came from another model."""
+        if name != self.embedding_model:
+            for track in self.tracks:
+                track.feature = None
+            self.embedding_model = name
 
     def steps_to(self, seq: int, ts: float) -> int:
         """Frame steps from the last processed frame to this one; 0 = stale (skip it)."""
@@ -241,31 +218,43 @@ class Tracker:
         return max(1, round((ts - self.last_ts) / period))
 
     def update(self, boxes: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike,
-               seq: int, ts: float) -> list[Track] | None:
+               seq: int, ts: float, embeddings: npt.ArrayLike | None = None,
+               ) -> list[Track] | None:
         """Process one frame; returns the live tracks after it, or None for a stale frame
-        (older than the last processed one: not applied, counted in ``stale_frames``)."""
+        (older than the last processed one: not applied, counted in ``stale_frames``).
+        ``embeddings``: optional (N, D) unit appearance vectors, zero rows for none."""
         steps = self.steps_to(seq, ts)
         if steps == 0:
             self.stale_frames += 1
             return None
         self._advance_clock(seq, ts, steps)
-        b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-        s = np.asarray(scores, dtype=float).reshape(-1)
-        c = np.asarray(classes, dtype=int).reshape(-1)
-        thresholds = [self.config.threshold(int(k)) for k in c]
+        dets = self._boxes(boxes, scores, classes, embeddings)
+        thresholds = [self.config.threshold(int(k)) for k in dets.classes]
         high_of = np.array([np.inf if t is None else t for t in thresholds]).reshape(-1)
-        high = s >= high_of
-        low = ~high & (s >= self.config.low) & np.isfinite(high_of)
+        high = dets.scores >= high_of
+        low = ~high & (dets.scores >= self.config.low) & np.isfinite(high_of)
         for track in self.tracks:
             for _ in range(min(steps, self.config.max_lost + 1)):
                 track.predict()
             track.age += steps
             track.misses += steps - 1
         self.tracks = [t for t in self.tracks if t.misses <= self.config.max_lost]
-        left = self._match_active(b[high], s[high], c[high], b[low], s[low], c[low], ts)
-        self._match_tentative_and_start(b[high][left], s[high][left], c[high][left], ts)
+        left, left_low = self._match_active(dets.take(high), dets.take(low), ts)
+        rest = np.concatenate([np.nonzero(high)[0][left], np.nonzero(low)[0][left_low]])
+        self._match_tentative_and_start(dets.take(rest.astype(int)), ts)
         self._remove_duplicates()
         return list(self.tracks)
+
+    def _boxes(self, boxes: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike,
+               embeddings: npt.ArrayLike | None) -> Boxes:
+        b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        s = np.asarray(scores, dtype=float).reshape(-1)
+        c = np.asarray(classes, dtype=int).reshape(-1)
+        app = self.config.appearance
+        if embeddings is None or not app.enabled:
+            return Boxes(b, s, c)
+        e = np.asarray(embeddings, dtype=np.float32).reshape(len(s), -1)
+        return Boxes(b, s, c, e, updatable(iou_matrix(b, b), s, app) & e.any(axis=1))
 
     def _advance_clock(self, seq: int, ts: float, steps: int) -> None:
         """Record the frame and refine the frame period (EMA of capture-time gaps)."""
@@ -277,53 +266,68 @@ class Tracker:
         self.last_seq, self.last_ts = seq, ts
         self.frames += 1
 
-    def _match_active(self, hb: Array, hs: Array, hc: IntArray, lb: Array, ls: Array,
-                      lc: IntArray, ts: float) -> list[int]:
-        """Passes 1 and 2 over confirmed and lost tracks; returns the unused high boxes."""
+    def _match_active(self, high: Boxes, low: Boxes, ts: float) -> tuple[list[int], list[int]]:
+        """Passes 1 and 2 over confirmed and lost tracks; returns the unused high and low
+        boxes."""
         cfg = self.config
         active = [t for t in self.tracks if t.state is not TrackState.TENTATIVE]
         matched: set[int] = set()
-        left_d = self._assign(active, hb, hs, hc, list(range(len(hb))), cfg.match_iou,
-                              cfg.fuse_score, ts, matched)
+        left_d = self._assign(active, high, cfg.match_iou, cfg.fuse_score, ts, matched,
+                              cfg.appearance)
         remaining = [t for t in active if id(t) not in matched
                      and t.state is TrackState.CONFIRMED]
-        self._assign(remaining, lb, ls, lc, list(range(len(lb))), cfg.low_match_iou, False,
-                     ts, matched)
+        left_low = self._assign(remaining, low, cfg.low_match_iou, False, ts, matched, None)
         for track in active:
             if id(track) not in matched:
                 track.state = TrackState.LOST
                 track.misses += 1
-        return left_d
+        return left_d, left_low
 
-    def _assign(self, tracks: list[Track], boxes: Array, scores: Array, classes: IntArray,
-                candidates: list[int], min_iou: float, fuse: bool, ts: float,
-                matched: set[int]) -> list[int]:
-        """Match ``tracks`` to ``boxes[candidates]``, update the matched tracks; returns the
-        candidates left over."""
-        idx = np.array(candidates, dtype=int)
-        pairs, _, left = associate(tracks, boxes[idx], scores[idx], classes[idx], min_iou, fuse)
+    def _assign(self, tracks: list[Track], dets: Boxes, min_iou: float, fuse: bool, ts: float,
+                matched: set[int], appearance: AppearanceConfig | None) -> list[int]:
+        """Match ``tracks`` to ``dets``, update the matched tracks; returns the indices of
+        the boxes left over."""
+        pairs, _, left = associate(tracks, dets, min_iou, fuse, appearance)
         for ti, di in pairs:
-            tracks[ti].update(boxes[idx[di]], float(scores[idx[di]]), ts, self.config.min_hits)
+            self._update_track(tracks[ti], dets, di, ts)
             matched.add(id(tracks[ti]))
-        return [int(idx[j]) for j in left]
+        return left
 
-    def _match_tentative_and_start(self, hb: Array, hs: Array, hc: IntArray,
-                                   ts: float) -> None:
+    def _update_track(self, track: Track, dets: Boxes, index: int, ts: float) -> None:
+        """Kalman update with box ``index``; its embedding joins the track's average when it
+        is a clean view (see ``Boxes.fresh``)."""
+        track.update(dets.boxes[index], float(dets.scores[index]), ts, self.config.min_hits)
+        if dets.feats is not None and dets.fresh is not None and dets.fresh[index]:
+            track.feature = ema_update(track.feature, dets.feats[index],
+                                       self.config.appearance.ema)
+
+    def _match_tentative_and_start(self, rest: Boxes, ts: float) -> None:
         """Pass 3: tentative tracks take the remaining high boxes (a miss removes them);
         confident leftovers start new tracks; long-lost tracks are removed."""
         cfg = self.config
+        floor = np.array([cfg.threshold(int(k)) or 0.0 for k in rest.classes]).reshape(-1)
+        if cfg.weak_start is not None:
+            floor = np.minimum(floor, cfg.weak_start)
+        high = rest.take(rest.scores >= floor)
         tentative = [t for t in self.tracks if t.state is TrackState.TENTATIVE]
-        pairs, left_t, left_d = associate(tentative, hb, hs, hc, cfg.tentative_match_iou,
+        pairs, left_t, left_d = associate(tentative, high, cfg.tentative_match_iou,
                                           fuse_score=True)
         for ti, di in pairs:
-            tentative[ti].update(hb[di], float(hs[di]), ts, cfg.min_hits)
+            self._update_track(tentative[ti], high, di, ts)
         dead = {id(tentative[i]) for i in left_t}
         self.tracks = [t for t in self.tracks if id(t) not in dead and t.misses <= cfg.max_lost]
         for di in left_d:
-            threshold = cfg.threshold(int(hc[di]))
-            if threshold is not None and hs[di] >= threshold + cfg.new_track_margin:
-                self.tracks.append(Track.start(self.next_id, hb[di], int(hc[di]),
-                                               float(hs[di]), ts))
+            threshold = cfg.threshold(int(high.classes[di]))
+            if threshold is None:
+                continue
+            strong = high.scores[di] >= threshold + cfg.new_track_margin
+            if strong or cfg.weak_start is not None:
+                track = Track.start(self.next_id, high.boxes[di], int(high.classes[di]),
+                                    float(high.scores[di]), ts)
+                track.needed = 0 if strong else cfg.weak_hits
+                if high.feats is not None and high.feats[di].any():
+                    track.feature = high.feats[di].copy()
+                self.tracks.append(track)
                 self.next_id += 1
 
     def _remove_duplicates(self) -> None:
@@ -352,6 +356,7 @@ class Tracker:
         return {"version": STATE_VERSION, "next_id": self.next_id, "last_seq": self.last_seq,
                 "last_ts": self.last_ts, "frame_period": self.frame_period,
                 "frames": self.frames, "stale_frames": self.stale_frames,
+                "embedding_model": self.embedding_model,
                 "tracks": [t.to_dict() for t in self.tracks]}
 
     @classmethod
@@ -367,4 +372,5 @@ class Tracker:
         tracker.frames = int(data["frames"])
         tracker.stale_frames = int(data["stale_frames"])
         tracker.tracks = [Track.from_dict(t) for t in data["tracks"]]
+        tracker.embedding_model = data.get("embedding_model")
         return tracker

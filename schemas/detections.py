@@ -1,4 +1,11 @@
-"""``detections``: what the detector saw in one frame."""
+"""``detections``: what the detector saw in one frame.
+
+Person boxes may carry an appearance ``embedding`` (re-identification, used by the
+tracker): the base64 of int8 codes of an L2-normalised vector (OSNet: 512 bytes, 684
+characters), scaled so that its largest component is +-127; re-normalise after decoding
+(``pipelines.reid.decode_embedding``). ``embedding_model`` names the model that made them:
+embeddings of different models must not be compared.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ class Detection(Message):
     class_id: int = Field(ge=0)
     class_name: str
     score: float = Field(ge=0.0, le=1.0)
+    embedding: str | None = Field(
+        default=None, min_length=4, max_length=4096, pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+        description="base64 of the int8 re-id embedding (L2-normalised, peak scaled to 127)")
 
 
 class Detections(Message):
@@ -46,4 +56,6 @@ class Detections(Message):
     detections: list[Detection]
     model: str
     model_version: str
+    embedding_model: str | None = Field(
+        default=None, description="the re-id model of the detections' embeddings, if any")
     inference_ms: float = Field(ge=0.0)

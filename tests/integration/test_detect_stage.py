@@ -55,6 +55,9 @@ def test_frames_become_detections_and_zone_events(stack: Settings, worker: int) 
     assert sorted(by_seq) == list(range(6))
     first = by_seq[0]
     assert (first.width, first.height, first.model) == (480, 360, "detector")
+    # person boxes carry the re-identification embedding the tracker uses
+    assert first.embedding_model == "osnet_x0_25_msmt17"
+    assert any(d.embedding for d in first.detections if d.class_name == "person")
     persons = [d for d in first.detections if d.class_name == "person" and d.score >= 0.3]
     expected = gt_people(stack, 1)
     assert expected * 0.6 <= len(persons) <= expected + 5, (len(persons), expected)

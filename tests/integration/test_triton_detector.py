@@ -3,6 +3,7 @@
 Real PETS 2009 frames go in as JPEG bytes; the person detections that come back are checked
 against the ground truth and against the plain-loop reference (``DetectorRunner`` in this
 process), and corrupt JPEGs must fail with ``corrupt_jpeg`` without hurting other requests.
+Person boxes get re-id embeddings when a request asks for ``EMBEDDINGS``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tritonclient.utils import InferenceServerException
 
 from argus.modelcode import load_yolox_module
 from argus.settings import Settings
+from pipelines.reid import load_appearance_module
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +240,40 @@ def test_corrupt_request_does_not_fail_its_neighbours(
         assert result.as_numpy("IMAGE_SIZE").tolist() == [[480, 360]]
         classes = result.as_numpy("CLASSES")[0]
         assert int((classes == 0).sum()) >= 3
+
+
+def test_embeddings_for_person_boxes(
+    client: grpcclient.InferenceServerClient, frames: dict[int, bytes], stack: Settings
+) -> None:
+    """``EMBEDDINGS`` (asked for explicitly): an int8 row per box, non-zero exactly for the
+    person boxes above the config's re-id floor (0.5), matching the application's own run
+    of ``appearance.py``; ``REID_MODEL`` names the model."""
+    names = (*OUTPUTS, "EMBEDDINGS", "REID_MODEL")
+    jpegs = [frames[f] for f in BATCH_FRAMES[:2]]
+    result = client.infer(MODEL, [image_input(jpegs)],
+                          outputs=[grpcclient.InferRequestedOutput(n) for n in names])
+    codes = result.as_numpy("EMBEDDINGS")
+    assert codes is not None and codes.dtype == np.int8
+    assert codes.shape == (*result.as_numpy("CLASSES").shape, 512)
+    assert result.as_numpy("REID_MODEL").reshape(-1).tolist() == [b"osnet_x0_25_msmt17"] * 2
+    app: Any = load_appearance_module()
+    reid = app.ReidRunner(str(stack.shared / "models" / "osnet_x0_25_msmt17.onnx"))
+    yolox: Any = load_yolox_module()
+    for i, jpeg in enumerate(jpegs):
+        scores, classes = result.as_numpy("SCORES")[i], result.as_numpy("CLASSES")[i]
+        wanted = (classes == 0) & (scores >= 0.5)
+        assert int(wanted.sum()) >= 3
+        assert (codes[i].any(axis=1) == wanted).all()
+        assert (np.abs(codes[i][wanted]).max(axis=1) == 127).all()  # peak-scaled int8
+        local = reid.embed(yolox.decode_jpeg(jpeg), result.as_numpy("BOXES")[i][wanted])
+        served = app.dequantize(codes[i][wanted])
+        assert float(np.min(np.sum(local * served, axis=1))) > 0.99
+
+
+def test_reid_model_is_empty_without_embeddings(
+    client: grpcclient.InferenceServerClient, frames: dict[int, bytes]
+) -> None:
+    """Asking only for ``REID_MODEL`` costs no re-id run and says so with an empty name."""
+    result = client.infer(MODEL, [image_input([frames[1]])],
+                          outputs=[grpcclient.InferRequestedOutput("REID_MODEL")])
+    assert result.as_numpy("REID_MODEL").reshape(-1).tolist() == [b""]

@@ -139,6 +139,19 @@ def test_track_confirmation(scores: list[float], confirmed: bool) -> None:
     assert bool(history[-1]) is confirmed
 
 
+@pytest.mark.parametrize(("scores", "confirmed"), [
+    ([0.65, 0.65], False),              # a medium-score box starts a track needing 3 hits
+    ([0.65, 0.65, 0.65], True),         # ... a cluster of three confirms it
+    ([0.65, 0.3, 0.65, 0.65], False),   # a miss (0.3 is below weak_start) removes it
+    ([0.45, 0.45, 0.45, 0.45], False),  # below weak_start: never
+    ([0.75, 0.55], True),               # a confident start keeps min_hits = 2
+])
+def test_weak_start_from_medium_scores(scores: list[float], confirmed: bool) -> None:
+    history = run([[person(0.5, score=s)] for s in scores],
+                  TrackerConfig(weak_start=0.5, weak_hits=3))
+    assert bool(history[-1]) is confirmed
+
+
 def test_per_class_thresholds_and_untracked_classes() -> None:
     config = TrackerConfig(thresholds={CAR: 0.6}, default_threshold=None)
     frames = [[person(0.2), person(0.6, cls=CAR, score=0.85)] for _ in range(3)]

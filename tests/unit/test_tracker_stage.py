@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pipelines.detect import COCO_CLASSES
+from pipelines.reid import attach_embeddings
 from pipelines.track import TrackerRegistry, TrackSettings
 from schemas.detections import Box, Detection, Detections
 from schemas.tracks import Tracks
@@ -133,3 +135,47 @@ def test_cameras_are_independent() -> None:
         a = reg.process(frame(seq, [0.2], camera="cam-a"))
         b = reg.process(frame(seq, [0.2, 0.6], camera="cam-b"))
     assert confirmed_ids(a) == [1] and confirmed_ids(b) == [1, 2]
+
+
+def with_looks(message: Detections, looks: list[int], model: str = "osnet") -> Detections:
+    """The frame with a one-hot int8 embedding per detection (-1: none), as the detect
+    stage attaches the detector's ``EMBEDDINGS``."""
+    codes = np.zeros((len(looks), 8), dtype=np.int8)
+    for row, index in enumerate(looks):
+        if index >= 0:
+            codes[row, index] = 127
+    return attach_embeddings(message, np.zeros(len(looks)), codes, model)
+
+
+@pytest.mark.parametrize(("settings", "model", "has_embedding"), [
+    ({}, "osnet", True),               # embeddings reach the tracker and its state
+    ({"reid": False}, "osnet", False),  # ARGUS_TRACK_REID=false ignores them
+])
+def test_embeddings_reach_the_persisted_state(settings: dict[str, Any], model: str,
+                                              has_embedding: bool) -> None:
+    store: dict[str, Any] = {}
+    reg = registry(store, persist_every_s=0.0, **settings)
+    for seq in range(3):
+        reg.process(with_looks(frame(seq, [0.2, 0.6]), [0, 1], model))
+    state = store["cam-1"]["state"]
+    assert [("emb" in t) for t in state["tracks"]] == [has_embedding] * 2
+    assert state["embedding_model"] == ("osnet" if has_embedding else None)
+    restored = registry(store)
+    message = restored.process(with_looks(frame(3, [0.2, 0.6]), [0, 1], model))
+    assert confirmed_ids(message) == [1, 2]
+    if has_embedding:
+        tracker = restored.tracker("cam-1")
+        assert [int(np.argmax(t.feature)) for t in tracker.tracks if t.feature is not None
+                ] == [0, 1]
+
+
+def test_a_changed_reid_model_drops_the_tracks_embeddings() -> None:
+    reg = registry()
+    for seq in range(3):
+        reg.process(with_looks(frame(seq, [0.2]), [0]))
+    reg.process(with_looks(frame(3, [0.2]), [3], model="another"))
+    tracker = reg.tracker("cam-1")
+    assert tracker.embedding_model == "another"
+    # the old average is gone: the track's embedding is the new model's box alone
+    feature = tracker.tracks[0].feature
+    assert feature is not None and feature.tolist() == [0.0, 0.0, 0.0, 1.0] + [0.0] * 4

@@ -3,7 +3,9 @@
 The network is YOLOX-nano by default; ``parameters`` in ``../config.pbtxt`` choose another
 ONNX file (``model_file``), its output format (``decoder``: ``yolox`` or ``yolov8`` for
 YOLOv8/YOLO11 exports), the input size (``input_size``, or ``auto`` to take it from the
-model) and optional tiling (``tiles``, e.g. ``2x2``).
+model) and optional tiling (``tiles``, e.g. ``2x2``). ``reid`` (``osnet`` | ``none``) adds a
+person re-identification embedding (``appearance.py``) for person boxes scoring at least
+``reid_score_threshold``, computed only when a request asks for ``EMBEDDINGS``.
 
 Inputs/outputs per batch item (see ``../config.pbtxt``):
 
@@ -13,6 +15,11 @@ Inputs/outputs per batch item (see ``../config.pbtxt``):
   Rows are padded to the largest detection count of the request (at least one row);
   padding rows have class -1 and score 0.
 * ``IMAGE_SIZE`` INT32 [2]: width, height of the decoded JPEG.
+* ``EMBEDDINGS`` INT8 [-1, D]: one row per ``BOXES`` row, the L2-normalised embedding
+  scaled so that its largest component is +-127 (``appearance.quantize``); all-zero rows
+  have none (other classes, low scores, padding). D is 0 when ``reid`` is ``none``.
+* ``REID_MODEL`` BYTES [1]: the re-id model's file stem (e.g. ``osnet_x0_25_msmt17``), empty
+  when no embeddings were computed: embeddings of different models must not be compared.
 
 A request with an undecodable JPEG gets an error response whose message starts with
 ``corrupt_jpeg:``; the other requests of the same dynamic batch are answered normally.
@@ -38,7 +45,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path[:1] != [_HERE]:
     sys.path.insert(0, _HERE)
 
-import yolox  # noqa: E402  (found through the sys.path entry above)
+import appearance  # noqa: E402  (found through the sys.path entry above)
+import yolox  # noqa: E402
 
 DEFAULT_MODEL_DIR = "/models"
 
@@ -69,6 +77,7 @@ class TritonPythonModel:
     """YOLOX detector over a batch of JPEGs (one onnxruntime session per model instance)."""
 
     runner: yolox.DetectorRunner
+    reid: appearance.ReidRunner | None
 
     def initialize(self, args: dict[str, str]) -> None:
         """Read the parameters and ``ARGUS_MODEL_DIR``, load the ONNX model."""
@@ -92,11 +101,24 @@ class TritonPythonModel:
             decoder=_parameter(config, "decoder", "yolox"),
             tiles=_parameter(config, "tiles", "1x1"),
         )
+        self.reid = None
+        self.reid_name = ""
+        self.reid_score = float(_parameter(config, "reid_score_threshold", "0.5"))
+        self.reid_max = int(_parameter(config, "reid_max_crops", "32"))
+        reid = _parameter(config, "reid", "none")
+        if reid == "osnet":
+            reid_path = os.path.join(model_dir, _parameter(config, "reid_model_file"))
+            if not os.path.isfile(reid_path):
+                raise FileNotFoundError(f"detector: re-id model file {reid_path} is missing")
+            self.reid = appearance.ReidRunner(reid_path, threads=int(threads) or None)
+            self.reid_name = os.path.splitext(os.path.basename(reid_path))[0]
+        elif reid != "none":
+            raise ValueError(f"detector: unknown reid {reid!r} (osnet | none)")
         _log_info(
             f"detector: loaded {model_path} on {self.runner.session.get_providers()} "
             f"(decoder={self.runner.decoder}, score>={self.runner.score_threshold}, "
             f"nms={self.runner.nms_threshold}, size={self.runner.size}, "
-            f"tiles={self.runner.tiles})"
+            f"tiles={self.runner.tiles}, reid={reid}, reid_score>={self.reid_score})"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -129,11 +151,14 @@ class TritonPythonModel:
                 where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
                 raise CorruptJpegError(f"{exc}{where}") from exc
         results = [self.runner.detect_image(image) for image in decoded]
+        wanted = "EMBEDDINGS" in set(request.requested_output_names() or ())
         rows = max([1, *(len(scores) for _, scores, _ in results)])
         boxes = np.zeros((len(results), rows, 4), dtype=np.float32)
         scores = np.zeros((len(results), rows), dtype=np.float32)
         classes = np.full((len(results), rows), -1, dtype=np.int32)
         sizes = np.zeros((len(results), 2), dtype=np.int32)
+        dim = self.reid.dim if self.reid is not None and wanted else 0
+        codes = np.zeros((len(results), rows, dim), dtype=np.int8)
         for i, (image, (item_boxes, item_scores, item_classes)) in enumerate(
             zip(decoded, results, strict=True)
         ):
@@ -142,15 +167,32 @@ class TritonPythonModel:
             scores[i, :count] = item_scores
             classes[i, :count] = item_classes
             sizes[i] = (image.shape[1], image.shape[0])
+            if dim:
+                codes[i, :count] = self._embed(image, item_boxes, item_scores, item_classes)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("BOXES", boxes),
                 pb_utils.Tensor("SCORES", scores),
                 pb_utils.Tensor("CLASSES", classes),
                 pb_utils.Tensor("IMAGE_SIZE", sizes),
+                pb_utils.Tensor("EMBEDDINGS", codes),
+                pb_utils.Tensor("REID_MODEL", np.array(
+                    [[self.reid_name.encode() if dim else b""]] * len(results), dtype=np.object_)),
             ]
         )
+
+    def _embed(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+               classes: np.ndarray) -> np.ndarray:
+        """int8 embeddings (K, D) of one image's person boxes above the score floor, zero
+        rows for the others; the crops go through the re-id model in batches."""
+        assert self.reid is not None
+        out = np.zeros((len(scores), self.reid.dim), dtype=np.int8)
+        chosen = appearance.select(scores, classes, [0], self.reid_score, self.reid_max)
+        if len(chosen):
+            out[chosen] = appearance.quantize(self.reid.embed(image, boxes[chosen]))
+        return out
 
     def finalize(self) -> None:
         """Release the onnxruntime session."""
         self.__dict__.pop("runner", None)
+        self.__dict__.pop("reid", None)
