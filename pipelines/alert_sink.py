@@ -206,12 +206,14 @@ async def _transaction(client: aioredis.Redis, alert_id: str,
 
 async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFAULT_TTL_S, *,
                          resolved_ttl_s: int = DEFAULT_RESOLVED_TTL_S,
-                         now: float | None = None) -> Change:
+                         now: float | None = None,
+                         also: Callable[[Pipeline], None] | None = None) -> Change:
     """Apply an alert from the rule engine: create it, or update the stored one if
     ``alert.version`` is newer than the engine version applied last (``classify``).
 
     A replay of an applied version (DUPLICATE), an older one (STALE) or an update of a
-    resolved alert (CLOSED) writes nothing and returns the stored alert.
+    resolved alert (CLOSED) writes nothing and returns the stored alert. ``also`` queues
+    more writes into the same transaction when the change applies (the command outbox).
     """
     result: list[Change] = []
 
@@ -226,9 +228,13 @@ async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFA
         new = alert if stored.alert is None else merge_update(
             stored.alert, alert, time.time() if now is None else now)
         result.append(Change(outcome, new, True))
-        return lambda pipe: _queue_write(pipe, new, stored.alert, ttl_s=ttl_s,
-                                         resolved_ttl_s=resolved_ttl_s,
-                                         source_version=alert.version)
+
+        def writes(pipe: Pipeline) -> None:
+            _queue_write(pipe, new, stored.alert, ttl_s=ttl_s, resolved_ttl_s=resolved_ttl_s,
+                         source_version=alert.version)
+            if also is not None:
+                also(pipe)
+        return writes
 
     await _transaction(client, alert.alert_id, decide)
     return result[0]

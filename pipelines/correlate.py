@@ -1,5 +1,6 @@
 """The correlate stage: ``events.video`` + ``events.face`` + ``sensors.events`` (+ ticks)
-→ alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic.
+→ alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic,
+and the rules' actions as ``commands`` (through a Redis outbox, see :class:`CommandOutbox`).
 
 The rules are data (``config/rules.yaml``, see docs/rules.md), evaluated by
 :class:`pipelines.correlation.RuleEngine` on a JSON-safe per-site state that the Faust
@@ -15,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from pydantic import ValidationError
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from argus.log import get_logger
@@ -23,7 +26,15 @@ from argus.metrics import ALERTS, ALERTS_DUPLICATE, ALERTS_UPDATED, CAPTURE_TO_A
 from argus.settings import Settings
 from argus.topology import Topology
 from pipelines import alert_sink
-from pipelines.correlation import AlertChange, RuleEngine, RuleError, State, load_rules
+from pipelines.correlation import (
+    AlertChange,
+    RuleEngine,
+    RuleError,
+    State,
+    commands_for,
+    load_rules,
+)
+from schemas.commands import Command
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent
@@ -32,7 +43,17 @@ from schemas.sensors import SensorEvent
 log = get_logger(__name__)
 
 SendAlert = Callable[[bytes, bytes], Awaitable[None]]
+SendCommand = Callable[[bytes, bytes], Awaitable[None]]
 Event = VideoEvent | SensorEvent
+
+COMMAND_PREFIX = "argus:command:"
+COMMANDS_UNSENT = "argus:commands:unsent"
+"""Sorted set: ids of commands written with their alert change but not yet on Kafka
+(score = issued at); ``argus:command:<id>`` holds each one's JSON."""
+COMMAND_RETRY_S = 10.0
+"""Pending commands older than this are re-sent by :meth:`CommandOutbox.resend`."""
+COMMANDS = Counter("argus_commands_total", "Commands from rule actions, by outcome "
+                   "(issued, sent, send_failed, expired)", ["type", "outcome"])
 
 
 def face_to_video_event(face: FaceEvent) -> VideoEvent:
@@ -59,6 +80,8 @@ def face_to_video_event(face: FaceEvent) -> VideoEvent:
         site_id=face.site_id, zone_id="_frame", site_zone_id=None, ts=face.ts, seq=face.seq,
         class_name="person", score=max(0.0, min(1.0, face.similarity)),
         box=Box.model_validate(face.face_box.model_dump()), count=1, attributes=attributes,
+        track_ids=[face.track_id] if face.track_id is not None else [],
+        snapshot_ref=face.snapshot_ref,
     )
 
 
@@ -100,15 +123,96 @@ class RulesFile:
         return True
 
 
+def command_key(command_id: str) -> str:
+    return f"{COMMAND_PREFIX}{command_id}"
+
+
+def queue_commands(commands: list[Command], ttl_s: int) -> Callable[[Pipeline], None]:
+    """The outbox writes of ``commands``, to run inside their alert change's transaction."""
+    def writes(pipe: Pipeline) -> None:
+        for command in commands:
+            pipe.set(command_key(command.command_id), command.model_dump_json(), ex=ttl_s)
+            pipe.zadd(COMMANDS_UNSENT, {command.command_id: command.issued_at})
+    return writes
+
+
+class CommandOutbox:
+    """Commands wait in Redis (written atomically with the alert change that issued them)
+    until Kafka acknowledged them; they are sent as stored, so a re-send is the same bytes
+    under the same id. Expired ones are dropped and counted, never sent."""
+
+    def __init__(self, redis_client: aioredis.Redis, send: SendCommand) -> None:
+        self.redis = redis_client
+        self.send = send
+
+    async def send_pending(self, command_ids: list[str]) -> int:
+        """Send those of ``command_ids`` still in the outbox; returns how many were sent."""
+        sent = 0
+        for command_id in command_ids:
+            if await self.redis.zscore(COMMANDS_UNSENT, command_id) is not None:
+                sent += await self._send_one(command_id)
+        return sent
+
+    async def resend(self, older_than_s: float = COMMAND_RETRY_S, limit: int = 100) -> int:
+        """Send what is still pending ``older_than_s`` after it was issued (a failed send,
+        or a worker that died after the Redis write); returns how many were sent."""
+        raw = await self.redis.zrangebyscore(COMMANDS_UNSENT, "-inf",
+                                             time.time() - older_than_s, start=0, num=limit)
+        sent = 0
+        for command_id in (i.decode() if isinstance(i, bytes) else str(i) for i in raw):
+            sent += await self._send_one(command_id)
+        return sent
+
+    async def _send_one(self, command_id: str) -> bool:
+        text = await self.redis.get(command_key(command_id))
+        if text is None:  # expired from Redis: nothing left to send
+            await self.redis.zrem(COMMANDS_UNSENT, command_id)
+            return False
+        command = Command.model_validate_json(text)
+        kind = command.type.value
+        if command.expired(time.time()):
+            await self.redis.zrem(COMMANDS_UNSENT, command_id)
+            COMMANDS.labels(kind, "expired").inc()
+            log.warning("command expired before it was sent", extra={
+                "command_id": command_id, "alert_id": command.alert_id})
+            return False
+        try:
+            await self.send(command.site_id.encode(),
+                            text if isinstance(text, bytes) else text.encode())
+        except Exception as exc:  # Kafka down: it stays in the outbox for resend()
+            COMMANDS.labels(kind, "send_failed").inc()
+            log.error("command send failed; left in the outbox", extra={
+                "command_id": command_id, "error": repr(exc)})
+            return False
+        await self.redis.zrem(COMMANDS_UNSENT, command_id)
+        COMMANDS.labels(kind, "sent").inc()
+        log.info("command", extra={"command_id": command_id, "type": kind,
+                                   "alert_id": command.alert_id, "site": command.site_id})
+        return True
+
+
 class AlertWriter:
     """Writes alert changes: Redis first (it decides the version and keeps an outbox
-    entry), then Kafka keyed by alert id; a crash in between is re-sent later."""
+    entry, and the change's commands in their outbox), then Kafka keyed by alert id, then
+    the commands keyed by site; a crash in between is re-sent later."""
 
-    def __init__(self, settings: Settings, redis_client: aioredis.Redis, send: SendAlert
-                 ) -> None:
+    def __init__(self, settings: Settings, redis_client: aioredis.Redis, send: SendAlert,
+                 send_command: SendCommand | None = None) -> None:
         self.settings = settings
         self.redis = redis_client
         self.send = send
+        self.commands = None if send_command is None else CommandOutbox(redis_client,
+                                                                         send_command)
+
+    async def resend_commands(self) -> int:
+        """Drain the command outbox (a timer calls it); Redis errors are logged."""
+        if self.commands is None:
+            return 0
+        try:
+            return await self.commands.resend()
+        except RedisError as exc:
+            log.error("command outbox not reachable", extra={"error": str(exc)})
+            return 0
 
     async def write(self, change: AlertChange, trigger: Event | None) -> alert_sink.Outcome:
         """Apply one change; Redis being down is retried with backoff (the stage stalls
@@ -125,11 +229,21 @@ class AlertWriter:
 
     async def _write(self, change: AlertChange, trigger: Event | None) -> alert_sink.Outcome:
         alert = change.alert
+        commands = [] if self.commands is None else commands_for(
+            change, time.time(), self.settings.command_ttl_s)
         stored = await alert_sink.open_or_update(
             self.redis, alert, self.settings.alert_ttl_s,
-            resolved_ttl_s=self.settings.alert_resolved_ttl_s)
+            resolved_ttl_s=self.settings.alert_resolved_ttl_s,
+            also=queue_commands(commands, self.settings.alert_ttl_s) if commands else None)
         if stored.needs_publish:
             await alert_sink.publish_change(self.redis, stored.alert, self.send)
+        if self.commands is not None and commands and stored.outcome in (
+                alert_sink.Outcome.CREATED, alert_sink.Outcome.UPDATED,
+                alert_sink.Outcome.DUPLICATE):  # a replay re-sends what is still pending
+            if stored.applied:
+                for command in commands:
+                    COMMANDS.labels(command.type.value, "issued").inc()
+            await self.commands.send_pending([c.command_id for c in commands])
         if not stored.applied:
             ALERTS_DUPLICATE.labels(alert.rule).inc()
             return stored.outcome
@@ -157,5 +271,5 @@ def observe(engine: RuleEngine, state: State, event: Event) -> list[AlertChange]
     return engine.observe(state, event, time.time())
 
 
-__all__ = ["AlertWriter", "RulesFile", "ValidationError", "face_to_video_event", "known_site",
-           "observe", "parse_event"]
+__all__ = ["AlertWriter", "CommandOutbox", "RulesFile", "ValidationError", "command_key",
+           "face_to_video_event", "known_site", "observe", "parse_event", "queue_commands"]

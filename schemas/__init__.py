@@ -6,6 +6,7 @@ writes the JSON Schema files in ``schemas/json/`` for non-Python consumers.
 
 from schemas.alerts import Alert, AlertState, Evidence, Severity
 from schemas.base import Message
+from schemas.commands import Command, CommandType
 from schemas.detections import Box, Detection, Detections
 from schemas.dlq import DeadLetter
 from schemas.events import VideoEvent
@@ -22,6 +23,7 @@ TOPIC_MODELS: dict[str, type[Message]] = {
     "events.face": FaceEvent,
     "sensors.events": SensorEvent,
     "alerts": Alert,
+    "commands": Command,
     "dlq": DeadLetter,
 }
 
@@ -30,6 +32,8 @@ __all__ = [
     "Alert",
     "AlertState",
     "Box",
+    "Command",
+    "CommandType",
     "DeadLetter",
     "Detection",
     "Detections",

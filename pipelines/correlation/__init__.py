@@ -8,6 +8,7 @@ through the JSON-safe per-site state it is handed.
 """
 
 from pipelines.correlation.alerts import AlertChange, alert_id
+from pipelines.correlation.commands import commands_for
 from pipelines.correlation.context import SiteContext, site_contexts
 from pipelines.correlation.engine import RuleEngine, State
 from pipelines.correlation.loader import RuleError, load_rules, parse_rules
@@ -23,6 +24,7 @@ __all__ = [
     "SiteContext",
     "State",
     "alert_id",
+    "commands_for",
     "load_rules",
     "parse_rules",
     "site_contexts",

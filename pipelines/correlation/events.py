@@ -31,7 +31,8 @@ def compact(event: VideoEvent | SensorEvent) -> Compact:
     return {"id": event.event_id, "src": "video", "site": event.site_id, "ts": event.ts,
             "zone": event.site_zone_id, "czone": event.zone_id, "camera": event.camera_id,
             "kind": event.kind, "class": event.class_name, "count": event.count,
-            "score": event.score, "seq": event.seq, "attrs": dict(event.attributes)}
+            "score": event.score, "seq": event.seq, "attrs": dict(event.attributes),
+            "snap": event.snapshot_ref}
 
 
 def alert_zone(ev: Compact) -> str:
@@ -88,7 +89,7 @@ def evidence_of(ev: Compact) -> dict[str, Any]:
         item = Evidence(source="sensor", event_id=ev["id"], ts=ev["ts"], sensor_id=ev["sensor"])
     else:
         item = Evidence(source="video", event_id=ev["id"], ts=ev["ts"], camera_id=ev["camera"],
-                        snapshot_ref=f"frames.raw/{ev['camera']}/{ev['seq']}")
+                        snapshot_ref=ev.get("snap") or f"frames.raw/{ev['camera']}/{ev['seq']}")
     return item.model_dump(mode="json", exclude_none=True)
 
 

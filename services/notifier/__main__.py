@@ -4,8 +4,9 @@
 
     python -m services.notifier [--metrics-port 39107] [--from-beginning]
 
-Webhooks from ``ARGUS_WEBHOOKS_FILE`` / ``ARGUS_WEBHOOK_URLS``; stops cleanly on
-SIGINT/SIGTERM (the current message is finished and committed).
+Webhooks from ``ARGUS_WEBHOOKS_FILE`` / ``ARGUS_WEBHOOK_URLS``, plus the rules' webhook
+actions from the ``commands`` topic (``ARGUS_COMMAND_WEBHOOKS=false`` turns them off);
+stops cleanly on SIGINT/SIGTERM (the current message is finished and committed).
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ METRICS_PORT = 39107
 async def _main(args: argparse.Namespace) -> None:
     config = NotifierConfig()
     webhooks = load_webhooks(config)
-    if not webhooks:
+    if not webhooks and not config.command_webhooks:
         raise WebhookConfigError("no webhooks configured (ARGUS_WEBHOOK_URLS or "
-                                 "ARGUS_WEBHOOKS_FILE)")
+                                 "ARGUS_WEBHOOKS_FILE) and rule webhooks disabled "
+                                 "(ARGUS_COMMAND_WEBHOOKS=false)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = serve_metrics(args.metrics_port)
-    log.info("notifier.started", extra={"webhooks": [w.name for w in webhooks]})
+    log.info("notifier.started", extra={"webhooks": [w.name for w in webhooks],
+                                        "rule_webhooks": config.command_webhooks})
     try:
         await run(get_settings(), webhooks, config.policy(), stop,
-                  "earliest" if args.from_beginning else "latest")
+                  "earliest" if args.from_beginning else "latest",
+                  commands=config.command_webhooks,
+                  command_secret=config.command_webhook_secret)
     finally:
         server.shutdown()
 

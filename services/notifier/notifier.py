@@ -66,8 +66,12 @@ class Webhook(BaseModel):
     secret: str | None = Field(default=None, repr=False)
 
     def wants(self, alert: Alert) -> bool:
-        return (alert.severity.rank >= self.min_severity.rank and alert.change in self.changes
-                and (not self.sites or alert.site_id in self.sites))
+        return self.wants_change(alert.severity, alert.change, alert.site_id)
+
+    def wants_change(self, severity: Severity, change: ChangeKind, site_id: str) -> bool:
+        """Whether a change of this severity, kind and site is sent to this webhook."""
+        return (severity.rank >= self.min_severity.rank and change in self.changes
+                and (not self.sites or site_id in self.sites))
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class Delivery:
     status: int | None
     error: str
     seconds: float
+    command_id: str = ""
+    """Set for a rule's webhook command (``services/notifier/commands.py``)."""
 
 
 def verdict(status: int) -> Verdict:
@@ -142,20 +148,40 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class Attempts:
+    """The result of POSTing one body until a final outcome."""
+
+    outcome: Literal["delivered", "failed"]
+    attempts: int
+    status: int | None
+    error: str
+    seconds: float
+
+
 async def deliver(session: aiohttp.ClientSession, webhook: Webhook, alert: Alert,
                   policy: RetryPolicy = RetryPolicy()) -> Delivery:
     """POST one change until delivered, failed for good, or out of attempts."""
     body, headers = request_for(webhook, alert)
+    done = await post(session, str(webhook.url), body, headers, webhook.name, policy)
+    return Delivery(webhook.name, alert.alert_id, alert.version, alert.change.value,
+                    done.outcome, done.attempts, done.status, done.error, done.seconds)
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str],
+               name: str, policy: RetryPolicy = RetryPolicy()) -> Attempts:
+    """POST ``body`` to ``url`` with retries and backoff (``verdict``); ``name`` labels
+    the attempt metric."""
     started = time.monotonic()
     status: int | None = None
     error = ""
     outcome: Verdict = "retry"
     attempt = 0
     for attempt in range(1, max(policy.attempts, 1) + 1):
-        WEBHOOK_ATTEMPTS.labels(webhook.name).inc()
+        WEBHOOK_ATTEMPTS.labels(name).inc()
         retry_after = None
         try:
-            async with session.post(str(webhook.url), data=body, headers=headers,
+            async with session.post(url, data=body, headers=headers,
                                     timeout=aiohttp.ClientTimeout(total=policy.timeout_s)
                                     ) as response:
                 status, error = response.status, ""
@@ -171,8 +197,7 @@ async def deliver(session: aiohttp.ClientSession, webhook: Webhook, alert: Alert
     final: Literal["delivered", "failed"] = "delivered" if outcome == "delivered" else "failed"
     if final == "failed" and not error:
         error = f"HTTP {status}"
-    return Delivery(webhook.name, alert.alert_id, alert.version, alert.change.value, final,
-                    attempt, status, error, time.monotonic() - started)
+    return Attempts(final, attempt, status, error, time.monotonic() - started)
 
 
 def _sent_key(webhook: Webhook, alert: Alert) -> str:
@@ -187,7 +212,9 @@ async def record(client: aioredis.Redis, delivery: Delivery) -> None:
         "ts": time.time(), "webhook": delivery.webhook, "alert_id": delivery.alert_id,
         "version": delivery.version, "change": delivery.change, "outcome": delivery.outcome,
         "attempts": delivery.attempts, "status": delivery.status or "",
-        "error": delivery.error}, maxlen=DELIVERIES_MAXLEN, approximate=True)
+        "error": delivery.error, **({"command_id": delivery.command_id}
+                                    if delivery.command_id else {})},
+        maxlen=DELIVERIES_MAXLEN, approximate=True)
     level = log.info if delivery.outcome == "delivered" else log.warning
     level("webhook.outcome", extra={"webhook": delivery.webhook, "alert_id": delivery.alert_id,
                                     "version": delivery.version, "outcome": delivery.outcome,

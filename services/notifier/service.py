@@ -1,4 +1,5 @@
-"""The notifier process: configuration and the ``alerts`` topic consumer loop.
+"""The notifier process: configuration and the consumer loop of the ``alerts`` topic (and
+of ``commands``, whose ``webhook`` commands it executes: ``services/notifier/commands.py``).
 
 Webhooks come from ``ARGUS_WEBHOOKS_FILE`` (YAML) and/or ``ARGUS_WEBHOOK_URLS``
 (comma-separated URLs, every change, named ``hook-1``, ``hook-2``...)::
@@ -22,12 +23,14 @@ import aiohttp
 import redis.asyncio as aioredis
 import yaml
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from argus.log import get_logger
 from argus.settings import Settings
 from schemas.alerts import Alert
+from schemas.commands import Command
+from services.notifier.commands import execute
 from services.notifier.notifier import RetryPolicy, Webhook, notify
 
 log = get_logger(__name__)
@@ -46,6 +49,10 @@ class NotifierConfig(BaseSettings):
     webhook_backoff_s: float = 0.5
     webhook_backoff_cap_s: float = 30.0
     webhook_timeout_s: float = 10.0
+    command_webhooks: bool = True
+    """Also execute the rules' webhook actions (``webhook`` commands on ``commands``)."""
+    command_webhook_secret: str | None = Field(default=None, repr=False)
+    """Signs rule webhook POSTs (``X-Argus-Signature``) when set."""
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.webhook_attempts, self.webhook_backoff_s,
@@ -88,9 +95,12 @@ def load_webhooks(config: NotifierConfig) -> list[Webhook]:
 
 
 async def run(settings: Settings, webhooks: list[Webhook], policy: RetryPolicy,
-              stop: asyncio.Event, offset_reset: str = "latest") -> None:
-    """Consume ``alerts`` until ``stop`` is set; commit after each message is handled."""
-    consumer = AIOKafkaConsumer(settings.topic("alerts"),
+              stop: asyncio.Event, offset_reset: str = "latest", *, commands: bool = False,
+              command_secret: str | None = None) -> None:
+    """Consume ``alerts`` (and ``commands`` if ``commands``) until ``stop`` is set; commit
+    after each batch of messages is handled."""
+    topics = [settings.topic("alerts")] + ([settings.topic("commands")] if commands else [])
+    consumer = AIOKafkaConsumer(*topics,
                                 bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=f"{settings.app_id}-notifier" if settings.topic_prefix
                                 else GROUP_ID,
@@ -103,13 +113,20 @@ async def run(settings: Settings, webhooks: list[Webhook], policy: RetryPolicy,
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
                 for records in batches.values():
                     for record in records:
+                        is_command = record.topic == settings.topic("commands")
                         try:
-                            alert = Alert.model_validate_json(record.value or b"")
+                            message = (Command if is_command else Alert).model_validate_json(
+                                record.value or b"")
                         except ValidationError as exc:
                             log.warning("notifier.bad_message", extra={
-                                "offset": record.offset, "error": str(exc)[:500]})
+                                "topic": record.topic, "offset": record.offset,
+                                "error": str(exc)[:500]})
                             continue
-                        await notify(session, client, webhooks, alert, policy)
+                        if isinstance(message, Command):
+                            await execute(session, client, webhooks, message, policy,
+                                          command_secret)
+                        else:
+                            await notify(session, client, webhooks, message, policy)
                 if batches:
                     await consumer.commit()
     finally:

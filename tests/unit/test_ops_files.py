@@ -11,7 +11,9 @@ import yaml
 
 from argus.settings import REPO_ROOT, Settings
 from argus.stack import load_topic_spec
+from argus.watchlist_crypto import KEY_ENV
 from schemas import TOPIC_MODELS
+from services.notifier.service import NotifierConfig
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 
@@ -24,6 +26,8 @@ def test_compose_runs_every_server_and_stage() -> None:
 
 def test_compose_environment_names_real_settings() -> None:
     fields = {f"ARGUS_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f"ARGUS_{name.upper()}" for name in NotifierConfig.model_fields}
+    fields.add(KEY_ENV)  # the watchlist key, read only where embeddings are sealed
     env = COMPOSE["x-argus"]["environment"]
     assert set(env) <= fields, set(env) - fields
 
