@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from argus import stack
+from argus import face_demo, stack
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
 from pipelines import alert_sink
@@ -93,7 +93,9 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(alert_sink.CHANNEL)
+    faces: face_demo.FaceDemo | None = None
     try:
+        faces = face_demo.prepare(settings, out)  # the watchlist camera (before the children)
         procs.start("worker", ["-m", "pipelines", "--metrics-port", "39102"], str(log_dir))
         procs.start("sensor-gateway", ["-m", "services.sensor_gateway", "serve", "--port",
                                        "39103"], str(log_dir))
@@ -139,6 +141,8 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     finally:
         pubsub.close()
         procs.stop()
+        if faces is not None:
+            faces.cleanup()
         if not keep_stack:
             stack.down(settings)
         out.write("Stopped.\n")

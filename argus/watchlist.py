@@ -1,223 +1,70 @@
-"""Face watchlists: encrypted enrollment in Redis, audit log, in-memory matching index.
+"""Face watchlists: encrypted enrollment in Redis, audit log (the store).
 
 Privacy properties (tests in ``tests/*/test_watchlist*.py``):
 
 * embeddings (and names) are sealed with AES-256-GCM before they reach Redis, with the
   record's id as associated data (a ciphertext cannot be moved to another record); the key
-  comes from ``ARGUS_FACE_KEY`` (base64 of 16/24/32 bytes) and is never logged;
+  comes from ``ARGUS_FACE_KEY`` (base64 of 16/24/32 bytes) and is never logged
+  (:mod:`argus.watchlist_crypto`);
 * removal deletes every key of the entry and publishes an invalidation on
-  ``<prefix>wl:changes`` that every :class:`WatchlistFollower` applies within a second;
-* every change is appended to the audit stream ``<prefix>audit`` (who, when, what; never
-  a name or an embedding);
+  ``<prefix>wl:changes`` that every :class:`~argus.watchlist_index.WatchlistFollower`
+  applies within a second;
+* every change is appended to the audit stream ``<prefix>audit:watchlist`` (who, when,
+  what; never a name or an embedding);
 * an entry may expire (``expires_at``): Redis deletes it and the index stops matching it.
 
 Redis layout (``prefix`` = ``argus:``): ``wl:list:<list>`` hash (threshold, category,
 description) and set ``wl:lists``; ``wl:person:<id>`` hash (metadata, ``name`` and ``emb``
 sealed) and set ``wl:persons``; ``wl:ref:<list>`` hash reference → id; counter ``wl:version``.
+
+The records and the match index live in :mod:`argus.watchlist_index`, the sealing in
+:mod:`argus.watchlist_crypto`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
-import os
-import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import redis
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import BaseModel, ConfigDict, Field
 from redis.typing import EncodableT, FieldT
 
 from argus.log import get_logger
+from argus.watchlist_crypto import (
+    EMBEDDING_DIM,
+    KEY_ENV,
+    SEAL_VERSION,
+    WatchlistConflict,
+    WatchlistError,
+    WatchlistKeyError,
+    key_id,
+    load_key,
+    seal,
+    seal_embeddings,
+    unseal,
+    unseal_embeddings,
+)
+from argus.watchlist_index import (
+    DEFAULT_THRESHOLD,
+    Match,
+    Person,
+    WatchList,
+    WatchlistFollower,
+    WatchlistIndex,
+)
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "EMBEDDING_DIM", "KEY_ENV", "SEAL_VERSION", "Match", "Person",
+    "WatchList", "WatchlistConflict", "WatchlistError", "WatchlistFollower", "WatchlistIndex",
+    "WatchlistKeyError", "WatchlistStore", "key_id", "load_key", "seal", "seal_embeddings",
+    "unseal", "unseal_embeddings",
+]
 
 log = get_logger(__name__)
-
-KEY_ENV = "ARGUS_FACE_KEY"
-DEFAULT_THRESHOLD = 0.79
-"""Cosine threshold of a new list: the FAR = 0.1 % point of FaceNet on the deepface pairs
-(docs/faces.md). A watchlist compares every face with every entry, so its false alarms grow
-with the number of entries: it needs a stricter point than 1:1 verification (FAR 1 %: 0.62)."""
-SEAL_VERSION = b"\x01"
-EMBEDDING_DIM = 512
-
-
-class WatchlistError(Exception):
-    """A watchlist operation that cannot be done (the message says why)."""
-
-
-class WatchlistKeyError(WatchlistError):
-    """The encryption key is missing, malformed or not the one the data was sealed with."""
-
-
-# --- encryption ------------------------------------------------------------------------------
-
-def load_key(environ: Mapping[str, str] | None = None) -> bytes:
-    """The AES key from ``ARGUS_FACE_KEY`` (base64 of 16, 24 or 32 bytes)."""
-    text = (os.environ if environ is None else environ).get(KEY_ENV, "").strip()
-    if not text:
-        raise WatchlistKeyError(
-            f"{KEY_ENV} is not set: generate one with `python -c \"import base64, os; "
-            f"print(base64.b64encode(os.urandom(32)).decode())\"` and keep it secret")
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise WatchlistKeyError(f"{KEY_ENV} is not valid base64") from None
-    if len(key) not in (16, 24, 32):
-        raise WatchlistKeyError(f"{KEY_ENV} must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
-
-
-def key_id(key: bytes) -> str:
-    """A short public fingerprint of the key (to tell which key sealed a record)."""
-    return hashlib.sha256(b"argus-face-key:" + key).hexdigest()[:12]
-
-
-def seal(key: bytes, aad: str, plaintext: bytes) -> bytes:
-    """AES-GCM: version byte + 12-byte random nonce + ciphertext and tag."""
-    nonce = os.urandom(12)
-    return SEAL_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad.encode())
-
-
-def unseal(key: bytes, aad: str, blob: bytes) -> bytes:
-    """Inverse of :func:`seal`; :class:`WatchlistKeyError` for a wrong key or tampered data."""
-    if len(blob) < 29 or blob[:1] != SEAL_VERSION:
-        raise WatchlistKeyError("not a sealed watchlist record")
-    try:
-        return AESGCM(key).decrypt(blob[1:13], blob[13:], aad.encode())
-    except InvalidTag:
-        raise WatchlistKeyError(
-            "cannot decrypt the record: wrong ARGUS_FACE_KEY or tampered data") from None
-
-
-def seal_embeddings(key: bytes, person_id: str, embeddings: npt.ArrayLike) -> bytes:
-    """Seal an (N, 512) float32 matrix bound to ``person_id``."""
-    matrix = np.ascontiguousarray(np.asarray(embeddings, dtype="<f4").reshape(-1, EMBEDDING_DIM))
-    return seal(key, f"emb:{person_id}", matrix.tobytes())
-
-
-def unseal_embeddings(key: bytes, person_id: str, blob: bytes) -> npt.NDArray[np.float32]:
-    raw = unseal(key, f"emb:{person_id}", blob)
-    return np.frombuffer(raw, dtype="<f4").reshape(-1, EMBEDDING_DIM).astype(np.float32)
-
-
-# --- records ---------------------------------------------------------------------------------
-
-class WatchList(BaseModel):
-    """A list with its own calibrated threshold."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    list_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    threshold: float = Field(default=DEFAULT_THRESHOLD, ge=-1.0, le=1.0)
-    category: str = "watch"
-    description: str = ""
-
-
-class Person(BaseModel):
-    """An enrolled entry (metadata only; the name and embeddings stay sealed)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    person_id: str
-    list_id: str
-    reference: str = Field(min_length=1, max_length=128)
-    category: str
-    photos: int = Field(ge=1)
-    created_at: float
-    updated_at: float
-    created_by: str
-    expires_at: float | None = None
-    key_id: str
-
-
-@dataclass(frozen=True)
-class Match:
-    """The best watchlist entry for one face."""
-
-    person: Person
-    similarity: float
-    threshold: float
-
-
-# --- the in-memory index ---------------------------------------------------------------------
-
-@dataclass
-class WatchlistIndex:
-    """Every enrolled embedding as one matrix; thread-safe (the follower updates it)."""
-
-    persons: dict[str, Person] = field(default_factory=dict)
-    embeddings: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    version: int = 0
-    _matrix: npt.NDArray[np.float32] | None = None
-    _owners: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __len__(self) -> int:
-        return len(self.persons)
-
-    def put(self, person: Person, embeddings: npt.ArrayLike) -> None:
-        with self._lock:
-            self.persons[person.person_id] = person
-            self.embeddings[person.person_id] = np.asarray(embeddings, np.float32).reshape(
-                -1, EMBEDDING_DIM)
-            self._matrix = None
-
-    def drop(self, person_id: str) -> bool:
-        with self._lock:
-            self.embeddings.pop(person_id, None)
-            self._matrix = None
-            return self.persons.pop(person_id, None) is not None
-
-    def replace(self, other: WatchlistIndex) -> None:
-        """Take every entry, threshold and the version of ``other`` (a full reload)."""
-        with self._lock:
-            self.persons, self.embeddings = dict(other.persons), dict(other.embeddings)
-            self.thresholds, self.version = dict(other.thresholds), other.version
-            self._matrix = None
-
-    def _rows(self) -> tuple[npt.NDArray[np.float32], list[str]]:
-        if self._matrix is None:
-            owners = [pid for pid, e in self.embeddings.items() for _ in range(len(e))]
-            self._matrix = (np.concatenate(list(self.embeddings.values()))
-                            if owners else np.zeros((0, EMBEDDING_DIM), np.float32))
-            self._owners = owners
-        return self._matrix, self._owners
-
-    def match(self, probes: npt.ArrayLike, now: float | None = None) -> list[Match | None]:
-        """For each unit probe, the entry with the highest similarity (max over its photos)
-        at or above its list's threshold, else None. Expired entries never match."""
-        queries = np.asarray(probes, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
-        now = time.time() if now is None else now
-        with self._lock:
-            matrix, owners = self._rows()
-            if not owners:
-                return [None] * len(queries)
-            sims = queries @ matrix.T
-            floor = min([DEFAULT_THRESHOLD, *self.thresholds.values()])
-            out: list[Match | None] = []
-            for row in sims:
-                best: Match | None = None
-                candidates = np.flatnonzero(row >= floor)
-                for col in candidates[np.argsort(-row[candidates], kind="stable")]:
-                    person = self.persons[owners[col]]
-                    threshold = self.thresholds.get(person.list_id, DEFAULT_THRESHOLD)
-                    if row[col] >= threshold and (person.expires_at is None
-                                                  or person.expires_at > now):
-                        best = Match(person, float(row[col]), threshold)
-                        break
-                out.append(best)
-            return out
 
 
 # --- Redis store -----------------------------------------------------------------------------
@@ -293,7 +140,7 @@ class WatchlistStore:
         watchlist = self.get_list(list_id) or self.set_list(WatchList(list_id=list_id), actor)
         person_id = uuid.uuid4().hex[:16]
         if not self.redis.hsetnx(self._k("ref", list_id), reference, person_id):
-            raise WatchlistError(f"reference {reference!r} is already on list {list_id!r}: "
+            raise WatchlistConflict(f"reference {reference!r} is already on list {list_id!r}: "
                                  "update or remove that entry")
         now = time.time()
         person = Person(person_id=person_id, list_id=list_id, reference=reference,
@@ -395,6 +242,13 @@ class WatchlistStore:
         ids = sorted(_text(m) for m in self.redis.smembers(self._k("persons")))
         found = [p for p in (self.get(i) for i in ids) if p is not None]
         return [p for p in found if list_id is None or p.list_id == list_id]
+
+    def audit(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest audit entries (newest first), each with its stream ``id``."""
+        rows = self.redis.xrevrange(self.audit_stream, count=count) or []
+        return [{"id": _text(entry_id or ""),
+                 **{_text(k): _text(v) for k, v in (fields or {}).items()}}
+                for entry_id, fields in rows]
 
     def version(self) -> int:
         return int(self.redis.get(self._k("version")) or 0)

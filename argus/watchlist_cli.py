@@ -30,73 +30,30 @@ import redis
 
 from argus.settings import get_settings
 from argus.watchlist import Person, WatchList, WatchlistError, WatchlistStore, load_key
-
-FaceList = list[tuple[float, npt.NDArray[np.float32]]]
-ENROLL_MIN_QUALITY = 0.4
-"""Enrollment photos need a face at least this good (faces below are ignored)."""
-
-
-def pick_enrollment_face(photo: str, faces: Sequence[tuple[float, npt.ArrayLike]],
-                         min_quality: float = ENROLL_MIN_QUALITY) -> npt.NDArray[np.float32]:
-    """The one usable face of an enrollment photo, from its (quality, embedding) list.
-
-    Faces below ``min_quality`` (background faces, blurs) are ignored; the photo is refused
-    with a message naming it when no usable face or more than one remains.
-    """
-    usable = [np.asarray(e, dtype=np.float32) for q, e in faces if q >= min_quality]
-    if not faces:
-        raise WatchlistError(f"{photo}: no face found")
-    if not usable:
-        best = max(q for q, _ in faces)
-        raise WatchlistError(f"{photo}: no usable face (best quality {best:.2f} < "
-                             f"{min_quality:.2f}: too small, blurred or turned away)")
-    if len(usable) > 1:
-        raise WatchlistError(f"{photo}: {len(usable)} faces; use a photo of the person alone "
-                             "or crop it to their face")
-    return usable[0]
-
-
-async def _faces_triton(paths: Sequence[Path], url: str) -> list[FaceList]:
-    from pipelines.faces import TritonFaces
-
-    client = TritonFaces(url, timeout_s=120.0)
-    try:
-        results = await asyncio.gather(*(client.infer(p.read_bytes()) for p in paths))
-    finally:
-        await client.close()
-    return [[(f.quality, f.embedding) for f in faces] for faces, _, _ in results]
-
-
-def _faces_local(paths: Sequence[Path]) -> list[FaceList]:
-    from pipelines.faces import load_facelib, local_analyzer
-
-    facelib = load_facelib()
-    analyzer = local_analyzer(get_settings().models_dir)
-    return [[(f.quality, f.embedding) for f in analyzer.analyze(
-        facelib.decode_jpeg(p.read_bytes()))] for p in paths]
+from argus.watchlist_photos import ENROLL_MIN_QUALITY, embed_photos, embed_photos_local
 
 
 def photo_embeddings(paths: Sequence[Path], via: str = "triton",
                      min_quality: float = ENROLL_MIN_QUALITY,
                      ) -> tuple[list[npt.NDArray[np.float32]], list[str]]:
     """One embedding per accepted photo, and a message per refused photo."""
-    from pipelines.detect import Rejected
-
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         return [], [f"{p}: no such file" for p in missing]
-    try:
-        faces = (asyncio.run(_faces_triton(paths, get_settings().triton_grpc_url))
-                 if via == "triton" else _faces_local(paths))
-    except Rejected as exc:
-        return [], [f"a photo is not a readable image: {exc.detail}"]
-    accepted, refused = [], []
-    for path, found in zip(paths, faces, strict=True):
+    photos = [(p.name, p.read_bytes()) for p in paths]
+    if via != "triton":
+        return embed_photos_local(photos, get_settings().models_dir, min_quality)
+
+    async def run() -> tuple[list[npt.NDArray[np.float32]], list[str]]:
+        from pipelines.faces import TritonFaces
+
+        client = TritonFaces(get_settings().triton_grpc_url, timeout_s=120.0)
         try:
-            accepted.append(pick_enrollment_face(path.name, found, min_quality))
-        except WatchlistError as exc:
-            refused.append(str(exc))
-    return accepted, refused
+            return await embed_photos(photos, client, min_quality)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
 
 
 def _store(args: argparse.Namespace, need_key: bool) -> WatchlistStore:

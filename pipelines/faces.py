@@ -1,9 +1,11 @@
 """The faces stage: Triton ``faces`` → quality gate → watchlist match → ``events.face``.
 
-Pure logic (:class:`FaceStage`, :func:`assign_track`, :func:`blur_faces_except`) plus the
-asyncio Triton client and the thread that keeps a worker's watchlist index in step with
-Redis (:class:`WatchlistFollower`). Privacy: a face that matches nobody is only counted;
-its box and embedding are dropped here, nothing about it is stored or published.
+Pure logic (:class:`FaceStage` for sampled frames, :func:`assign_track`,
+:func:`blur_faces_except`), the asyncio Triton client, and what a match keeps: the face crop
+and the frame as a snapshot with the matched face's box (everything with a TTL). The person
+track mode is in :mod:`pipelines.face_tracks`; the watchlist index and its follower in
+:mod:`argus.watchlist_index`. Privacy: a face that matches nobody is only counted; its box
+and embedding are dropped, nothing about it is stored or published.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +29,8 @@ from tritonclient.grpc.aio import InferInput
 from argus.log import get_logger
 from argus.modelcode import load_module_from_path
 from argus.settings import REPO_ROOT
-from argus.watchlist import WatchlistError, WatchlistIndex, WatchlistStore
+from argus.watchlist_index import WatchlistIndex
+from pipelines.frame_cache import FrameCache, snapshot_key
 from pipelines.triton import TritonModel, jpeg_input
 from schemas.detections import Box
 from schemas.faces import FaceEvent
@@ -42,6 +43,13 @@ OUTPUTS = ("COUNT", "BOXES", "LANDMARKS", "SCORES", "QUALITY", "QUALITY_PARTS", 
            "IMAGE_SIZE")
 CROP_KEY = "argus:face:crop:{event_id}"
 """Redis key of a matched face's JPEG crop (with the face retention TTL)."""
+PIXEL_BLOCKS = 8
+"""A hidden face is pixelated to 8 cells across: after that neither YuNet finds a face there
+nor can FaceNet match it (12-pixel cells, tried first, left a 330-pixel face matching its
+original at 0.81 cosine, above the watchlist threshold)."""
+KEEP_KEY = "argus:snapshot-keep:{ref}"
+"""Redis set of the matched face boxes of a snapshot (JSON ``[x1, y1, x2, y2]``): the faces
+the API leaves visible when it serves the snapshot with every other face blurred."""
 
 
 @lru_cache(maxsize=1)
@@ -178,7 +186,12 @@ class FaceStageResult:
     unmatched: int = 0
     low_quality: int = 0
     suppressed: int = 0
-    """Matches inside the cool-down of an earlier event for the same camera and person."""
+    """Matches inside the cool-down of an earlier event for the same camera and person
+    (tracks mode: of an earlier event for the same track and person)."""
+    no_face: int = 0
+    """Tracks mode: no face in the track's head region."""
+    not_better: int = 0
+    """Tracks mode: a usable face no better than the best one already matched for its track."""
 
 
 @dataclass
@@ -219,7 +232,8 @@ class FaceStage:
                 person_ref=person.reference, similarity=round(min(match.similarity, 1.0), 4),
                 threshold=match.threshold, quality=round(face.quality, 4),
                 face_box=Box(x1=x1, y1=y1, x2=x2, y2=y2),
-                crop_ref=CROP_KEY.format(event_id=event_id)))
+                crop_ref=CROP_KEY.format(event_id=event_id),
+                snapshot_ref=snapshot_ref(camera_id, seq)))
         self._prune(ts)
         return result
 
@@ -262,90 +276,82 @@ async def store_match_crops(client: AsyncRedis, image_bgr: npt.NDArray[np.uint8]
     return written
 
 
+def snapshot_ref(camera_id: str, seq: int) -> str:
+    """The snapshot reference of a frame: the ``frames.raw/<camera>/<seq>`` reference the
+    correlation engine already puts on the evidence of every video alert, so a face alert's
+    evidence points at the snapshot this stage keeps.
+
+    >>> snapshot_ref("cam-1", 42)
+    'frames.raw/cam-1/42'
+    """
+    return f"frames.raw/{camera_id}/{seq}"
+
+
+def keep_key(ref: str) -> str:
+    """The Redis key of a snapshot's matched face boxes.
+
+    >>> keep_key("frames.raw/cam-1/42")
+    'argus:snapshot-keep:frames.raw/cam-1/42'
+    """
+    return KEEP_KEY.format(ref=ref)
+
+
+def box_json(box: Box) -> str:
+    """A face box as the JSON member of a snapshot's keep set (rounded: idempotent).
+
+    >>> box_json(Box(x1=0.1, y1=0.2, x2=0.30001, y2=0.4))
+    '[0.1, 0.2, 0.3, 0.4]'
+    """
+    return json.dumps([round(v, 4) for v in (box.x1, box.y1, box.x2, box.y2)])
+
+
+async def keep_match_snapshots(cache: FrameCache, jpeg: bytes, events: Sequence[FaceEvent]
+                               ) -> int:
+    """Keep the frame of the matches as a snapshot under each event's ``snapshot_ref``, and
+    the matched face boxes beside it (both with the snapshot TTL); idempotent. Returns the
+    snapshots written."""
+    refs: dict[str, list[FaceEvent]] = {}
+    for event in events:
+        if event.snapshot_ref is not None:
+            refs.setdefault(event.snapshot_ref, []).append(event)
+    for ref, matched in refs.items():
+        await cache.store(ref, jpeg)
+        pipe = cache.client.pipeline(transaction=True)
+        pipe.sadd(keep_key(ref), *(box_json(e.face_box) for e in matched))
+        pipe.expire(keep_key(ref), cache.snapshot_ttl_s)
+        await pipe.execute()
+    return len(refs)
+
+
+async def snapshot_with_keep(client: AsyncRedis, ref: str
+                             ) -> tuple[bytes | None, list[tuple[float, ...]]]:
+    """A kept snapshot's JPEG (None if unknown or expired) and its matched face boxes."""
+    pipe = client.pipeline(transaction=False)
+    pipe.get(snapshot_key(ref))
+    pipe.smembers(keep_key(ref))
+    jpeg, members = await pipe.execute()
+    boxes = [tuple(float(v) for v in json.loads(m)) for m in members or ()]
+    return (bytes(jpeg) if jpeg is not None else None), sorted(boxes)
+
+
 def blur_faces_except(image_bgr: npt.NDArray[np.uint8], boxes: Sequence[Sequence[float]],
-                      keep: int | None = None) -> npt.NDArray[np.uint8]:
-    """A copy of the image with every face box (normalised) pixelated except ``boxes[keep]``:
+                      keep: int | Collection[int] | None = None, blocks: int = PIXEL_BLOCKS,
+                      ) -> npt.NDArray[np.uint8]:
+    """A copy of the image with every face box (normalised, grown by 15 %) pixelated to
+    ``blocks`` cells across its longer side, except ``boxes[keep]`` (one index or several):
     how a snapshot attached to an alert is served."""
+    kept = set() if keep is None else {keep} if isinstance(keep, int) else set(keep)
     out = image_bgr.copy()
     height, width = out.shape[:2]
     for i, box in enumerate(boxes):
-        if i == keep:
+        if i in kept:
             continue
         x1, y1, x2, y2 = pixel_box(box, width, height, margin=0.15)
-        if x2 - x1 < 1 or y2 - y1 < 1:
+        w, h = x2 - x1, y2 - y1
+        if w < 1 or h < 1:
             continue
-        region = out[y1:y2, x1:x2]
-        small = cv2.resize(region, (max(1, (x2 - x1) // 12), max(1, (y2 - y1) // 12)),
-                           interpolation=cv2.INTER_AREA)
-        out[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1),
+        cells = (max(1, round(blocks * w / max(w, h))), max(1, round(blocks * h / max(w, h))))
+        small = cv2.resize(out[y1:y2, x1:x2], cells, interpolation=cv2.INTER_AREA)
+        out[y1:y2, x1:x2] = cv2.resize(small, (w, h),
                                        interpolation=cv2.INTER_NEAREST)
     return out
-
-
-# --- keeping a worker's index in step --------------------------------------------------------
-
-class WatchlistFollower:
-    """Loads the watchlist index and applies every change published on the store's channel
-    (a background thread); a full reload every ``resync_s`` if the version moved without a
-    message (pub/sub is fire-and-forget, e.g. across a reconnect)."""
-
-    def __init__(self, store: WatchlistStore, index: WatchlistIndex | None = None,
-                 resync_s: float = 30.0) -> None:
-        self.store, self.index = store, index or WatchlistIndex()
-        self.resync_s = resync_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-
-    def start(self, timeout_s: float = 10.0) -> WatchlistFollower:
-        self._thread = threading.Thread(target=self._run, name="watchlist-follower",
-                                        daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise TimeoutError("watchlist follower did not subscribe in time")
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def apply(self, message: dict[str, object]) -> None:
-        """One change: ``put`` reloads the entry, ``drop`` forgets it, ``list`` reloads all."""
-        op, ident = message.get("op"), str(message.get("id", ""))
-        if op == "drop":
-            self.index.drop(ident)
-        elif op == "put":
-            person = self.store.get(ident)
-            try:
-                embeddings = self.store.embeddings(ident) if person else None
-            except WatchlistError:
-                embeddings = None
-            if person is None or embeddings is None:
-                self.index.drop(ident)
-            else:
-                self.index.put(person, embeddings)
-        else:
-            self.index.replace(self.store.load_index())
-        self.index.version = max(self.index.version, int(str(message.get("version", 0))))
-
-    def _run(self) -> None:
-        pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.store.channel)
-        self.index.replace(self.store.load_index())
-        self._ready.set()
-        next_check = time.monotonic() + self.resync_s
-        try:
-            while not self._stop.is_set():
-                message = pubsub.get_message(timeout=0.5)
-                if message is not None and message.get("type") == "message":
-                    try:
-                        self.apply(json.loads(message["data"]))
-                    except (ValueError, WatchlistError) as exc:
-                        log.warning("watchlist.bad_change", extra={"error": str(exc)})
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + self.resync_s
-                    if self.store.version() != self.index.version:
-                        self.index.replace(self.store.load_index())
-        finally:
-            pubsub.close()

@@ -2,7 +2,9 @@
 
 Only matches are ever published: a face that matches nobody is counted, never described.
 The message names the person by the watchlist reference (a case or warrant number), never
-by name, and carries no embedding; the face crop, if kept, is a Redis key with a TTL.
+by name, and carries no embedding; the face crop and the frame (snapshot), if kept, are
+Redis keys with a TTL. ``track_id`` is the person track the face was found on (the stage
+runs on person tracks by default; ``None`` when it samples whole frames).
 """
 
 from __future__ import annotations
@@ -34,3 +36,6 @@ class FaceEvent(Message):
     face_box: Box = Field(description="The face in the frame, normalised")
     crop_ref: str | None = Field(default=None,
                                  description="Redis key of the matched face crop (JPEG, TTL)")
+    snapshot_ref: str | None = Field(
+        default=None, description="The frame kept as evidence (``frames.raw/<camera>/<seq>``): "
+        "served by the alert API at /v1/snapshots/<ref> with every other face blurred")

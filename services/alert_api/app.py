@@ -8,6 +8,10 @@
 ``POST /v1/alerts/{id}/resolve``        operator   open/acknowledged → resolved
 ``GET /v1/audit``                       read       the audit log (newest first)
 ``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
+``/v1/watchlists/...``                  operator   enroll, list, update, remove watchlist
+                                                   entries (``watchlists.py``)
+``GET /v1/snapshots/{ref}``             read       a kept frame, every face but the matched
+                                                   one blurred (``?blur=none``: operator)
 ``/healthz`` ``/readyz`` ``/metrics``   none       liveness, Redis reachable, Prometheus
 =====================================  =========  ==========================================
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -28,7 +32,6 @@ from typing import Annotated, Any, Literal
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import APIKeyHeader, APIKeyQuery
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
@@ -37,8 +40,10 @@ from argus.log import get_logger
 from argus.settings import Settings, get_settings
 from pipelines import alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
+from services.alert_api import snapshots, watchlists
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
+from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
 from services.alert_api.feed import Feed
 from services.alert_api.metrics import ACTIONS, REQUEST_LATENCY, REQUESTS
 from services.alert_api.models import ActionRequest, AlertList, AlertSummary, Problem
@@ -48,23 +53,18 @@ from services.alert_api.stream import serve_websocket, sse_events
 
 log = get_logger(__name__)
 
-KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
-                          description="An API key with the read or operator role")
-KEY_QUERY = APIKeyQuery(name="api_key", auto_error=False,
-                        description="The API key, for clients that cannot set headers")
 DESCRIPTION = """\
 The live picture of Argus alerts, operator actions and a live feed.
 
 * **read** keys list, get and stream alerts and read the audit log;
   **operator** keys also acknowledge and resolve (recorded in the audit log).
+* **operator** keys manage face watchlists (`/v1/watchlists`, every change audited) and may
+  see a snapshot unblurred (`/v1/snapshots/{ref}?blur=none`, audited); read keys get
+  snapshots with every face except the matched one pixelated.
 * Send the key as `X-API-Key` (the live feed also takes `?api_key=`).
 * `GET /v1/alerts/stream` is Server-Sent Events; a WebSocket on the same path gives the
   same messages: a snapshot, then every change as the whole alert.
 """
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "Missing or unknown API key"},
-    403: {"model": Problem, "description": "The key's role does not allow this"},
-}
 
 
 @dataclass
@@ -81,33 +81,10 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _authorize(keys: KeyRing, key: str | None, needed: Role) -> Principal:
-    principal = keys.lookup(key)
-    if principal is None:
-        raise HTTPException(401, "missing or unknown API key (send it as X-API-Key)",
-                            headers={"WWW-Authenticate": "ApiKey"})
-    if not principal.role.allows(needed):
-        raise HTTPException(403, f"the {principal.role.value} role cannot do this "
-                                 f"(needs {needed.value})")
-    return principal
-
-
-def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the request and checks its role."""
-    async def dependency(request: Request,
-                         key: Annotated[str | None, Depends(KEY_HEADER)]) -> Principal:
-        return _authorize(request.app.state.keys, key, needed)
-    return dependency
-
-
-Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
-"""A parameter that must be an operator (module level: FastAPI resolves it by name)."""
-
-
 async def _stream_principal(request: Request,
                             header: Annotated[str | None, Depends(KEY_HEADER)],
                             query: Annotated[str | None, Depends(KEY_QUERY)]) -> Principal:
-    return _authorize(request.app.state.keys, header or query, Role.READ)
+    return authorize(request.app.state.keys, header or query, Role.READ)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -194,12 +171,16 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         finally:
             await runtime.publisher.stop()
             await runtime.feed.stop()
+            await app.state.faces.close()
             await client.aclose()
 
     app = FastAPI(title="Argus alert API", version=__version__, lifespan=lifespan,
                   description=DESCRIPTION)
     app.state.keys = keys
+    app.state.faces = watchlists.FaceBackend(settings, config)
     app.add_middleware(_Metrics)
+    app.include_router(watchlists.router)
+    app.include_router(snapshots.router)
     reader = Depends(require(Role.READ))
 
     @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,

@@ -1,8 +1,9 @@
 """End to end on the real servers: a person enrolled on a watchlist appears on a camera and
 becomes a ``watchlist_face`` alert; another person on the same camera does not.
 
-frames.raw (deepface photos as frames) → faces (Triton "faces" + watchlist) → events.face
-→ correlate (rules.yaml: watchlist_face) → alerts + Redis
+frames.raw (deepface photos as frames) → detect → track → faces on person tracks (frame
+from the frame cache, Triton "faces" on the head region, watchlist) → events.face (with the
+track id and a snapshot) → correlate (rules.yaml: watchlist_face) → alerts + Redis
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import pytest
 import redis
 
 from argus import stack as embedded
+from argus.face_clip import letterbox
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from argus.watchlist import WatchlistStore
 from pipelines import alert_sink
-from pipelines.faces import TritonFaces
+from pipelines.faces import TritonFaces, keep_key
+from pipelines.frame_cache import snapshot_key
 from schemas import Alert, FaceEvent, FrameHeaders
 from tests.conftest import TEST_TOPOLOGY, free_port
 from tests.kafka_utils import consume
@@ -38,6 +41,7 @@ SITE = "site-faces"
 GALLERY = ("img1.jpg", "img2.jpg")  # identity G00 in identities_derived.csv
 TARGET = ("img4.jpg", "img5.jpg")  # G00 again, other photos
 OTHER = "img26.jpg"  # someone else
+FRAMES_PER_PHOTO = 3  # a track is confirmed on its second frame
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ def faces_worker(stack: Settings) -> Iterator[tuple[Settings, bytes]]:
                         redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
     embedded.create_topics(settings)
     key = os.urandom(32)
-    env = {**os.environ, **settings.to_env(), "ARGUS_FACE_KEY": base64.b64encode(key).decode()}
+    env = {**os.environ, **settings.to_env(), "ARGUS_FACE_KEY": base64.b64encode(key).decode(),
+           "ARGUS_FACES_MODE": "tracks", "ARGUS_FACES_TRACK_INTERVAL_S": "1.0"}
     log_path = stack.stack_dir / f"test-worker-{settings.app_id}.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
@@ -83,14 +88,16 @@ def test_watchlist_face_becomes_an_alert(faces_worker: tuple[Settings, bytes]) -
     try:
         producer = make_producer(settings)
         start = time.time()
-        for seq, name in enumerate((OTHER, *TARGET)):
-            jpeg = (photos / name).read_bytes()
-            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        frames = [name for name in (OTHER, *TARGET) for _ in range(FRAMES_PER_PHOTO)]
+        for seq, name in enumerate(frames):  # one frame a second of capture time
+            image = cv2.imread(str(photos / name))
             assert image is not None
-            meta = FrameHeaders(camera_id="cam-faces", seq=seq, capture_ts=start + 2.0 * seq,
-                                width=image.shape[1], height=image.shape[0])
-            producer.send(settings.topic("frames.raw"), key=b"cam-faces", value=jpeg,
-                          headers=meta.to_headers())
+            ok, encoded = cv2.imencode(".jpg", letterbox(np.asarray(image, np.uint8)))
+            assert ok
+            meta = FrameHeaders(camera_id="cam-faces", seq=seq, capture_ts=start + seq,
+                                width=640, height=480)
+            producer.send(settings.topic("frames.raw"), key=b"cam-faces",
+                          value=encoded.tobytes(), headers=meta.to_headers())
         producer.flush()
 
         deadline = time.monotonic() + 120
@@ -102,11 +109,15 @@ def test_watchlist_face_becomes_an_alert(faces_worker: tuple[Settings, bytes]) -
 
         events = [FaceEvent.model_validate_json(r.value) for r in consume(
             settings, "events.face", 3, timeout_s=5, where=lambda r: r.key == SITE.encode())]
-        # the enrolled person's photos (seq 1, 2) match (at the strict default threshold
-        # not every photo does); the other person's (seq 0) never does
-        assert events and {e.seq for e in events} <= {1, 2}
+        # the enrolled person's photos (from seq 3) match (at the strict default threshold
+        # not every photo does); the other person's (seq 0-2) never does
+        target_seqs = set(range(FRAMES_PER_PHOTO, len(frames)))
+        assert events and {e.seq for e in events} <= target_seqs
         assert {e.person_ref for e in events} == {"CASE-G00"}
         assert all(e.similarity >= e.threshold for e in events)
+        # faces on person tracks: each event names its track, once per (track, person)
+        assert all(e.track_id is not None for e in events)
+        assert len({(e.track_id, e.person_id) for e in events}) == len(events)
         crop = events[0].crop_ref
         assert crop is not None and db.exists(crop) and db.ttl(crop) > 0
 
@@ -116,5 +127,11 @@ def test_watchlist_face_becomes_an_alert(faces_worker: tuple[Settings, bytes]) -
         assert alert.rule == "watchlist_face" and alert.camera_id == "cam-faces"
         assert "CASE-G00" in alert.title and "G00" not in alert.title.replace("CASE-G00", "")
         assert {e.event_id for e in alert.evidence} <= {e.event_id for e in events}
+        # the alert's evidence points at the kept frame and its matched face
+        for evidence in alert.evidence:
+            ref = evidence.snapshot_ref
+            assert ref is not None and ref in {e.snapshot_ref for e in events}
+            assert db.exists(snapshot_key(ref)) and db.ttl(snapshot_key(ref)) > 0
+            assert db.scard(keep_key(ref)) == 1
     finally:
         store.remove(person.person_id, "e2e-test")

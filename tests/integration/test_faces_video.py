@@ -3,7 +3,9 @@
 There is no licensed video of known faces in the shared data, so the clip is assembled from
 the deepface photos: each photo letterboxed to 640x480 and held for two frames, written as
 an MJPG AVI, read back with OpenCV and JPEG-encoded as the frame grabber does. Every frame
-goes through Triton's ``faces`` model and the faces stage with the list's default threshold.
+goes through Triton's ``faces`` model and the faces stage with the list's default threshold:
+whole frames (``frames`` mode), and person tracks from the detector and the tracker with the
+faces model on each track's head region (``tracks`` mode, the default).
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ import os
 import uuid
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import redis
 
+from argus.face_clip import assemble_clip, read_clip
 from argus.settings import Settings
-from argus.watchlist import DEFAULT_THRESHOLD, WatchlistStore
+from argus.watchlist import DEFAULT_THRESHOLD, WatchlistIndex, WatchlistStore
+from pipelines.detect import COCO_CLASSES, TritonDetector, detect_frames
+from pipelines.face_tracks import TrackFaces, head_region
 from pipelines.faces import DetectedFace, FaceStage, TritonFaces
+from pipelines.track import TrackerRegistry, TrackSettings
+from schemas.detections import Detections
+from schemas.faces import FaceEvent
+from schemas.frames import FrameHeaders
 
 pytestmark = pytest.mark.integration
 
@@ -32,48 +40,12 @@ OTHERS = ("img26.jpg", "img28.jpg", "img8.jpg", "img3.jpg", "img16.jpg", "img13.
 FRAMES_PER_PHOTO = 2
 
 
-def letterbox(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    scale = min(width / image.shape[1], height / image.shape[0])
-    resized = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
-    return canvas
-
-
-def assemble_clip(folder: Path, photos: tuple[str, ...], path: Path) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (640, 480))
-    assert writer.isOpened()
-    for name in photos:
-        image = cv2.imread(str(folder / name))
-        assert image is not None, name
-        frame = letterbox(image)
-        for _ in range(FRAMES_PER_PHOTO):
-            writer.write(frame)
-    writer.release()
-
-
-def read_clip(path: Path) -> list[bytes]:
-    capture = cv2.VideoCapture(str(path))
-    jpegs = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        assert ok
-        jpegs.append(bytes(encoded.tobytes()))
-    capture.release()
-    return jpegs
-
-
 def test_enrolled_person_is_found_in_a_clip_and_nobody_else(stack: Settings,
                                                            tmp_path: Path) -> None:
     folder = stack.shared / "data" / "faces" / "deepface"
     clip = tmp_path / "clip.avi"
     sequence = TARGET + OTHERS
-    assemble_clip(folder, sequence, clip)
+    assemble_clip(folder, sequence, clip, FRAMES_PER_PHOTO)
     jpegs = read_clip(clip)
     assert len(jpegs) == len(sequence) * FRAMES_PER_PHOTO
 
@@ -93,8 +65,8 @@ def test_enrolled_person_is_found_in_a_clip_and_nobody_else(stack: Settings,
     gallery_faces = asyncio.run(faces_of([(folder / n).read_bytes() for n in GALLERY]))
     store = WatchlistStore(redis.Redis.from_url(stack.redis_url), os.urandom(32),
                            prefix=f"t{uuid.uuid4().hex[:8]}:")
-    store.enroll("wanted", "CASE-G00", "G00", np.stack([f[0].embedding for f in gallery_faces]),
-                 "video-test")
+    person = store.enroll("wanted", "CASE-G00", "G00",
+                          np.stack([f[0].embedding for f in gallery_faces]), "video-test")
     stage = FaceStage(index=store.load_index(), min_quality=0.5, cooldown_s=0)
     assert stage.index.thresholds["wanted"] == DEFAULT_THRESHOLD
 
@@ -112,4 +84,66 @@ def test_enrolled_person_is_found_in_a_clip_and_nobody_else(stack: Settings,
     assert faces_seen >= len(jpegs)  # every frame shows at least one face
     assert false_matches == []
     assert len(matched_photos) >= 3, f"found the person in only {sorted(matched_photos)}"
-    store.remove(store.persons()[0].person_id, "video-test")
+    store.remove(person.person_id, "video-test")
+
+
+def test_tracks_mode_finds_the_person_on_their_tracks_and_nobody_else(stack: Settings,
+                                                                      tmp_path: Path) -> None:
+    """The same clip through the detector, the tracker and faces on person tracks (the
+    stage's default mode): the enrolled person's tracks match, nobody else's does."""
+    folder = stack.shared / "data" / "faces" / "deepface"
+    clip = tmp_path / "clip.avi"
+    sequence = TARGET + OTHERS
+    assemble_clip(folder, sequence, clip, FRAMES_PER_PHOTO)
+    jpegs = read_clip(clip)
+    start = 1000.0
+    frames = [(FrameHeaders(camera_id="cam-clip", seq=seq, capture_ts=start + seq / 5,
+                            width=640, height=480), jpeg) for seq, jpeg in enumerate(jpegs)]
+
+    async def run(index: WatchlistIndex) -> tuple[list[FaceEvent], dict[str, int]]:
+        detector = TritonDetector(stack.triton_grpc_url)
+        faces = TritonFaces(stack.triton_grpc_url)
+        trackers = TrackerRegistry(TrackSettings().tracker_config(COCO_CLASSES), COCO_CLASSES)
+        stage = TrackFaces(index=index, min_quality=0.5, interval_s=0.0)
+        events: list[FaceEvent] = []
+        counts = dict.fromkeys(("matched", "unmatched", "no_face", "not_better"), 0)
+        try:
+            detections = await detect_frames(detector, frames)
+            for (_, jpeg), found in zip(frames, detections, strict=True):
+                assert isinstance(found, Detections)
+                tracks = trackers.process(found)
+                assert tracks is not None
+                due = stage.due(tracks)
+                regions = [head_region(t.box, 640, 480) for t in due]
+                results = await asyncio.gather(*(faces.infer(jpeg, r) for r in regions))
+                for track, (track_faces, _, _) in zip(due, results, strict=True):
+                    result = stage.consider(tracks, "site-clip", track, track_faces)
+                    events += result.events
+                    for key in counts:
+                        counts[key] += getattr(result, key)
+        finally:
+            await detector.close()
+            await faces.close()
+        return events, counts
+
+    async def gallery() -> np.ndarray:
+        client = TritonFaces(stack.triton_grpc_url)
+        try:
+            return np.stack([(await client.infer((folder / n).read_bytes()))[0][0].embedding
+                             for n in GALLERY])
+        finally:
+            await client.close()
+
+    store = WatchlistStore(redis.Redis.from_url(stack.redis_url), os.urandom(32),
+                           prefix=f"t{uuid.uuid4().hex[:8]}:")
+    person = store.enroll("wanted", "CASE-G00", "G00", asyncio.run(gallery()), "video-test")
+    try:
+        events, counts = asyncio.run(run(store.load_index()))
+    finally:
+        store.remove(person.person_id, "video-test")
+    photos = {sequence[e.seq // FRAMES_PER_PHOTO] for e in events}
+    assert photos and photos <= set(TARGET), f"false matches: {photos - set(TARGET)}"
+    assert all(e.track_id is not None and e.person_ref == "CASE-G00" for e in events)
+    assert len({(e.track_id, e.person_id) for e in events}) == len(events)
+    assert counts["matched"] >= 2, counts  # found on more than one photo (one event a track)
+    assert counts["unmatched"] >= len(OTHERS)  # every other person was looked at

@@ -25,13 +25,12 @@ import redis.asyncio as aioredis
 
 from argus import watchlist_cli
 from argus.settings import Settings
-from argus.watchlist import KEY_ENV, WatchlistKeyError, WatchlistStore
+from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistKeyError, WatchlistStore
 from pipelines.faces import (
     CROP_KEY,
     FaceStage,
     FaceStageResult,
     TritonFaces,
-    WatchlistFollower,
     store_match_crops,
 )
 

@@ -148,3 +148,19 @@ def test_frame_sampler_takes_one_frame_per_interval_per_camera() -> None:
         ("a", 10.0), ("a", 10.4), ("b", 10.5), ("a", 11.0), ("a", 10.2), ("a", 11.9),
         ("a", 12.05), ("b", 11.4)]]
     assert taken == [True, False, True, True, False, False, True, False]
+
+
+@pytest.mark.parametrize(("blocks", "box"), [
+    (8, (0.3, 0.3, 0.6, 0.7)), (8, (0.0, 0.0, 1.0, 0.2)), (4, (0.3, 0.3, 0.6, 0.7)),
+    (8, (0.9, 0.9, 1.0, 1.0)),
+])
+def test_a_hidden_face_keeps_no_more_than_blocks_squared_colours(
+        blocks: int, box: tuple[float, float, float, float]) -> None:
+    image = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    out = blur_faces_except(image, [box], keep=None, blocks=blocks)
+    x1, y1, x2, y2 = pixel_box(box, 400, 300, margin=0.15)
+    colours = np.unique(out[y1:y2, x1:x2].reshape(-1, 3), axis=0)
+    assert 1 <= len(colours) <= blocks * blocks
+    outside = np.ones((300, 400), bool)
+    outside[y1:y2, x1:x2] = False
+    assert np.array_equal(out[outside], image[outside])

@@ -21,7 +21,7 @@ from argus.watchlist import (
     unseal,
     unseal_embeddings,
 )
-from argus.watchlist_cli import pick_enrollment_face
+from argus.watchlist_photos import pick_enrollment_face
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
