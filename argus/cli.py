@@ -8,7 +8,9 @@
     argus api                       the alert API (REST + WebSocket)
     argus lag-exporter              Kafka consumer lag for Prometheus
     argus watchlist ...             face watchlists (enroll | list | remove)
-    argus eval mot|faces|rules      accuracy evaluations
+    argus eval mot|faces|rules|fall accuracy evaluations
+    argus eval anomaly              frame-level motion anomaly (UCSD Ped2 format)
+    argus train anomaly             fit a camera's motion anomaly model (ONNX)
     argus demo [--duration S]       everything, with alerts printed as they arrive
     argus bench [--frames N]        throughput: pipeline vs. a plain model loop
     argus topology check [FILE]     validate a topology file
@@ -38,6 +40,11 @@ EVALUATIONS = {
     "mot": "argus.eval_mot",
     "faces": "argus.eval_faces",
     "rules": "argus.eval_rules",
+    "fall": "argus.eval_fall",
+    "anomaly": "argus.eval_anomaly",
+}
+TRAINERS = {
+    "anomaly": "argus.train_anomaly",
 }
 
 
@@ -106,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(EVALUATIONS[argv[1]])
         result = module.main(argv[2:])
         return result
+    if len(argv) >= 2 and argv[0] == "train" and argv[1] in TRAINERS:
+        module = importlib.import_module(TRAINERS[argv[1]])
+        result = module.main(argv[2:])
+        return result
 
     parser = argparse.ArgumentParser(prog="argus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
     sub.add_parser("bench", help="throughput benchmark")
-    sub.add_parser("eval", help="evaluations: mot | faces | rules")
+    sub.add_parser("eval", help="evaluations: mot | faces | rules | fall")
+    sub.add_parser("train", help="model training: anomaly")
     args = parser.parse_args(argv)
     setup_logging()
     code: int = args.func(args)

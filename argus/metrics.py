@@ -117,6 +117,12 @@ TRACK_FRAMES_SKIPPED = Counter(
     "argus_track_frames_skipped_total",
     "Frames the tracker did not apply (stale: not newer than the camera's last frame)",
     ["reason"])
+LINE_CROSSINGS = Counter(
+    "argus_line_crossings_total",
+    "Tracks crossing a tripwire, by direction (a_to_b, b_to_a); every crossing, inside its "
+    "schedule or not. Line ids are per camera: with per-camera metrics off, camera and line "
+    "are both \"_all\"",
+    ["camera", "line", "direction"])
 ALERTS = Counter("argus_alerts_total", "Alerts opened", ["rule", "severity"])
 ALERTS_UPDATED = Counter("argus_alerts_updated_total",
                          "Open alerts updated (repeated trigger, escalation)", ["rule", "severity"])

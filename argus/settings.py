@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     """The faces stage looks at most at one frame per camera per interval."""
     faces_min_quality: float = 0.5
     faces_cooldown_s: float = 10.0
+    faces_mode: Literal["tracks", "frames"] = "tracks"
+    """``tracks``: faces on confirmed person tracks (head region of the box, frame from the
+    frame cache); ``frames``: whole frames sampled from ``frames.raw`` (docs/faces.md)."""
+    faces_track_interval_s: float = 2.0
+    """Tracks mode: the faces model looks at each person track at most once per interval."""
     frame_cache_s: float = 20.0
     """How long the detect stage keeps each frame's JPEG in Redis for later stages
     (snapshots, pose, faces on tracks); 0 turns the cache off. See pipelines/frame_cache.py."""
@@ -74,6 +80,8 @@ class Settings(BaseSettings):
     alert_resolved_ttl_s: int = 24 * 3600
     """Resolved alerts stay readable this long, then expire."""
     audit_retention_s: int = 365 * 24 * 3600
+    command_ttl_s: float = 300.0
+    """Rule-action commands (lights, PTZ, webhooks) expire this long after they are issued."""
     api_keys: str = ""
     """Alert API keys: ``name=key:role,...`` (roles: read, operator); see docs/alerts.md."""
     api_keys_file: Path | None = None

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
 from schemas.sensors import SensorType
 
 
@@ -106,6 +107,8 @@ class CameraZone(_Frozen):
     site_zone: str | None = None
     classes: list[str] = Field(default_factory=lambda: ["person"])
     min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+    behaviours: ZoneBehaviours | None = Field(
+        default=None, description="Track behaviours watched here (argus/behaviours.py)")
 
     @field_validator("polygon")
     @classmethod
@@ -128,6 +131,15 @@ class Camera(_Frozen):
     jpeg_quality: int = Field(default=85, ge=10, le=100)
     max_width: int | None = Field(default=None, gt=0, description="Downscale wider frames")
     zones: list[CameraZone] = Field(default_factory=list)
+    lines: list[Line] = Field(default_factory=list, description="Tripwires (line crossing)")
+    fall: FallConfig | None = Field(
+        default=None,
+        description="Person-down detection confirmed with pose (docs/behaviours-fall.md)")
+
+    @model_validator(mode="after")
+    def _line_ids(self) -> Camera:
+        check_lines(self.lines, [z.id for z in self.zones])
+        return self
 
 
 class Sensor(_Frozen):
@@ -158,6 +170,10 @@ class Topology(_Frozen):
                     raise ValueError(
                         f"camera {cam.id!r} zone {zone.id!r}: unknown site zone {zone.site_zone!r}"
                     )
+            for line in cam.lines:
+                if line.site_zone is not None and line.site_zone not in zone_ids:
+                    raise ValueError(
+                        f"camera {cam.id!r} line {line.id!r}: unknown site zone {line.site_zone!r}")
         for sensor in self.sensors:
             if sensor.site not in sites:
                 raise ValueError(f"sensor {sensor.id!r}: unknown site {sensor.site!r}")

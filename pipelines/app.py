@@ -2,6 +2,7 @@
 
     frames.raw ─detect─► detections ─zones─► events.video ─┐
                               └─track─► tracks             │
+                                          └─behaviour─► events.video (lines, loitering, ...)
                                         events.face ───────┤
                                         sensors.events ────┼─correlate─► alerts + Redis
                         (timer, per site) correlation.ticks┘    (rules: config/rules.yaml)
@@ -40,7 +41,16 @@ from argus.metrics import (
 )
 from argus.settings import Settings
 from argus.topology import Topology
-from pipelines.correlate import AlertWriter, RulesFile, known_site, observe, parse_event
+from pipelines.anomaly import AnomalyAgent, anomaly_enabled
+from pipelines.behaviour.stage import BehaviourStage, UnknownCamera
+from pipelines.correlate import (
+    COMMAND_RETRY_S,
+    AlertWriter,
+    RulesFile,
+    known_site,
+    observe,
+    parse_event,
+)
 from pipelines.detect import (
     COCO_CLASSES,
     Rejected,
@@ -50,6 +60,7 @@ from pipelines.detect import (
 )
 from pipelines.face_agent import FaceAgent, faces_enabled
 from pipelines.frame_cache import FrameCache
+from pipelines.pose import TritonPose
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
 from schemas.detections import Detections
@@ -83,6 +94,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     detections = app.topic(settings.topic("detections"), **RAW)
     video_events = app.topic(settings.topic("events.video"), **RAW)
     alerts = app.topic(settings.topic("alerts"), **RAW)
+    commands_topic = app.topic(settings.topic("commands"), **RAW)
     dlq = app.topic(settings.topic("dlq"), **RAW)
     ticks = app.topic(settings.topic("correlation.ticks"), **RAW)
     correlation_inputs = ("events.video", "events.face", "sensors.events", "correlation.ticks")
@@ -237,11 +249,59 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     STAGE_OUT.labels("track").inc()
                 STAGE_LATENCY.labels("track").observe(time.perf_counter() - started)
 
+    # Behaviour state per camera, co-partitioned with `tracks` (keyed by camera), restored
+    # like the tracker's (docs/behaviours.md, "State and restarts").
+    behaviour_table = app.Table("behaviour-state", partitions=6, key_type=str)
+    # Person-down confirmation: MoveNet on Triton, only if some camera has `fall:` set.
+    pose = TritonPose(settings.triton_grpc_url) if any(
+        c.fall is not None and c.fall.enabled for c in topology.cameras) else None
+    behaviour_stage = BehaviourStage(topology, frame_cache, store=behaviour_table,
+                                     per_camera=settings.metrics_per_camera,
+                                     pose=pose.keypoints if pose else None)
+
+    @app.agent(tracks_topic, concurrency=1)
+    async def behaviour(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            with in_flight("behaviour"):
+                STAGE_IN.labels("behaviour").inc()
+                started = time.perf_counter()
+                try:
+                    message, camera = behaviour_stage.parse(event.value)
+                except ValidationError as exc:
+                    await send_dead_letter("behaviour", "schema", str(exc), event)
+                    continue
+                except UnknownCamera as exc:
+                    await send_dead_letter("behaviour", "unknown_camera", str(exc), event)
+                    continue
+                try:
+                    found = behaviour_stage.rules(message, camera)
+                    found += await behaviour_stage.falls(message, camera)
+                except Exception as exc:
+                    log.exception("behaviour rules failed")
+                    STAGE_ERRORS.labels("behaviour", "internal").inc()
+                    await send_dead_letter("behaviour", "internal_error", repr(exc), event)
+                    continue
+                for video_event in await behaviour_stage.snapshots(found):
+                    VIDEO_EVENTS.labels(video_event.kind).inc()
+                    await send(video_events, "events.video", video_event.site_id.encode(),
+                               video_event.to_bytes())
+                    STAGE_OUT.labels("behaviour").inc()
+                STAGE_LATENCY.labels("behaviour").observe(time.perf_counter() - started)
+
     async def send_alert_change(key: bytes, value: bytes) -> None:
         pending = await alerts.send(key=key, value=value)
         await pending  # the broker's ack before the change is marked published
 
-    writer = AlertWriter(settings, redis_client, send_alert_change)
+    async def send_command(key: bytes, value: bytes) -> None:
+        pending = await commands_topic.send(key=key, value=value)
+        await pending  # the broker's ack before the command leaves the outbox
+
+    writer = AlertWriter(settings, redis_client, send_alert_change, send_command)
+
+    @app.timer(interval=COMMAND_RETRY_S, on_leader=True)
+    async def _resend_commands() -> None:
+        """Rule-action commands whose send failed (or whose worker died) are re-sent."""
+        await writer.resend_commands()
 
     @app.agent(correlation_in, concurrency=1)
     async def correlate(stream: faust.StreamT[bytes]) -> None:
@@ -301,16 +361,25 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
 
     if faces_enabled():
         face_events = app.topic(settings.topic("events.face"), **RAW)
-        face_agent = FaceAgent(settings, topology)
+        face_agent = FaceAgent(settings, topology, frame_cache)
+        # tracks (default): faces on person tracks; frames: sampled whole frames
+        face_source = tracks_topic if face_agent.mode == "tracks" else frames
 
-        @app.agent(frames, concurrency=1)
+        @app.agent(face_source, concurrency=1)
         async def faces(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 with in_flight("faces"):
+                    STAGE_IN.labels("faces").inc()
                     started = time.perf_counter()
                     try:
-                        found = await face_agent.handle(event.key, event.value,
-                                                        event.message.headers)
+                        if face_agent.mode == "tracks":
+                            found = await face_agent.handle_tracks(event.value)
+                        else:
+                            found = await face_agent.handle(event.key, event.value,
+                                                            event.message.headers)
+                    except ValidationError as exc:
+                        await send_dead_letter("faces", "schema", str(exc), event)
+                        continue
                     except Exception as exc:
                         log.exception("faces stage failed")
                         STAGE_ERRORS.labels("faces", "internal").inc()
@@ -321,6 +390,30 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                                        face_event.to_bytes())
                         STAGE_OUT.labels("faces").inc()
                     STAGE_LATENCY.labels("faces").observe(time.perf_counter() - started)
+
+    if anomaly_enabled():  # cameras without a trained model are skipped (docs/anomaly.md)
+        anomaly_agent = AnomalyAgent(settings, topology, frame_cache)
+
+        @app.agent(frames, concurrency=1)
+        async def anomaly(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                with in_flight("anomaly"):
+                    STAGE_IN.labels("anomaly").inc()
+                    started = time.perf_counter()
+                    try:
+                        found = await anomaly_agent.handle(event.key, event.value,
+                                                           event.message.headers)
+                    except Exception as exc:
+                        log.exception("anomaly stage failed")
+                        STAGE_ERRORS.labels("anomaly", "internal").inc()
+                        await send_dead_letter("anomaly", "internal_error", repr(exc), event)
+                        continue
+                    for video_event in found:
+                        VIDEO_EVENTS.labels(video_event.kind).inc()
+                        await send(video_events, "events.video", video_event.site_id.encode(),
+                                   video_event.to_bytes())
+                        STAGE_OUT.labels("anomaly").inc()
+                    STAGE_LATENCY.labels("anomaly").observe(time.perf_counter() - started)
 
     @app.task
     async def _check_triton() -> None:

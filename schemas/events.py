@@ -22,6 +22,11 @@ VideoKind = Literal[
     "line_crossing",  # a track crossed a counting line (attributes: line, direction)
     "face_match",  # a face matched a watchlist entry (attributes: watchlist, subject)
     "plate_match",  # a number plate matched a watchlist entry (attributes: plate)
+    "running",  # a track moved faster than its zone's running speed (attributes: speed)
+    "wrong_way",  # a track moved against its zone's allowed direction (attributes: angle_deg)
+    "abandoned_object",  # a bag stayed still after its owner left (attributes: still_s)
+    "vehicle_stopped",  # a vehicle stopped in a no-parking zone (attributes: stopped_s)
+    "anomaly",  # unusual motion for this camera, learned model (attributes: score, threshold)
 ]
 VIDEO_KINDS: tuple[str, ...] = get_args(VideoKind)
 
@@ -47,3 +52,12 @@ class VideoEvent(Message):
         description="Kind-specific details, e.g. track_id, dwell_s, line, direction, "
                     "watchlist, subject, plate",
     )
+    # Added in the behaviour stage (optional, so version 1 messages without them stay valid)
+    track_ids: list[int] = Field(
+        default_factory=list, description="The tracks involved (behaviour events)")
+    start_ts: float | None = Field(
+        default=None, gt=0, description="Capture time the behaviour began (e.g. entering)")
+    end_ts: float | None = Field(
+        default=None, gt=0, description="Capture time it was decided (or ended)")
+    snapshot_ref: str | None = Field(
+        default=None, description="Evidence frame kept in Redis (argus:snapshot:<ref>)")

@@ -75,7 +75,7 @@ def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topolog
 
     # the tracker followed the people walking through (a handful of stable ids)
     tracks = [Tracks.model_validate_json(r.value) for r in consume(
-        stack, "tracks", sent, timeout_s=60, where=lambda r: r.key == b"cam-e2e")]
+        stack, "tracks", sent, timeout_s=150, where=lambda r: r.key == b"cam-e2e")]
     assert len({m.seq for m in tracks}) >= sent - 2
     person = Counter(t.track_id for m in tracks for t in m.confirmed()
                      if t.class_name == "person")

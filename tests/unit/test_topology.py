@@ -33,7 +33,7 @@ def test_shipped_topologies_load() -> None:
     [
         ("fps: 5", "fps: -1", "topology.yaml:23: cameras[0].fps: Input should be greater than 0"),
         ("lat: 51.5246", "lat: 151", "topology.yaml:7: sites[0].lat: Input should be less"),
-        ("    type: door\n", "    type: doorbell\n", "topology.yaml:44: sensors[1].type: Input"),
+        ("    type: door\n", "    type: doorbell\n", "topology.yaml:54: sensors[1].type: Input"),
         ("jpeg_quality: 85", "jpeg_quality: 85\n    colour: red",
          "topology.yaml:27: cameras[0].colour: Extra inputs are not permitted"),
         ("[1.0, 0.35], [1.0, 1.0]", "[1.0, 0.35], [1.7, 1.0]",
