@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
+from argus.metrics import ALERTS_RESOLVED, redis_command
 from schemas.alerts import (
     Action,
     Alert,
@@ -184,9 +185,18 @@ def _queue_write(pipe: Pipeline, alert: Alert, previous: Alert | None, *, ttl_s:
 
 
 async def _transaction(client: aioredis.Redis, alert_id: str,
-                       decide: Callable[[_Stored], Callable[[Pipeline], None] | None]) -> None:
+                       decide: Callable[[_Stored], Callable[[Pipeline], None] | None],
+                       command: str) -> None:
     """``WATCH`` the alert, read it, let ``decide`` return the writes (or None for none)
-    and run them in MULTI/EXEC, retrying if the alert changed in between."""
+    and run them in MULTI/EXEC, retrying if the alert changed in between. Timed and
+    error-counted as ``command`` (``argus_redis_command_seconds``)."""
+    with redis_command(command):
+        await _watch_and_write(client, alert_id, decide)
+
+
+async def _watch_and_write(client: aioredis.Redis, alert_id: str,
+                           decide: Callable[[_Stored], Callable[[Pipeline], None] | None]
+                           ) -> None:
     async with client.pipeline(transaction=True) as pipe:
         for _ in range(_MAX_WATCH_RETRIES):
             try:
@@ -236,7 +246,7 @@ async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFA
                 also(pipe)
         return writes
 
-    await _transaction(client, alert.alert_id, decide)
+    await _transaction(client, alert.alert_id, decide, "alert_open_or_update")
     return result[0]
 
 
@@ -252,7 +262,7 @@ async def write_alert(client: aioredis.Redis, alert: Alert, ttl_s: int) -> bool:
                                          resolved_ttl_s=DEFAULT_RESOLVED_TTL_S,
                                          source_version=alert.version)
 
-    await _transaction(client, alert.alert_id, decide)
+    await _transaction(client, alert.alert_id, decide, "alert_write")
     return written[0]
 
 
@@ -277,8 +287,11 @@ async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str
             _queue_audit(pipe, entry, audit_retention_s)
         return writes
 
-    await _transaction(client, alert_id, decide)
-    return result[0]
+    await _transaction(client, alert_id, decide, f"alert_{action.value}")
+    change = result[0]
+    if action is Action.RESOLVE:
+        ALERTS_RESOLVED.labels(change.alert.rule, change.alert.severity.value).inc()
+    return change
 
 
 def _queue_audit(pipe: Pipeline, entry: AuditEntry, retention_s: int) -> None:
@@ -347,7 +360,7 @@ async def mark_published(client: aioredis.Redis, alert_id: str, version: int) ->
                 pipe.zrem(UNPUBLISHED, alert_id)
         return writes
 
-    await _transaction(client, alert_id, decide)
+    await _transaction(client, alert_id, decide, "alert_mark_published")
 
 
 async def publish_change(client: aioredis.Redis, alert: Alert,

@@ -11,6 +11,7 @@ import uuid
 import pytest
 import redis
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from argus.settings import Settings
 from pipelines import alert_sink
@@ -142,7 +143,19 @@ def test_lifecycle_versions_audit_and_indexes(stack: Settings) -> None:
         finally:
             await client.aclose()
 
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    resolved_before = sample("argus_alerts_resolved_total", rule="confirmed_intrusion",
+                             severity="critical")
+    timed_before = sample("argus_redis_command_seconds_count", command="alert_open_or_update")
     changes = asyncio.run(scenario())
+    # every sink call is timed by operation, and a resolution is counted by rule and severity
+    assert sample("argus_alerts_resolved_total", rule="confirmed_intrusion",
+                  severity="critical") == resolved_before + 1
+    assert sample("argus_redis_command_seconds_count",
+                  command="alert_open_or_update") == timed_before + 7
+    assert sample("argus_redis_command_seconds_count", command="alert_resolve") >= 1
     assert [(c.outcome.value, c.alert.version, c.needs_publish) for c in changes] == [
         ("created", 1, True), ("duplicate", 1, True), ("duplicate", 1, False),
         ("updated", 2, True), ("stale", 2, True), ("updated", 3, True), ("updated", 4, True),
