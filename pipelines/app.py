@@ -153,7 +153,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         delay = 0.5
         while True:
             try:
-                return await detect_frames(detector, frames_in)
+                return await detect_frames(detector, frames_in, settings.detect_reid)
             except InferenceServerException as exc:
                 STAGE_ERRORS.labels("detect", "triton").inc()
                 log.error("triton call failed; retrying", extra={"error": str(exc),

@@ -97,15 +97,19 @@ class TritonDetector(TritonModel):
 
 
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
-                        ) -> list[Detections | Rejected]:
-    """Run a micro-batch of frames concurrently; a failed frame yields its ``Rejected``."""
+                        reid: bool = True) -> list[Detections | Rejected]:
+    """Run a micro-batch of frames concurrently; a failed frame yields its ``Rejected``.
+    With ``reid``, person boxes carry the detector's re-identification embeddings."""
 
     async def one(meta: FrameHeaders, jpeg: bytes) -> Detections | Rejected:
         try:
-            boxes, scores, classes, ms, codes, reid = await detector.infer_reid(jpeg)
+            if not reid:
+                boxes, scores, classes, ms = await detector.infer(jpeg)
+                return to_detections(meta, boxes, scores, classes, ms)
+            boxes, scores, classes, ms, codes, model = await detector.infer_reid(jpeg)
         except Rejected as rejected:
             return rejected
         message = to_detections(meta, boxes, scores, classes, ms)
-        return attach_embeddings(message, classes, codes, reid) if reid else message
+        return attach_embeddings(message, classes, codes, model) if model else message
 
     return list(await asyncio.gather(*(one(m, j) for m, j in frames)))
