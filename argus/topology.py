@@ -107,6 +107,9 @@ class CameraZone(_Frozen):
     site_zone: str | None = None
     classes: list[str] = Field(default_factory=lambda: ["person"])
     min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+    intrusion: bool = Field(
+        default=True, description="Emit zone_intrusion events (false: a zone only for "
+                                  "behaviours, e.g. loitering in a public square)")
     behaviours: ZoneBehaviours | None = Field(
         default=None, description="Track behaviours watched here (argus/behaviours.py)")
 

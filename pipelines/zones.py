@@ -61,6 +61,8 @@ class ZoneIntrusion:
     def __call__(self, frame: Detections, camera: Camera) -> list[VideoEvent]:
         events = []
         for zone in camera.zones:
+            if not zone.intrusion:
+                continue
             inside = objects_in_zone(frame.detections, zone)
             if not inside:
                 continue

@@ -89,3 +89,11 @@ def test_zone_intrusion_cooldown(frames: list[tuple[int, float, bool]], emitted_
             assert event.event_id == f"cam:z:zone_intrusion:{seq}"
             assert event.count == 1
     assert emitted == emitted_seqs
+
+
+def test_a_behaviour_only_zone_emits_no_intrusion() -> None:
+    quiet = Camera(id="cam", site="site", source="x.mp4",
+                   zones=[LOWER_HALF.model_copy(update={"intrusion": False})])
+    person = det(0.4, 0.4, 0.5, 0.9)
+    assert ZoneIntrusion()(frame(0, 1000.0, person), quiet) == []
+    assert len(ZoneIntrusion()(frame(0, 1000.0, person), CAMERA)) == 1
