@@ -64,6 +64,7 @@ from pipelines.pose import TritonPose
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
 from schemas.detections import Detections
+from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders
 
 log = get_logger(__name__)
@@ -137,6 +138,12 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 "stage": stage, "topic": message.topic, "partition": message.partition,
                 "offset": message.offset})
 
+    async def internal_error(stage: str, exc: Exception, event: Any) -> None:
+        """A stage's own code failed on one message: log, count, dead-letter, go on."""
+        log.exception("stage failed on a message", extra={"stage": stage})
+        STAGE_ERRORS.labels(stage, "internal").inc()
+        await send_dead_letter(stage, "internal_error", repr(exc), event)
+
     async def send(topic: Any, logical: str, key: bytes, value: bytes) -> None:
         """Produce one output message; a failure after the client's retries is counted
         and raised (the message is not acknowledged, so it is processed again)."""
@@ -145,6 +152,14 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         except Exception:
             KAFKA_PRODUCE_ERRORS.labels("worker", logical).inc()
             raise
+
+    async def send_video_events(stage: str, found: list[VideoEvent]) -> None:
+        """Publish a stage's behaviour events on ``events.video`` (key = site), counted."""
+        for video_event in found:
+            VIDEO_EVENTS.labels(video_event.kind).inc()
+            await send(video_events, "events.video", video_event.site_id.encode(),
+                       video_event.to_bytes())
+            STAGE_OUT.labels(stage).inc()
 
     async def with_triton_retry(frames_in: list[tuple[FrameHeaders, bytes]]
                                 ) -> list[Detections | Rejected]:
@@ -214,15 +229,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 try:
                     found = zone_rule(frame, camera)
                 except Exception as exc:
-                    log.exception("zone rule failed")
-                    STAGE_ERRORS.labels("zones", "internal").inc()
-                    await send_dead_letter("zones", "internal_error", repr(exc), event)
+                    await internal_error("zones", exc, event)
                     continue
-                for video_event in found:
-                    VIDEO_EVENTS.labels(video_event.kind).inc()
-                    await send(video_events, "events.video", video_event.site_id.encode(),
-                                   video_event.to_bytes())
-                    STAGE_OUT.labels("zones").inc()
+                await send_video_events("zones", found)
                 STAGE_LATENCY.labels("zones").observe(time.perf_counter() - started)
 
     @app.agent(detections, concurrency=1)
@@ -239,9 +248,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                 try:
                     result = trackers.process(frame)
                 except Exception as exc:
-                    log.exception("tracker failed")
-                    STAGE_ERRORS.labels("track", "internal").inc()
-                    await send_dead_letter("track", "internal_error", repr(exc), event)
+                    await internal_error("track", exc, event)
                     continue
                 if result is not None:
                     await send(tracks_topic, "tracks", frame.camera_id.encode(),
@@ -277,15 +284,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     found = behaviour_stage.rules(message, camera)
                     found += await behaviour_stage.falls(message, camera)
                 except Exception as exc:
-                    log.exception("behaviour rules failed")
-                    STAGE_ERRORS.labels("behaviour", "internal").inc()
-                    await send_dead_letter("behaviour", "internal_error", repr(exc), event)
+                    await internal_error("behaviour", exc, event)
                     continue
-                for video_event in await behaviour_stage.snapshots(found):
-                    VIDEO_EVENTS.labels(video_event.kind).inc()
-                    await send(video_events, "events.video", video_event.site_id.encode(),
-                               video_event.to_bytes())
-                    STAGE_OUT.labels("behaviour").inc()
+                await send_video_events("behaviour", await behaviour_stage.snapshots(found))
                 STAGE_LATENCY.labels("behaviour").observe(time.perf_counter() - started)
 
     async def send_alert_change(key: bytes, value: bytes) -> None:
@@ -332,9 +333,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     try:
                         found = observe(rules.engine, state, trigger)
                     except Exception as exc:
-                        log.exception("correlation rules failed")
-                        STAGE_ERRORS.labels("correlate", "internal").inc()
-                        await send_dead_letter("correlate", "internal_error", repr(exc), event)
+                        await internal_error("correlate", exc, event)
                         continue
                     if found is None:
                         CORRELATION_DUPLICATES.labels(source).inc()
@@ -381,9 +380,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                         await send_dead_letter("faces", "schema", str(exc), event)
                         continue
                     except Exception as exc:
-                        log.exception("faces stage failed")
-                        STAGE_ERRORS.labels("faces", "internal").inc()
-                        await send_dead_letter("faces", "internal_error", repr(exc), event)
+                        await internal_error("faces", exc, event)
                         continue
                     for face_event in found:
                         await send(face_events, "events.face", face_event.site_id.encode(),
@@ -404,15 +401,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                         found = await anomaly_agent.handle(event.key, event.value,
                                                            event.message.headers)
                     except Exception as exc:
-                        log.exception("anomaly stage failed")
-                        STAGE_ERRORS.labels("anomaly", "internal").inc()
-                        await send_dead_letter("anomaly", "internal_error", repr(exc), event)
+                        await internal_error("anomaly", exc, event)
                         continue
-                    for video_event in found:
-                        VIDEO_EVENTS.labels(video_event.kind).inc()
-                        await send(video_events, "events.video", video_event.site_id.encode(),
-                                   video_event.to_bytes())
-                        STAGE_OUT.labels("anomaly").inc()
+                    await send_video_events("anomaly", found)
                     STAGE_LATENCY.labels("anomaly").observe(time.perf_counter() - started)
 
     @app.task

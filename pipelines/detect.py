@@ -8,6 +8,7 @@ an inference; Triton decodes the JPEG itself, so a corrupt image comes back as a
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -63,6 +64,9 @@ def to_detections(meta: FrameHeaders, boxes: np.ndarray, scores: np.ndarray,
     )
 
 
+BOX_OUTPUTS = ("BOXES", "SCORES", "CLASSES")
+
+
 class TritonDetector(TritonModel):
     """The client of the ``detector`` model."""
 
@@ -71,29 +75,27 @@ class TritonDetector(TritonModel):
     async def infer(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Boxes (normalised), scores, classes and latency in ms; raises ``Rejected``
         (``corrupt_jpeg``) if the model cannot decode the image."""
-        result, ms = await self.call([jpeg_input(jpeg)], ("BOXES", "SCORES", "CLASSES"))
-        boxes = result.as_numpy("BOXES")
-        scores = result.as_numpy("SCORES")
-        classes = result.as_numpy("CLASSES")
-        assert boxes is not None and scores is not None and classes is not None
-        return boxes[0], scores[0], classes[0], ms
+        result, ms = await self.call([jpeg_input(jpeg)], BOX_OUTPUTS)
+        return (*_boxes(result), ms)
 
     async def infer_reid(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
                                                      np.ndarray | None, str]:
         """:meth:`infer` plus the person embeddings (``EMBEDDINGS``: int8 rows aligned with
         the boxes, zero rows = none) and the re-id model's name ("" when none were made)."""
-        result, ms = await self.call([jpeg_input(jpeg)], ("BOXES", "SCORES", "CLASSES",
-                                                          "EMBEDDINGS", "REID_MODEL"))
-        boxes = result.as_numpy("BOXES")
-        scores = result.as_numpy("SCORES")
-        classes = result.as_numpy("CLASSES")
-        assert boxes is not None and scores is not None and classes is not None
+        result, ms = await self.call([jpeg_input(jpeg)],
+                                     (*BOX_OUTPUTS, "EMBEDDINGS", "REID_MODEL"))
         codes = result.as_numpy("EMBEDDINGS")
         names = result.as_numpy("REID_MODEL")
         name = names.reshape(-1)[0] if names is not None and names.size else b""
         reid = name.decode() if isinstance(name, bytes) else str(name)
-        return (boxes[0], scores[0], classes[0], ms,
-                None if codes is None else codes[0], reid)
+        return (*_boxes(result), ms, None if codes is None else codes[0], reid)
+
+
+def _boxes(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first image's boxes, scores and classes of a detector response."""
+    boxes, scores, classes = (result.as_numpy(name) for name in BOX_OUTPUTS)
+    assert boxes is not None and scores is not None and classes is not None
+    return boxes[0], scores[0], classes[0]
 
 
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
@@ -102,11 +104,12 @@ async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeader
     With ``reid``, person boxes carry the detector's re-identification embeddings."""
 
     async def one(meta: FrameHeaders, jpeg: bytes) -> Detections | Rejected:
+        codes, model = None, ""
         try:
-            if not reid:
+            if reid:
+                boxes, scores, classes, ms, codes, model = await detector.infer_reid(jpeg)
+            else:
                 boxes, scores, classes, ms = await detector.infer(jpeg)
-                return to_detections(meta, boxes, scores, classes, ms)
-            boxes, scores, classes, ms, codes, model = await detector.infer_reid(jpeg)
         except Rejected as rejected:
             return rejected
         message = to_detections(meta, boxes, scores, classes, ms)
