@@ -29,6 +29,23 @@ log = get_logger(__name__)
 TRITON_VENV = REPO_ROOT / ".venv-triton"
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``: the StorageTool's
+    argument parser would read such an id (``-t -N8I7...``) as an option and fail.
+
+    >>> all(not kafka_cluster_id().startswith("-") for _ in range(500))
+    True
+    >>> len(kafka_cluster_id())
+    22
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class StackError(RuntimeError):
     """A server of the embedded stack could not be started or is unhealthy."""
 
@@ -288,13 +305,15 @@ class Kafka(Server):
         (self.dir / "server.properties").write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()))
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            subprocess.run(
+            done = subprocess.run(
                 ["java", "-cp", self.classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(self.dir / "server.properties"),
+                 "-t", kafka_cluster_id(), "-c", str(self.dir / "server.properties"),
                  "--ignore-formatted"],
-                check=True, capture_output=True, cwd=self.dir,
+                capture_output=True, text=True, cwd=self.dir,
             )
+            if done.returncode != 0:
+                raise StackError(f"Kafka StorageTool format failed ({done.returncode}): "
+                                 f"{(done.stderr or done.stdout).strip()[-2000:]}")
 
     def command(self) -> list[str]:
         return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",

@@ -5,6 +5,7 @@
 #   - .venv-triton  the Triton server's environment (nvidia-pytriton's tritonserver
 #                   binary + python backend, numpy 1.26, onnxruntime, OpenCV 4.10)
 #   - .cache/kafka  the Apache Kafka broker jars, resolved from Maven Central
+#   - .cache/models the model files (links into ../shared/models, else downloads)
 # Downloads are cached (pip: ~/.cache/pip, Maven: ~/.m2); the results live in
 # git-ignored folders of the checkout.
 set -euo pipefail
@@ -62,4 +63,9 @@ if [ ! -f .cache/kafka/.argus-installed ]; then
       -DoutputDirectory="$ROOT/.cache/kafka/libs" -DincludeScope=runtime
   touch .cache/kafka/.argus-installed
 fi
+# --- model files -----------------------------------------------------------
+# Links into the shared mirror (ARGUS_SHARED, default ../shared), else downloads; checksums
+# are cached, so a second run only stats the files.
+log "resolving model files"
+ARGUS_LOG_LEVEL=WARNING .venv/bin/python -m argus.cli models fetch >/dev/null
 log "ready"

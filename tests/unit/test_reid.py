@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from argus.models import fetch
 from argus.settings import get_settings
 from pipelines.reid import (
     AppearanceConfig,
@@ -180,7 +181,8 @@ def test_osnet_tells_two_pets_people_apart() -> None:
     """The real model on two PETS frames (0.1 s apart): each person is closer to themself
     than to the other."""
     settings = get_settings()
-    runner = APP.ReidRunner(str(settings.models_dir / "osnet_x0_25_msmt17.onnx"))
+    # resolve the model here: a unit test must not rely on a stack having fetched it
+    runner = APP.ReidRunner(str(fetch(settings, ["osnet_x0_25"])["osnet_x0_25"]))
     capture = cv2.VideoCapture(str(settings.shared / "data" / "pets09_s2l1" / "vtest.avi"))
     images = [capture.read()[1] for _ in range(2)]
     capture.release()
