@@ -131,6 +131,10 @@ class Camera(_Frozen):
     fps: float = Field(default=5.0, gt=0, le=60)
     loop: bool = False
     realtime: bool = True
+    clock: Literal["wall", "media"] = Field(
+        default="wall",
+        description="Capture times from the wall clock, or (files only) from the file's own "
+                    "timeline: timed behaviours stay right in a fast replay (realtime: false)")
     jpeg_quality: int = Field(default=85, ge=10, le=100)
     max_width: int | None = Field(default=None, gt=0, description="Downscale wider frames")
     zones: list[CameraZone] = Field(default_factory=list)
@@ -142,6 +146,15 @@ class Camera(_Frozen):
     @model_validator(mode="after")
     def _line_ids(self) -> Camera:
         check_lines(self.lines, [z.id for z in self.zones])
+        return self
+
+    @model_validator(mode="after")
+    def _media_clock_needs_a_file(self) -> Camera:
+        source = self.source.strip().lower()
+        live = source.isdigit() or ("://" in source and not source.startswith("file://"))
+        if self.clock == "media" and live:
+            raise ValueError("clock: media needs a video file source (a live camera has no "
+                             "timeline of its own); use clock: wall")
         return self
 
 

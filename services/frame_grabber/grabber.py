@@ -50,6 +50,7 @@ from services.frame_grabber.liveness import LIVENESS, CameraClock
 from services.frame_grabber.source import (
     Backoff,
     FrameSampler,
+    MediaClock,
     SourceKind,
     open_source,
     parse_source,
@@ -146,6 +147,8 @@ class CameraWorker:
         self.label = camera_label(camera.id, settings.metrics_per_camera)
         """The ``camera`` label of this camera's metrics."""
         self.clock = CameraClock()
+        self._media_clock = MediaClock() if camera.clock == "media" else None
+        """Stamps frames on the file's timeline (``clock: media``); else the wall clock."""
         self._buffer: FrameBuffer[Frame] = FrameBuffer(buffer_size, camera=self.label)
         self._backoff = backoff or Backoff()
         self._slots = threading.BoundedSemaphore(max_in_flight)
@@ -368,7 +371,8 @@ class CameraWorker:
                     start, paced_from = time.monotonic(), index
             if not cap.grab():
                 break
-            capture_ts = time.time()
+            capture_ts = (self._media_clock.stamp(clock_fps)
+                          if self._media_clock is not None and clock_fps else time.time())
             i, index = index, index + 1
             if not sampler.keep(i, time.monotonic()):
                 continue

@@ -14,6 +14,7 @@ unit-tested on their own.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -188,6 +189,38 @@ class FrameSampler:
     def reset(self) -> None:
         """Forget the time-based clock (after a reconnect)."""
         self._next_due = None
+
+
+class MediaClock:
+    """Capture times on a file's own timeline (a camera's ``clock: media``).
+
+    The first frame is stamped with the wall time it was read; each source frame after it
+    (sampled or not, across loops of the file) is one frame period later, however fast the
+    file is read. A fast replay (``realtime: false``) then gives the behaviours the same
+    durations and speeds as a paced one.
+
+    >>> clock = MediaClock(anchor=1000.0)
+    >>> [round(clock.stamp(4.0), 3) for _ in range(3)]
+    [1000.0, 1000.25, 1000.5]
+    >>> round(clock.stamp(2.0), 3)  # the next loop reports another rate: its own period
+    1000.75
+    >>> round(clock.stamp(2.0), 3)
+    1001.25
+    """
+
+    def __init__(self, anchor: float | None = None) -> None:
+        self._anchor = anchor
+        self._elapsed = 0.0
+
+    def stamp(self, fps: float) -> float:
+        """The capture time of the next source frame of a file read at ``fps``."""
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        if self._anchor is None:
+            self._anchor = time.time()
+        stamp = self._anchor + self._elapsed
+        self._elapsed += 1.0 / fps
+        return stamp
 
 
 class Backoff:

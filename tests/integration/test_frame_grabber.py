@@ -161,6 +161,30 @@ def test_replay_publishes_every_sampled_frame(settings: Settings) -> None:
                 assert psnr(image, original) > psnr(image, neighbour)
 
 
+def test_media_clock_stamps_a_fast_replay_on_the_files_timeline(settings: Settings) -> None:
+    # clock: media: read as fast as the broker takes it, stamped as if paced, so timed
+    # behaviours (dwell, speed) see the clip's own durations
+    camera = make_camera("media", settings.shared / VIDEO, clock="media")
+    grabber = FrameGrabber([camera], settings, buffer_size=256)
+    started = time.time()
+    grabber.start()
+    try:
+        assert grabber.wait(timeout=40), grabber.stats()
+    finally:
+        grabber.stop()
+    elapsed = time.time() - started
+
+    headers = [FrameHeaders.from_headers(r.headers) for r in camera_records(settings, camera.id)]
+    assert [h.seq for h in headers] == list(range(EXPECTED))
+    stamps = np.array([h.capture_ts for h in headers])
+    assert started <= stamps[0] <= started + elapsed
+    # one kept frame every 3 source frames at 12 fps: exactly 0.25 s apart
+    np.testing.assert_allclose(np.diff(stamps), 1 / SAMPLE_FPS, atol=1e-6)
+    span = stamps[-1] - stamps[0]
+    assert span == pytest.approx((EXPECTED - 1) / SAMPLE_FPS)  # 38 s of video ...
+    assert elapsed < span / 2, (elapsed, span)                 # ... read in far less
+
+
 def test_drop_oldest_under_backpressure(settings: Settings) -> None:
     camera = make_camera("backpressure", settings.shared / VIDEO)
     grabber = FrameGrabber([camera], settings, buffer_size=5)

@@ -94,3 +94,27 @@ def test_site_timezone_and_opening_hours(extra: str, timezone: str,
 def test_bad_timezone_and_opening_hours(extra: str, message: str) -> None:
     with pytest.raises(TopologyError, match=re.escape(message)):
         parse_topology(site_text(extra), "topology.yaml", SHARED)
+
+
+@pytest.mark.parametrize(
+    ("source", "clock", "error"),
+    [
+        ("/videos/a.mp4", "media", None),
+        ("file:///videos/a.mp4", "media", None),
+        ("/videos/a.mp4", "wall", None),
+        ("rtsp://cam/stream", "wall", None),
+        ("rtsp://cam/stream", "media", "clock: media needs a video file source"),
+        ("http://cam/mjpeg", "media", "clock: media needs a video file source"),
+        ("0", "media", "clock: media needs a video file source"),
+        ("/videos/a.mp4", "film", "cameras[0].clock: Input should be 'wall' or 'media'"),
+    ],
+)
+def test_camera_clock(source: str, clock: str, error: str | None) -> None:
+    text = (site_text("") + f"cameras:\n  - id: c\n    site: s\n    source: '{source}'\n"
+            f"    clock: {clock}\n")
+    if error is None:
+        camera = parse_topology(text, "topology.yaml", SHARED).cameras[0]
+        assert camera.clock == clock
+    else:
+        with pytest.raises(TopologyError, match=re.escape(error)):
+            parse_topology(text, "topology.yaml", SHARED)
