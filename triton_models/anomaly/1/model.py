@@ -20,7 +20,6 @@ All the feature and scoring code lives in ``anomalylib.py`` next to this file.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -30,36 +29,19 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+# Triton's stub appends this directory to sys.path, but at the END: put it first so our
+# anomalylib.py wins over any installed module of that name, and the model repository's root
+# (argus_backend.py, shared by every model) right after it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path[:1] != [_HERE]:
-    sys.path.insert(0, _HERE)
+for _path in (os.path.dirname(os.path.dirname(_HERE)), _HERE):
+    if _path in sys.path:
+        sys.path.remove(_path)
+    sys.path.insert(0, _path)
 
-import anomalylib  # noqa: E402  (found through the sys.path entry above)
+import anomalylib  # noqa: E402
+from argus_backend import Parameters, RequestError, log_info, model_dir, respond  # noqa: E402
 
-DEFAULT_MODEL_DIR = "/models"
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class RequestError(Exception):
-    """A request answered with an error whose message starts with ``kind:``."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-
-
-def _parameter(config: dict[str, Any], name: str, default: str) -> str:
-    """A ``parameters`` entry of the model config (string value)."""
-    entry = config.get("parameters", {}).get(name)
-    if entry is None or entry.get("string_value", "") == "":
-        return default
-    return str(entry["string_value"])
-
-
-def _log_info(message: str) -> None:
-    """Log through Triton's logger when the stub provides it."""
-    logger = getattr(pb_utils, "Logger", None)
-    if logger is not None:
-        logger.log_info(message)
 
 
 class ScorerCache:
@@ -91,7 +73,7 @@ class ScorerCache:
         if scorer is None or scorer.mtime != mtime:
             scorer = anomalylib.Scorer(path, self.threads)
             self._scorers[camera] = scorer
-            _log_info(f"anomaly: loaded {path} (threshold {scorer.info.threshold:.3f})")
+            log_info(f"anomaly: loaded {path} (threshold {scorer.info.threshold:.3f})")
         return scorer
 
 
@@ -102,29 +84,19 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Find the models folder (it may not exist yet: no camera is trained)."""
-        config = json.loads(args["model_config"])
+        params = Parameters("anomaly", args)
         directory = os.environ.get("ARGUS_ANOMALY_DIR") or os.path.join(
-            os.environ.get("ARGUS_MODEL_DIR", DEFAULT_MODEL_DIR),
-            _parameter(config, "model_subdir", "anomaly"))
+            model_dir(), params.get("model_subdir", "anomaly"))
         self.cache = ScorerCache(directory,
-                                 float(_parameter(config, "check_interval_s", "5")),
-                                 int(_parameter(config, "intra_op_threads", "1")))
+                                 float(params.get("check_interval_s", "5")),
+                                 int(params.get("intra_op_threads", "1")))
         present = os.path.isdir(directory)
-        _log_info(f"anomaly: camera models in {directory}"
-                  f"{'' if present else ' (missing: no camera trained yet)'}")
+        log_info(f"anomaly: camera models in {directory}"
+                 f"{'' if present else ' (missing: no camera trained yet)'}")
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; an error fails only the request that caused it."""
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._infer(request))
-            except RequestError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
-            except Exception as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
-                    f"anomaly_error: {type(exc).__name__}: {exc}")))
-        return responses
+        return respond("anomaly", requests, self._infer)
 
     def _score_item(self, prev: bytes, image: bytes, camera: str
                     ) -> tuple[float, anomalylib.Scorer, np.ndarray]:

@@ -30,7 +30,6 @@ The weights come from ``$ARGUS_MODEL_DIR/<model_file>`` (default ``/models``), p
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -38,39 +37,18 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-# Triton's stub (2.51) appends this directory to sys.path itself, but at the END: put it first
-# so that our yolox.py wins over any installed module of the same name (e.g. Megvii's ``yolox``
-# package in a custom Triton image), and so the import does not depend on stub behaviour.
+# Triton's stub appends this directory to sys.path, but at the END: put it first so our
+# yolox.py wins over any installed module of that name, and the model repository's root
+# (argus_backend.py, shared by every model) right after it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path[:1] != [_HERE]:
-    sys.path.insert(0, _HERE)
+for _path in (os.path.dirname(os.path.dirname(_HERE)), _HERE):
+    if _path in sys.path:
+        sys.path.remove(_path)
+    sys.path.insert(0, _path)
 
-import appearance  # noqa: E402  (found through the sys.path entry above)
+import appearance  # noqa: E402
 import yolox  # noqa: E402
-
-DEFAULT_MODEL_DIR = "/models"
-
-
-class CorruptJpegError(Exception):
-    """An ``IMAGE`` item that OpenCV cannot decode (answered as ``corrupt_jpeg: ...``)."""
-
-
-def _parameter(config: dict[str, Any], name: str, default: str | None = None) -> str:
-    """A ``parameters`` entry of the model config (string value)."""
-    entry = config.get("parameters", {}).get(name)
-    if entry is None or entry.get("string_value", "") == "":
-        if default is None:
-            raise ValueError(f"detector: config.pbtxt lacks the parameter {name!r}")
-        return default
-    return str(entry["string_value"])
-
-
-def _log_info(message: str) -> None:
-    """Log through Triton's logger (``pb_utils.Logger`` exists only once the stub runs the
-    model, not while model.py is imported; older backends lack it)."""
-    logger = getattr(pb_utils, "Logger", None)
-    if logger is not None:
-        logger.log_info(message)
+from argus_backend import Parameters, corrupt_jpeg, log_info, respond  # noqa: E402
 
 
 class TritonPythonModel:
@@ -81,40 +59,31 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Read the parameters and ``ARGUS_MODEL_DIR``, load the ONNX model."""
-        config = json.loads(args["model_config"])
-        model_file = _parameter(config, "model_file")
-        model_dir = os.environ.get("ARGUS_MODEL_DIR", DEFAULT_MODEL_DIR)
-        model_path = os.path.join(model_dir, model_file)
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(
-                f"detector: model file {model_path} is missing (ARGUS_MODEL_DIR={model_dir}): "
-                "run `argus models fetch` and point ARGUS_MODEL_DIR at its models directory"
-            )
-        threads = _parameter(config, "intra_op_threads", "0")
-        size = _parameter(config, "input_size", "auto")
+        params = Parameters("detector", args)
+        model_path = params.model_file("model_file")
+        threads = params.get("intra_op_threads", "0")
+        size = params.get("input_size", "auto")
         self.runner = yolox.DetectorRunner(
             model_path,
-            score_threshold=float(_parameter(config, "score_threshold", "0.3")),
-            nms_threshold=float(_parameter(config, "nms_threshold", "0.45")),
+            score_threshold=float(params.get("score_threshold", "0.3")),
+            nms_threshold=float(params.get("nms_threshold", "0.45")),
             size=None if size == "auto" else int(size),
             threads=int(threads) or None,
-            decoder=_parameter(config, "decoder", "yolox"),
-            tiles=_parameter(config, "tiles", "1x1"),
+            decoder=params.get("decoder", "yolox"),
+            tiles=params.get("tiles", "1x1"),
         )
         self.reid = None
         self.reid_name = ""
-        self.reid_score = float(_parameter(config, "reid_score_threshold", "0.5"))
-        self.reid_max = int(_parameter(config, "reid_max_crops", "32"))
-        reid = _parameter(config, "reid", "none")
+        self.reid_score = float(params.get("reid_score_threshold", "0.5"))
+        self.reid_max = int(params.get("reid_max_crops", "32"))
+        reid = params.get("reid", "none")
         if reid == "osnet":
-            reid_path = os.path.join(model_dir, _parameter(config, "reid_model_file"))
-            if not os.path.isfile(reid_path):
-                raise FileNotFoundError(f"detector: re-id model file {reid_path} is missing")
+            reid_path = params.model_file("reid_model_file")
             self.reid = appearance.ReidRunner(reid_path, threads=int(threads) or None)
             self.reid_name = os.path.splitext(os.path.basename(reid_path))[0]
         elif reid != "none":
             raise ValueError(f"detector: unknown reid {reid!r} (osnet | none)")
-        _log_info(
+        log_info(
             f"detector: loaded {model_path} on {self.runner.session.get_providers()} "
             f"(decoder={self.runner.decoder}, score>={self.runner.score_threshold}, "
             f"nms={self.runner.nms_threshold}, size={self.runner.size}, "
@@ -123,21 +92,7 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; a bad JPEG fails only the request that carried it."""
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._infer(request))
-            except CorruptJpegError as exc:
-                responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"corrupt_jpeg: {exc}"))
-                )
-            except Exception as exc:  # one broken request must not fail the whole batch
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"detector_error: {type(exc).__name__}: {exc}")
-                    )
-                )
-        return responses
+        return respond("detector", requests, self._infer)
 
     def _infer(self, request: Any) -> Any:
         """Detect on every JPEG of one request and build its padded output tensors."""
@@ -148,8 +103,7 @@ class TritonPythonModel:
             try:
                 decoded.append(yolox.decode_jpeg(bytes(item)))
             except ValueError as exc:
-                where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
-                raise CorruptJpegError(f"{exc}{where}") from exc
+                raise corrupt_jpeg(exc, index, len(items)) from exc
         results = [self.runner.detect_image(image) for image in decoded]
         wanted = "EMBEDDINGS" in set(request.requested_output_names() or ())
         rows = max([1, *(len(scores) for _, scores, _ in results)])

@@ -17,7 +17,6 @@ All the face logic lives in ``facelib.py`` next to this file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -25,47 +24,17 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-# Put this directory first on sys.path so our facelib.py is the one imported.
+# Triton's stub appends this directory to sys.path, but at the END: put it first so our
+# facelib.py wins over any installed module of that name, and the model repository's root
+# (argus_backend.py, shared by every model) right after it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path[:1] != [_HERE]:
-    sys.path.insert(0, _HERE)
+for _path in (os.path.dirname(os.path.dirname(_HERE)), _HERE):
+    if _path in sys.path:
+        sys.path.remove(_path)
+    sys.path.insert(0, _path)
 
-import facelib  # noqa: E402  (found through the sys.path entry above)
-
-DEFAULT_MODEL_DIR = "/models"
-
-
-class CorruptJpegError(Exception):
-    """An ``IMAGE`` item that OpenCV cannot decode (answered as ``corrupt_jpeg: ...``)."""
-
-
-def _parameter(config: dict[str, Any], name: str, default: str | None = None) -> str:
-    """A ``parameters`` entry of the model config (string value)."""
-    entry = config.get("parameters", {}).get(name)
-    if entry is None or entry.get("string_value", "") == "":
-        if default is None:
-            raise ValueError(f"faces: config.pbtxt lacks the parameter {name!r}")
-        return default
-    return str(entry["string_value"])
-
-
-def _model_path(config: dict[str, Any], key: str) -> str:
-    """``$ARGUS_MODEL_DIR/<parameter key>``, checked to exist."""
-    model_dir = os.environ.get("ARGUS_MODEL_DIR", DEFAULT_MODEL_DIR)
-    path = os.path.join(model_dir, _parameter(config, key))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"faces: model file {path} is missing (ARGUS_MODEL_DIR={model_dir}): "
-            "run `argus models fetch` and point ARGUS_MODEL_DIR at its models directory"
-        )
-    return path
-
-
-def _log_info(message: str) -> None:
-    """Log through Triton's logger when the stub provides it."""
-    logger = getattr(pb_utils, "Logger", None)
-    if logger is not None:
-        logger.log_info(message)
+import facelib  # noqa: E402
+from argus_backend import Parameters, corrupt_jpeg, log_info, respond  # noqa: E402
 
 
 class TritonPythonModel:
@@ -75,40 +44,26 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Read the parameters and ``ARGUS_MODEL_DIR``, load both ONNX models."""
-        config = json.loads(args["model_config"])
-        yunet = _model_path(config, "yunet_file")
-        facenet = _model_path(config, "facenet_file")
-        threads = int(_parameter(config, "intra_op_threads", "0"))
+        params = Parameters("faces", args)
+        yunet = params.model_file("yunet_file")
+        facenet = params.model_file("facenet_file")
+        threads = int(params.get("intra_op_threads", "0"))
         self.analyzer = facelib.FaceAnalyzer(
             yunet, facenet,
-            score_threshold=float(_parameter(config, "score_threshold", "0.7")),
-            nms_threshold=float(_parameter(config, "nms_threshold", "0.3")),
-            max_side=int(_parameter(config, "max_side", "640")),
-            min_side=int(_parameter(config, "min_side", "320")),
-            max_faces=int(_parameter(config, "max_faces", "16")),
-            align_scale=float(_parameter(config, "align_scale", "0.9")),
+            score_threshold=float(params.get("score_threshold", "0.7")),
+            nms_threshold=float(params.get("nms_threshold", "0.3")),
+            max_side=int(params.get("max_side", "640")),
+            min_side=int(params.get("min_side", "320")),
+            max_faces=int(params.get("max_faces", "16")),
+            align_scale=float(params.get("align_scale", "0.9")),
             threads=threads or None,
         )
-        _log_info(f"faces: loaded {yunet} and {facenet} on "
-                  f"{self.analyzer.session.get_providers()}")
+        log_info(f"faces: loaded {yunet} and {facenet} on "
+                 f"{self.analyzer.session.get_providers()}")
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; a bad JPEG fails only the request that carried it."""
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._infer(request))
-            except CorruptJpegError as exc:
-                responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"corrupt_jpeg: {exc}"))
-                )
-            except Exception as exc:  # one broken request must not fail the whole batch
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"faces_error: {type(exc).__name__}: {exc}")
-                    )
-                )
-        return responses
+        return respond("faces", requests, self._infer)
 
     def _infer(self, request: Any) -> Any:
         """Analyze every JPEG of one request and build its padded output tensors."""
@@ -121,8 +76,7 @@ class TritonPythonModel:
             try:
                 image = facelib.decode_jpeg(bytes(item))
             except ValueError as exc:
-                where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
-                raise CorruptJpegError(f"{exc}{where}") from exc
+                raise corrupt_jpeg(exc, index, len(items)) from exc
             roi = None if boxes_in is None else boxes_in[index]
             results.append((image.shape[1], image.shape[0], self.analyzer.analyze(image, roi)))
         return pb_utils.InferenceResponse(output_tensors=self._tensors(results))

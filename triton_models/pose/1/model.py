@@ -16,7 +16,6 @@ back to the image live in ``poselib.py`` next to this file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -24,35 +23,17 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-# Put this directory first on sys.path so our poselib.py is the one imported.
+# Triton's stub appends this directory to sys.path, but at the END: put it first so our
+# poselib.py wins over any installed module of that name, and the model repository's root
+# (argus_backend.py, shared by every model) right after it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path[:1] != [_HERE]:
-    sys.path.insert(0, _HERE)
+for _path in (os.path.dirname(os.path.dirname(_HERE)), _HERE):
+    if _path in sys.path:
+        sys.path.remove(_path)
+    sys.path.insert(0, _path)
 
-import poselib  # noqa: E402  (found through the sys.path entry above)
-
-DEFAULT_MODEL_DIR = "/models"
-
-
-class CorruptJpegError(Exception):
-    """An ``IMAGE`` item that OpenCV cannot decode (answered as ``corrupt_jpeg: ...``)."""
-
-
-def _parameter(config: dict[str, Any], name: str, default: str | None = None) -> str:
-    """A ``parameters`` entry of the model config (string value)."""
-    entry = config.get("parameters", {}).get(name)
-    if entry is None or entry.get("string_value", "") == "":
-        if default is None:
-            raise ValueError(f"pose: config.pbtxt lacks the parameter {name!r}")
-        return default
-    return str(entry["string_value"])
-
-
-def _log_info(message: str) -> None:
-    """Log through Triton's logger when the stub provides it."""
-    logger = getattr(pb_utils, "Logger", None)
-    if logger is not None:
-        logger.log_info(message)
+import poselib  # noqa: E402
+from argus_backend import Parameters, corrupt_jpeg, log_info, respond  # noqa: E402
 
 
 class TritonPythonModel:
@@ -62,38 +43,17 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Read the parameters and ``ARGUS_MODEL_DIR``, load the ONNX model."""
-        config = json.loads(args["model_config"])
-        model_dir = os.environ.get("ARGUS_MODEL_DIR", DEFAULT_MODEL_DIR)
-        model_path = os.path.join(model_dir, _parameter(config, "model_file"))
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(
-                f"pose: model file {model_path} is missing (ARGUS_MODEL_DIR={model_dir}): "
-                "run `argus models fetch` and point ARGUS_MODEL_DIR at its models directory"
-            )
-        threads = int(_parameter(config, "intra_op_threads", "0"))
+        params = Parameters("pose", args)
+        model_path = params.model_file("model_file")
+        threads = int(params.get("intra_op_threads", "0"))
         self.runner = poselib.PoseRunner(
-            model_path, margin=float(_parameter(config, "margin", "0.15")),
-            threads=threads or None)
-        _log_info(f"pose: loaded {model_path} on {self.runner.session.get_providers()} "
-                  f"(input {self.runner.size}, margin {self.runner.margin})")
+            model_path, margin=float(params.get("margin", "0.15")), threads=threads or None)
+        log_info(f"pose: loaded {model_path} on {self.runner.session.get_providers()} "
+                 f"(input {self.runner.size}, margin {self.runner.margin})")
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request; a bad JPEG fails only the request that carried it."""
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._infer(request))
-            except CorruptJpegError as exc:
-                responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"corrupt_jpeg: {exc}"))
-                )
-            except Exception as exc:  # one broken request must not fail the whole batch
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"pose_error: {type(exc).__name__}: {exc}")
-                    )
-                )
-        return responses
+        return respond("pose", requests, self._infer)
 
     def _infer(self, request: Any) -> Any:
         """Estimate the pose of every (JPEG, box) item of one request."""
@@ -107,8 +67,7 @@ class TritonPythonModel:
             try:
                 image = poselib.decode_jpeg(bytes(item))
             except ValueError as exc:
-                where = f" (batch item {index} of {len(items)})" if len(items) > 1 else ""
-                raise CorruptJpegError(f"{exc}{where}") from exc
+                raise corrupt_jpeg(exc, index, len(items)) from exc
             box = None if boxes is None else boxes[index]
             keypoints[index] = self.runner.estimate(image, box)
             sizes[index] = (image.shape[1], image.shape[0])
