@@ -59,7 +59,7 @@ from pipelines.detect import (
     detect_frames,
 )
 from pipelines.face_agent import FaceAgent, faces_enabled
-from pipelines.frame_cache import FrameCache
+from pipelines.frame_cache import FrameCache, cameras_needing_frames
 from pipelines.pose import TritonPose
 from pipelines.track import TrackerRegistry, TrackSettings
 from pipelines.zones import ZoneIntrusion
@@ -118,6 +118,11 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     rules = RulesFile(settings.rules, topology)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
     frame_cache = FrameCache(redis_client, settings.frame_cache_s, settings.snapshot_ttl_s)
+    cached_cameras = cameras_needing_frames(
+        topology, faces_on_tracks=faces_enabled() and settings.faces_mode == "tracks")
+    log.info("frame cache", extra={"ttl_s": settings.frame_cache_s,
+                                   "cameras": len(cached_cameras),
+                                   "of": len(topology.cameras)})
     site_ids = [site.id for site in topology.sites]
 
     async def send_dead_letter(stage: str, reason: str, detail: str, event: Any) -> None:
@@ -196,7 +201,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
                     accepted.append((meta, event.value))
                     accepted_events.append(event)
                 await frame_cache.put_many([(meta.camera_id, meta.seq, jpeg)
-                                            for meta, jpeg in accepted])
+                                            for meta, jpeg in accepted
+                                            if meta.camera_id in cached_cameras])
                 results = await with_triton_retry(accepted)
                 for event, result in zip(accepted_events, results, strict=True):
                     if isinstance(result, Rejected):

@@ -12,8 +12,10 @@ A stage that wants to keep a frame as evidence copies it to a snapshot key (``ke
 puts the *reference* in its event, never the bytes. The alert API serves snapshots by
 reference (blurring faces where asked). Both keys expire: nothing is kept forever.
 
-Writes are best-effort for the hot path: a Redis failure is counted and logged and the
-frame still goes on to detection (events then carry no snapshot).
+Only the cameras whose frames a later stage may ask for are cached
+(:func:`cameras_needing_frames`): in a city of plain intrusion cameras the detect stage
+writes nothing. Writes are best-effort for the hot path: a Redis failure is counted and
+logged and the frame still goes on to detection (events then carry no snapshot).
 """
 
 from __future__ import annotations
@@ -23,11 +25,37 @@ from typing import Any
 
 from argus.log import get_logger
 from argus.metrics import STAGE_ERRORS, redis_command
+from argus.topology import Topology
 
 log = get_logger(__name__)
 
 FRAME_KEY = "argus:frame:{camera_id}:{seq}"
 SNAPSHOT_KEY = "argus:snapshot:{ref}"
+
+
+def cameras_needing_frames(topology: Topology, faces_on_tracks: bool) -> frozenset[str]:
+    """The cameras whose recent frames later stages read: every camera when the faces
+    stage runs on person tracks (it crops heads from the cached frame); otherwise those
+    with tripwires, zone behaviours or person-down detection (their events keep a
+    snapshot, and a fall is confirmed with pose on the frame).
+
+    >>> from argus.topology import parse_topology
+    >>> topology = parse_topology('''
+    ... sites: [{id: s, lat: 0, lon: 0}]
+    ... cameras:
+    ...   - {id: plain, site: s, source: a.mp4, zones: [{id: z, polygon: [[0, 0], [1, 0], [1, 1]]}]}
+    ...   - {id: tripwire, site: s, source: a.mp4, lines: [{id: l, points: [[0, 0], [1, 1]]}]}
+    ...   - {id: fall, site: s, source: a.mp4, fall: {}}
+    ... ''', "t.yaml", {"ARGUS_SHARED": "/data"})
+    >>> sorted(cameras_needing_frames(topology, faces_on_tracks=False))
+    ['fall', 'tripwire']
+    >>> sorted(cameras_needing_frames(topology, faces_on_tracks=True))
+    ['fall', 'plain', 'tripwire']
+    """
+    return frozenset(
+        camera.id for camera in topology.cameras
+        if faces_on_tracks or camera.lines or camera.fall is not None
+        or any(zone.behaviours is not None for zone in camera.zones))
 
 
 def frame_key(camera_id: str, seq: int) -> str:
