@@ -2,9 +2,9 @@
 
 ``stack`` starts Kafka, Redis, Triton and Prometheus with the same code as
 ``argus stack up`` (reusing servers that are already running), and yields Settings
-whose topics carry a per-session prefix and whose Redis database is a flushed test
-database, so runs never see each other's data. Servers this session started are
-stopped at its end (set ARGUS_KEEP_STACK=1 to keep them).
+whose topics carry a per-session prefix and whose Redis database is one claimed by this
+session alone (:func:`claim_redis_db`) and flushed, so runs never see each other's data.
+Servers this session started are stopped at its end (set ARGUS_KEEP_STACK=1 to keep them).
 """
 
 from __future__ import annotations
@@ -35,20 +35,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TEST_REDIS_DBS = range(1, 16)
+"""Redis databases test sessions may claim (0 is the demo's)."""
+SESSION_LOCK = "argus:test-session"
+
+
+def claim_redis_db(redis_base: str, session: str) -> int:
+    """The first database of :data:`TEST_REDIS_DBS` no other test session holds, claimed
+    for ``session`` (a lock key that expires after 2 h, longer than any suite) and
+    flushed; two test sessions on one machine never share one."""
+    for db in TEST_REDIS_DBS:
+        client = redis.Redis.from_url(f"{redis_base}/{db}")
+        if client.set(SESSION_LOCK, session, nx=True, ex=7200):
+            pipe = client.pipeline(transaction=True)  # flush and re-lock in one step
+            pipe.flushdb()
+            pipe.set(SESSION_LOCK, session, ex=7200)
+            pipe.execute()
+            return db
+    raise RuntimeError(f"every test Redis database ({TEST_REDIS_DBS}) is held by a session")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Settings]:
     base = get_settings()
     started = embedded.up(base)
+    session = uuid.uuid4().hex[:8]
     redis_base = base.redis_url.rsplit("/", 1)[0]
+    db = claim_redis_db(redis_base, session)
     settings = Settings(
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
-        app_id=f"argus-test-{uuid.uuid4().hex[:8]}",
-        redis_url=f"{redis_base}/1",
+        topic_prefix=f"t{session}.",
+        app_id=f"argus-test-{session}",
+        redis_url=f"{redis_base}/{db}",
         topology=TEST_TOPOLOGY,
     )
     embedded.create_topics(settings)
-    redis.Redis.from_url(settings.redis_url).flushdb()
     yield settings
+    lock = redis.Redis.from_url(settings.redis_url)
+    if lock.get(SESSION_LOCK) == session.encode():
+        lock.delete(SESSION_LOCK)
     if started and not os.environ.get("ARGUS_KEEP_STACK"):
         embedded.down(base, started)
 

@@ -38,8 +38,6 @@ from tests.kafka_utils import consume
 
 pytestmark = pytest.mark.integration
 
-PRIVATE_REDIS_DB = 2
-
 TOPOLOGY = """\
 sites:
   - id: {site}
@@ -138,12 +136,11 @@ def private_env(stack: Settings, tmp_path_factory: pytest.TempPathFactory, tag: 
     site = f"{tag}-{run}"
     path = tmp_path_factory.mktemp(tag) / "topology.yaml"
     path.write_text(TOPOLOGY.format(site=site))
-    # Redis database 2: a test session starting meanwhile flushes database 1; every key
-    # here is unique to this run (site, alert and command ids) and expires within an hour
-    redis_url = f"{stack.redis_url.rsplit('/', 1)[0]}/{PRIVATE_REDIS_DB}"
+    # the session's Redis database: every key here is unique to this run (site, alert and
+    # command ids) and expires within an hour
     settings = stack.model_copy(update={"topic_prefix": f"{tag}{run}.",
                                         "app_id": f"argus-{tag}-{run}", "topology": path,
-                                        "redis_url": redis_url, "alert_ttl_s": 3600})
+                                        "alert_ttl_s": 3600})
     embedded.create_topics(settings)
     env = Private(settings, site)
     try:
