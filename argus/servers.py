@@ -360,6 +360,9 @@ class Triton(Server):
         from argus.models import fetch
 
         fetch(self.settings)
+        # Triton takes every folder at the repository root for a model: a __pycache__
+        # there (argus_backend.py imported by an older checkout's models) stops its start
+        shutil.rmtree(REPO_ROOT / "triton_models" / "__pycache__", ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -367,6 +370,7 @@ class Triton(Server):
             "LD_LIBRARY_PATH", "")
         env["PATH"] = f"{TRITON_VENV / 'bin'}:{env.get('PATH', '')}"
         env["ARGUS_MODEL_DIR"] = str(self.settings.models_dir)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the model repository
         env.pop("PYTHONPATH", None)
         return env
 

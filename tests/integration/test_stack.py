@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from argus import stack as embedded
-from argus.settings import Settings, get_settings
+from argus.settings import REPO_ROOT, Settings, get_settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -23,6 +23,14 @@ def test_second_up_is_harmless_and_all_servers_run(stack: Settings) -> None:
     states = {s.name: s.state for s in embedded.status(get_settings())}
     assert states == {"redis": "running", "mosquitto": "running", "kafka": "running",
                       "triton": "running", "prometheus": "running"}
+
+
+def test_the_model_repository_root_holds_only_models_and_shared_files(stack: Settings) -> None:
+    # Triton (up and READY here: every model.py has imported argus_backend.py) takes every
+    # folder at the root for a model; a __pycache__ there would stop its next start
+    root = REPO_ROOT / "triton_models"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
+        "anomaly", "detector", "faces", "pose"]
 
 
 def test_topics_follow_the_spec(stack: Settings) -> None:

@@ -39,7 +39,11 @@ def backend() -> Iterator[Any]:
         "argus_backend", REPO_ROOT / "triton_models" / "argus_backend.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:  # no __pycache__ in the model repository: Triton would take it for a model
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes
     yield module
     if saved is None:
         del sys.modules[stub.__name__]

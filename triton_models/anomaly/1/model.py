@@ -37,6 +37,9 @@ for _path in (os.path.dirname(os.path.dirname(_HERE)), _HERE):
     if _path in sys.path:
         sys.path.remove(_path)
     sys.path.insert(0, _path)
+# No bytecode: a __pycache__ folder next to argus_backend.py would be a folder at the
+# repository root, which Triton takes for a model, and it would refuse to start.
+sys.dont_write_bytecode = True
 
 import anomalylib  # noqa: E402
 from argus_backend import Parameters, RequestError, log_info, model_dir, respond  # noqa: E402
