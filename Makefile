@@ -1,5 +1,5 @@
 # Argus — the two commands:  make demo  and  make test
-.PHONY: bootstrap demo test unit lint bench stack-up stack-down stack-status schemas clean
+.PHONY: bootstrap demo test unit lint bench stack-up stack-down stack-status schemas constraints clean
 
 PY := .venv/bin/python
 DURATION ?=
@@ -34,6 +34,10 @@ stack-status:
 
 schemas:
 	$(PY) -m schemas.generate
+
+constraints: bootstrap  ## pin .venv's current versions in ops/constraints.txt (after an upgrade)
+	@{ sed -n '1,3p' ops/constraints.txt; .venv/bin/pip freeze --exclude-editable; } > ops/constraints.txt.new
+	@mv ops/constraints.txt.new ops/constraints.txt
 
 clean: stack-down
 	rm -rf .stack

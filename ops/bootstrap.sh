@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Argus needs on a fresh machine, idempotently:
 #   - redis-server, prometheus and mosquitto (MQTT broker) from Debian (if missing)
-#   - .venv         the application's environment (numpy 2 is fine here)
+#   - .venv         the application's environment (numpy 2 is fine here), at the
+#                   versions of ops/constraints.txt
 #   - .venv-triton  the Triton server's environment (nvidia-pytriton's tritonserver
 #                   binary + python backend, numpy 1.26, onnxruntime, OpenCV 4.10)
 #   - .cache/kafka  the Apache Kafka broker jars, resolved from Maven Central
@@ -32,11 +33,12 @@ fi
 
 # --- application environment ----------------------------------------------
 stamp=.venv/.argus-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ops/constraints.txt -nt "$stamp" ]; then
   log "creating .venv (application)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # ops/constraints.txt: the tested versions (make constraints refreshes it)
+  .venv/bin/pip install -q -c ops/constraints.txt -e '.[dev]'
   touch "$stamp"
 fi
 
