@@ -69,7 +69,8 @@ class Processes:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("killing", extra={"process": name})
+                log.warning("process did not stop in time; killing",
+                            extra={"service": name, "timeout_s": timeout_s})
                 proc.kill()
                 proc.wait()
 

@@ -16,6 +16,18 @@ def consume(settings: Settings, topic: str, min_count: int, timeout_s: float = 3
     """Read a logical topic (prefix applied) from the beginning until ``min_count`` records
     (that satisfy ``where``, if given) arrived or ``timeout_s`` passed; returns them (maybe
     fewer: assert on it)."""
+    return consume_until(settings, topic, lambda records: len(records) >= min_count,
+                         timeout_s, where)
+
+
+def consume_until(settings: Settings, topic: str,
+                  done: Callable[[list[ConsumerRecord]], bool], timeout_s: float = 30.0,
+                  where: Callable[[ConsumerRecord], bool] | None = None,
+                  ) -> list[ConsumerRecord]:
+    """Read a logical topic (prefix applied) from the beginning, one consumer polling on,
+    until ``done(records so far)`` (those that satisfy ``where``, if given) or ``timeout_s``
+    passed; returns the records (``done`` may not hold: assert on it). One poll may return
+    only part of what is there, so a test waiting for several records must say which."""
     consumer = KafkaConsumer(
         settings.topic(topic),
         bootstrap_servers=settings.kafka_bootstrap,
@@ -29,7 +41,7 @@ def consume(settings: Settings, topic: str, min_count: int, timeout_s: float = 3
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while len(records) < min_count and time.monotonic() < deadline:
+        while not done(records) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(r for r in batch if where is None or where(r))
     finally:

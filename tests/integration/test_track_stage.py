@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
 
 from argus import stack as embedded
 from argus.kafka import make_producer
@@ -24,7 +26,7 @@ from pipelines.tracker import iou_matrix
 from schemas import DeadLetter, FrameHeaders, Tracks
 from tests.conftest import free_port, metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames
-from tests.kafka_utils import consume
+from tests.kafka_utils import consume, consume_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +58,24 @@ def send_frames(settings: Settings, camera: str, jpegs: list[bytes], seqs: list[
 
 def tracks_by_seq(settings: Settings, camera: str, seqs: set[int], timeout_s: float = 90,
                   ) -> dict[int, list[Tracks]]:
-    """The ``tracks`` messages of ``camera`` for ``seqs`` (waits until all arrived)."""
+    """The ``tracks`` messages of ``camera`` for ``seqs`` (waits until every seq arrived;
+    other tests publish here too, bad messages included)."""
+    def seq(record: ConsumerRecord) -> int | None:
+        try:
+            return Tracks.model_validate_json(record.value).seq
+        except ValidationError:
+            return None
+
+    def ours(record: ConsumerRecord) -> bool:
+        return record.key == camera.encode() and seq(record) in seqs
+
+    def every_seq(records: list[ConsumerRecord]) -> bool:
+        return seqs <= {seq(r) for r in records}
+
     found: dict[int, list[Tracks]] = defaultdict(list)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not seqs <= set(found):
-        found.clear()
-        for record in consume(settings, "tracks", 1, timeout_s=5):
-            if record.key != camera.encode():
-                continue  # other tests publish here too, bad messages included
-            message = Tracks.model_validate_json(record.value)
-            if message.seq in seqs:
-                found[message.seq].append(message)
+    for record in consume_until(settings, "tracks", every_seq, timeout_s, where=ours):
+        message = Tracks.model_validate_json(record.value)
+        found[message.seq].append(message)
     return found
 
 
@@ -128,11 +137,9 @@ def test_bad_detections_are_dead_lettered(stack: Settings, worker: int) -> None:
     producer = make_producer(stack)
     producer.send(stack.topic("detections"), key=b"cam-test", value=b'{"camera_id": 7}')
     producer.flush()
-    ours: list[DeadLetter] = []
-    deadline = time.monotonic() + 30
-    while not ours and time.monotonic() < deadline:
-        letters = [DeadLetter.model_validate_json(r.value) for r in consume(stack, "dlq", 1, 5)]
-        ours = [x for x in letters if x.stage == "track"]
+    ours = [DeadLetter.model_validate_json(r.value) for r in consume(
+        stack, "dlq", 1, 30, where=lambda r: DeadLetter.model_validate_json(r.value).stage
+        == "track")]
     assert ours and ours[0].reason == "schema"
     assert ours[0].payload() == b'{"camera_id": 7}'
 
