@@ -28,8 +28,12 @@ G00 = {"img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg"}
 
 def test_demo_watchlist_camera(stack: Settings, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    monkeypatch.delenv("ARGUS_TOPOLOGY", raising=False)
+    # face_demo.prepare sets both in os.environ for the demo's children; set-then-delete
+    # makes monkeypatch restore them (a plain delenv of an unset variable restores
+    # nothing, and the key leaked into later tests' workers, switching their faces stage on)
+    for name in (KEY_ENV, "ARGUS_TOPOLOGY"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     settings = Settings(redis_url=stack.redis_url, cache_dir=tmp_path,
                         topology=REPO_ROOT / "config" / "topology.yaml")
     out = io.StringIO()
