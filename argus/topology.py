@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
+from argus.sources import parse_source
 from schemas.sensors import SensorType
 
 
@@ -150,9 +151,7 @@ class Camera(_Frozen):
 
     @model_validator(mode="after")
     def _media_clock_needs_a_file(self) -> Camera:
-        source = self.source.strip().lower()
-        live = source.isdigit() or ("://" in source and not source.startswith("file://"))
-        if self.clock == "media" and live:
+        if self.clock == "media" and parse_source(self.source).kind.live:
             raise ValueError("clock: media needs a video file source (a live camera has no "
                              "timeline of its own); use clock: wall")
         return self

@@ -6,8 +6,9 @@ many of them in one process with one producer. Run it with
 ``python -m services.frame_grabber`` (see ``__main__``).
 """
 
+from argus.sources import SourceKind, parse_source
 from services.frame_grabber.grabber import CameraWorker, Frame, FrameBuffer, FrameGrabber
-from services.frame_grabber.source import Backoff, FrameSampler, SourceKind, parse_source
+from services.frame_grabber.source import Backoff, FrameSampler
 
 __all__ = [
     "Backoff",

@@ -22,9 +22,9 @@ import cv2
 from argus.log import get_logger, setup_logging
 from argus.metrics import reachable, serve
 from argus.settings import get_settings
+from argus.sources import SourceKind, source_kind
 from argus.topology import TopologyError, load_topology
 from services.frame_grabber.grabber import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_FLIGHT, FrameGrabber
-from services.frame_grabber.source import SourceKind, source_kind
 
 log = get_logger("services.frame_grabber")
 

@@ -43,19 +43,12 @@ from argus.metrics import (
     camera_label,
 )
 from argus.settings import Settings, get_settings
+from argus.sources import SourceKind, parse_source
 from argus.topology import Camera
 from schemas.frames import FrameHeaders
 from services.frame_grabber.buffer import FrameBuffer
 from services.frame_grabber.liveness import LIVENESS, CameraClock
-from services.frame_grabber.source import (
-    Backoff,
-    FrameSampler,
-    MediaClock,
-    SourceKind,
-    open_source,
-    parse_source,
-    source_fps,
-)
+from services.frame_grabber.source import Backoff, FrameSampler, MediaClock, open_source, source_fps
 
 log = get_logger(__name__)
 

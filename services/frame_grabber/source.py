@@ -1,33 +1,24 @@
-"""Camera sources and the pure decisions around reading them.
+"""Reading camera sources (files, streams, webcams: see :mod:`argus.sources`) and the
+pure decisions around it.
 
-A camera's ``source`` string is one of:
-
-* a video file path (optionally ``file://``-prefixed),
-* a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http://``, ``https://``),
-* a webcam index: a string of digits such as ``"0"``.
-
-Everything is read through OpenCV's ``cv2.VideoCapture``. The pure parts —
-:func:`parse_source`, :class:`FrameSampler` and :class:`Backoff` — hold no I/O and are
-unit-tested on their own.
+Everything is read through OpenCV's ``cv2.VideoCapture``. Classifying a source string
+(:func:`argus.sources.parse_source`) lives in ``argus`` because the topology validates
+with it too. The pure parts here — :class:`FrameSampler`, :class:`MediaClock` and
+:class:`Backoff` — hold no I/O and are unit-tested on their own.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 
 from argus.log import get_logger
+from argus.sources import ParsedSource, SourceKind
 
 log = get_logger(__name__)
-
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
-"""Source prefixes (lower-cased) that denote a network stream."""
 
 OPEN_TIMEOUT_MS = 10_000
 """How long OpenCV's FFmpeg backend may spend opening a network stream."""
@@ -36,65 +27,6 @@ READ_TIMEOUT_MS = 10_000
 
 MAX_PLAUSIBLE_FPS = 240.0
 """A reported source fps above this (some MJPEG servers say 1000) is treated as unknown."""
-
-
-class SourceKind(StrEnum):
-    """What a camera source string points at."""
-
-    FILE = "file"
-    URL = "url"
-    WEBCAM = "webcam"
-
-    @property
-    def live(self) -> bool:
-        """Live sources are reconnected when they stop; files end."""
-        return self is not SourceKind.FILE
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedSource:
-    """A parsed source string: its kind and the normalised target to open."""
-
-    kind: SourceKind
-    target: str
-    """The file path, the URL, or the webcam index (as a string of digits)."""
-
-    @property
-    def path(self) -> Path | None:
-        """The file path for a file source, else ``None``."""
-        return Path(self.target) if self.kind is SourceKind.FILE else None
-
-    @property
-    def index(self) -> int | None:
-        """The device index for a webcam source, else ``None``."""
-        return int(self.target) if self.kind is SourceKind.WEBCAM else None
-
-
-def parse_source(source: str) -> ParsedSource:
-    """Classify a camera source string.
-
-    >>> parse_source("0").kind
-    <SourceKind.WEBCAM: 'webcam'>
-    >>> parse_source("rtsp://cam/stream").kind
-    <SourceKind.URL: 'url'>
-    >>> parse_source("file:///videos/a.mp4")
-    ParsedSource(kind=<SourceKind.FILE: 'file'>, target='/videos/a.mp4')
-    """
-    text = source.strip()
-    if not text:
-        raise ValueError("empty camera source")
-    if text.isdigit():
-        return ParsedSource(SourceKind.WEBCAM, str(int(text)))
-    if text.lower().startswith(URL_SCHEMES):
-        return ParsedSource(SourceKind.URL, text)
-    if text.lower().startswith("file://"):
-        text = text[len("file://"):]
-    return ParsedSource(SourceKind.FILE, str(Path(text).expanduser()))
-
-
-def source_kind(source: str) -> SourceKind:
-    """The :class:`SourceKind` of a camera source string."""
-    return parse_source(source).kind
 
 
 def open_source(source: ParsedSource) -> cv2.VideoCapture | None:

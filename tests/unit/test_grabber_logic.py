@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from argus.sources import SourceKind, parse_source, source_kind
 from services.frame_grabber.grabber import FrameBuffer, downscale
-from services.frame_grabber.source import (
-    Backoff,
-    FrameSampler,
-    SourceKind,
-    parse_source,
-    source_kind,
-)
+from services.frame_grabber.source import Backoff, FrameSampler
 
 # --- FrameSampler -------------------------------------------------------------------
 
