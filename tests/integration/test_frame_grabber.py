@@ -111,11 +111,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def test_replay_publishes_every_sampled_frame(settings: Settings) -> None:
-    video = settings.shared / VIDEO
-    camera = make_camera("replay", video)
-    # The buffer holds the whole clip, so the count is exact however fast the broker is
-    # (with a small buffer a non-realtime replay may drop under backpressure, by design).
+def replay_whole_clip(settings: Settings, camera: Camera) -> tuple[FrameGrabber, float, float]:
+    """Run ``camera`` (a non-looping file) to its end; returns the stopped grabber and the
+    wall times it started and finished. The buffer holds the whole clip, so every sampled
+    frame is published however fast the broker is (with a small buffer a non-realtime
+    replay may drop under backpressure, by design)."""
     grabber = FrameGrabber([camera], settings, buffer_size=256)
     started = time.time()
     grabber.start()
@@ -123,7 +123,13 @@ def test_replay_publishes_every_sampled_frame(settings: Settings) -> None:
         assert grabber.wait(timeout=40), grabber.stats()
     finally:
         grabber.stop()
-    finished = time.time()
+    return grabber, started, time.time()
+
+
+def test_replay_publishes_every_sampled_frame(settings: Settings) -> None:
+    video = settings.shared / VIDEO
+    camera = make_camera("replay", video)
+    grabber, started, finished = replay_whole_clip(settings, camera)
 
     stats = grabber.stats()[camera.id]
     assert stats["captured"] == EXPECTED
@@ -165,14 +171,8 @@ def test_media_clock_stamps_a_fast_replay_on_the_files_timeline(settings: Settin
     # clock: media: read as fast as the broker takes it, stamped as if paced, so timed
     # behaviours (dwell, speed) see the clip's own durations
     camera = make_camera("media", settings.shared / VIDEO, clock="media")
-    grabber = FrameGrabber([camera], settings, buffer_size=256)
-    started = time.time()
-    grabber.start()
-    try:
-        assert grabber.wait(timeout=40), grabber.stats()
-    finally:
-        grabber.stop()
-    elapsed = time.time() - started
+    _, started, finished = replay_whole_clip(settings, camera)
+    elapsed = finished - started
 
     headers = [FrameHeaders.from_headers(r.headers) for r in camera_records(settings, camera.id)]
     assert [h.seq for h in headers] == list(range(EXPECTED))
