@@ -370,7 +370,6 @@ class Triton(Server):
             "LD_LIBRARY_PATH", "")
         env["PATH"] = f"{TRITON_VENV / 'bin'}:{env.get('PATH', '')}"
         env["ARGUS_MODEL_DIR"] = str(self.settings.models_dir)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the model repository
         env.pop("PYTHONPATH", None)
         return env
 
