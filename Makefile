@@ -1,9 +1,12 @@
 # Argus — the two commands:  make demo  and  make test
-.PHONY: bootstrap demo test unit lint bench stack-up stack-down stack-status schemas constraints clean
+.PHONY: bootstrap demo test unit lint bench bench-live stack-up stack-down stack-status schemas constraints clean
 
 PY := .venv/bin/python
 DURATION ?=
 FRAMES ?= 300
+CAMERAS ?= 8
+FPS ?= 5
+BENCH_DURATION ?= 120
 
 bootstrap:  ## install everything (idempotent): Debian pkgs, .venv, .venv-triton, Kafka jars
 	@bash ops/bootstrap.sh
@@ -24,6 +27,9 @@ lint: bootstrap
 
 bench: bootstrap  ## throughput: grabber → Kafka → detect vs. a plain model loop (FRAMES=300)
 	@$(PY) -m argus.cli bench --frames $(FRAMES)
+
+bench-live: bootstrap  ## real time: CAMERAS=8 cameras at FPS=5 for BENCH_DURATION=120 s, verdict
+	@$(PY) -m argus.cli bench live --cameras $(CAMERAS) --fps $(FPS) --duration $(BENCH_DURATION)
 
 stack-up: bootstrap
 	@$(PY) -m argus.cli stack up

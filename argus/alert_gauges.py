@@ -1,7 +1,7 @@
 """Active-alert counts read from Redis, for the exporter that also reports Kafka lag.
 
 The alert sink keeps one sorted set of active (open or acknowledged) alert ids per site and
-per severity (see ``pipelines/alert_sink.py``). Their sizes are cluster state, not the state
+per severity (see ``argus/stores/alerts.py``). Their sizes are cluster state, not the state
 of one worker, so one process reads them — the lag exporter, every poll — and exports
 ``argus_alerts_active{site}`` and ``argus_alerts_active_by_severity{severity}``.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.alert_sink import severity_active_key, site_active_key
+from argus.stores.alerts import severity_active_key, site_active_key
 from schemas.alerts import Severity
 
 SITE_PATTERN = site_active_key("*")

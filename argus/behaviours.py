@@ -229,8 +229,9 @@ def check_lines(lines: list[Line], zone_ids: list[str]) -> None:
 
 
 class FallConfig(_Frozen):
-    """Person-down detection on a camera (``fall:`` on the camera; pipelines/fall.py):
-    when a box history is a fall, and how it is confirmed with the pose model."""
+    """Person-down detection on a camera (``fall:`` on the camera;
+    pipelines/stages/behaviour/fall.py): when a box history is a fall, and how it is
+    confirmed with the pose model."""
 
     enabled: bool = True
     classes: list[str] = Field(default_factory=lambda: ["person"])

@@ -132,13 +132,16 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
     topology_path = workdir / "topology.yaml"
     _write_topology(video, topology_path)
     settings = Settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
-                        app_id=f"argus-bench-{uuid.uuid4().hex[:8]}", topology=topology_path,
-                        detect_reid=reid)
+                        app_id=f"argus-bench-{uuid.uuid4().hex[:8]}", topology=topology_path)
     stack.create_topics(settings)
     port = 39199
-    env = {**os.environ, **settings.to_env()}
+    # Like for like: the detect stage alone (the plain loop does no tracking), every frame
+    # detected however late (a fast replay is all backlog: no stale-frame skipping).
+    env = {**os.environ, **settings.to_env(), "ARGUS_DETECT_REID": str(reid).lower(),
+           "ARGUS_DETECT_MAX_AGE_S": "0"}
     log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
+    worker = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port),
+                               "--stages", "detect"],
                               cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     consumer = KafkaConsumer(settings.topic("detections"), bootstrap_servers=base.kafka_bootstrap,
                              auto_offset_reset="earliest", enable_auto_commit=False,

@@ -2,7 +2,8 @@
 
     argus stack up|down|status      the embedded Kafka, Redis, Triton, Prometheus
     argus models fetch              resolve model files (shared mirror, else download)
-    argus worker                    the Faust stream stages
+    argus worker [--stages a,b]     the Faust stream stages (all, or a subset)
+    argus graph [--check FILE]      the declared stage/topic graph (Mermaid)
     argus grabber                   the frame grabber (cameras from the topology)
     argus gateway ...               the sensor gateway (serve | mqtt | replay)
     argus api                       the alert API (REST + WebSocket)
@@ -13,6 +14,7 @@
     argus train anomaly             fit a camera's motion anomaly model (ONNX)
     argus demo [--duration S]       everything, with alerts printed as they arrive
     argus bench [--frames N]        throughput: pipeline vs. a plain model loop
+    argus bench live --cameras N    real-time load: N cameras, latencies, lag, verdict
     argus topology check [FILE]     validate a topology file
 """
 
@@ -28,6 +30,7 @@ from argus.settings import get_settings
 
 ENTRY_POINTS = {
     "worker": "pipelines.__main__",
+    "graph": "pipelines.graph",
     "grabber": "services.frame_grabber.__main__",
     "gateway": "services.sensor_gateway.__main__",
     "api": "services.alert_api.__main__",
@@ -104,6 +107,10 @@ def _topology(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["bench", "live"]:  # a sub-mode: `argus bench --frames N` stays as it was
+        module = importlib.import_module("argus.bench_live")
+        live: int = module.main(argv[2:])
+        return live
     # Service and tool entry points take their own arguments.
     if argv and argv[0] in ENTRY_POINTS:
         module = importlib.import_module(ENTRY_POINTS[argv[0]])
@@ -141,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-stack", action="store_true", help="leave the servers running")
     p.set_defaults(func=lambda a: __import__("argus.demo").demo.run_demo(
         get_settings(), a.duration or None, a.keep_stack))
-    sub.add_parser("worker", help="the stream stages (Faust)")
+    sub.add_parser("worker", help="the stream stages (Faust); --stages a,b: a subset")
+    sub.add_parser("graph", help="the stage/topic graph (Mermaid)")
     sub.add_parser("grabber", help="the frame grabber")
     sub.add_parser("gateway", help="the sensor gateway: serve | mqtt | replay")
     sub.add_parser("api", help="the alert API (REST + WebSocket)")
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
-    sub.add_parser("bench", help="throughput benchmark")
+    sub.add_parser("bench", help="throughput benchmark; `bench live`: real-time load")
     sub.add_parser("eval", help="evaluations: mot | faces | rules | fall")
     sub.add_parser("train", help="model training: anomaly")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ import redis
 from argus import face_demo, stack
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 
 log = get_logger(__name__)
 

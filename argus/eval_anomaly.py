@@ -51,7 +51,7 @@ from argus.train_anomaly import (
     normal_pairs,
     train,
 )
-from pipelines.anomaly_features import causal_smooth, load_scorer
+from pipelines.stages.anomaly.features import causal_smooth, load_scorer
 
 SMOKE_FRAMES = 40
 MACHINE = "2-core AMD EPYC VM, 24 GB, CPU only"

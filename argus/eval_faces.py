@@ -189,7 +189,7 @@ class Embedded:
 
 
 async def _embed_triton(paths: Sequence[Path], url: str, concurrency: int) -> list[Embedded]:
-    from pipelines.faces import TritonFaces
+    from argus.inference.faces import TritonFaces
 
     client = TritonFaces(url, timeout_s=120.0)
     gate = asyncio.Semaphore(concurrency)
@@ -206,7 +206,7 @@ async def _embed_triton(paths: Sequence[Path], url: str, concurrency: int) -> li
 
 
 def _embed_local(paths: Sequence[Path]) -> list[Embedded]:
-    from pipelines.faces import load_facelib, local_analyzer
+    from argus.inference.faces import load_facelib, local_analyzer
 
     facelib = load_facelib()
     analyzer = local_analyzer(get_settings().models_dir)

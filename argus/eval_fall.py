@@ -6,10 +6,10 @@
 
 The path is the stage's own code on the real Triton server: each frame (the RGB half of a
 URFD frame, JPEG at the grabber's default quality) → Triton ``detector``
-(:func:`pipelines.detect.detect_frames`) → the per-camera tracker
-(:class:`pipelines.track.TrackerRegistry`, thresholds from ``ARGUS_TRACK_*``) →
-:class:`pipelines.fall.FallDetector`, confirming candidates with the Triton ``pose`` model
-on the frame's JPEG (an in-memory stand-in for the Redis frame cache).
+(:func:`argus.inference.detector.detect_frames`) → the per-camera tracker
+(:class:`pipelines.stages.track.registry.TrackerRegistry`, thresholds from ``ARGUS_TRACK_*``) →
+:class:`pipelines.stages.behaviour.fall.FallDetector`, confirming candidates with the Triton
+``pose`` model on the frame's JPEG (an in-memory stand-in for the Redis frame cache).
 
 Labels are the URFD per-frame CSV (``sequence,frame,label,...``; label -1 not lying,
 0 falling, 1 lying; frames 1-based). Reported: every ``fall`` event with its frame, label
@@ -36,14 +36,14 @@ import cv2
 
 from argus import stack
 from argus.bench import machine
+from argus.inference.detector import COCO_CLASSES, TritonDetector, detect_frames
+from argus.inference.pose import Keypoints, TritonPose
+from argus.inference.triton import Rejected
 from argus.log import setup_logging
 from argus.settings import get_settings
 from argus.topology import Camera
-from pipelines.detect import COCO_CLASSES, TritonDetector, detect_frames
-from pipelines.fall import FallConfig, FallDetector
-from pipelines.pose import Keypoints, TritonPose
-from pipelines.track import TrackerRegistry, TrackSettings
-from pipelines.triton import Rejected
+from pipelines.stages.behaviour.fall import FallConfig, FallDetector
+from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders

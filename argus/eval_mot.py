@@ -51,7 +51,7 @@ from argus.bench import machine
 from argus.log import setup_logging
 from argus.modelcode import load_yolox_module
 from argus.settings import REPO_ROOT, Settings, get_settings
-from pipelines.tracker import iou_matrix
+from pipelines.stages.track.tracker import iou_matrix
 from schemas.tracks import Tracks
 
 GtRows = dict[int, list[tuple[int, np.ndarray]]]
@@ -165,9 +165,9 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
                 params: dict[str, str], jpeg_quality: int = 85) -> dict[int, Tracks]:
     """Decode → JPEG → the detector's own code (with the Triton config's ``params``) → the
     track stage's registry, in process."""
-    from pipelines.detect import COCO_CLASSES, to_detections
-    from pipelines.reid import LocalReid, attach_embeddings
-    from pipelines.track import TrackerRegistry, TrackSettings
+    from argus.inference.detector import COCO_CLASSES, to_detections
+    from argus.inference.reid import LocalReid, attach_embeddings
+    from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
     from schemas.frames import FrameHeaders
 
     size = params.get("input_size", "auto")
@@ -242,8 +242,11 @@ def run_pipeline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps:
     stack.create_topics(settings)
     port = _free_port()
     log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
-                              cwd=workdir, env={**os.environ, **settings.to_env()},
+    # detect + track only, every frame of the fast replay detected (no stale skipping)
+    worker = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port),
+                               "--stages", "detect,track"], cwd=workdir,
+                              env={**os.environ, **settings.to_env(),
+                                   "ARGUS_DETECT_MAX_AGE_S": "0"},
                               stdout=log, stderr=subprocess.STDOUT)
     consumer = KafkaConsumer(settings.topic("tracks"), bootstrap_servers=base.kafka_bootstrap,
                              auto_offset_reset="earliest", enable_auto_commit=False,

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from argus.settings import REPO_ROOT, get_settings
 from argus.topology import Topology
-from pipelines.correlation import (
+from pipelines.stages.correlate.rules import (
     AlertChange,
     ChangeKind,
     Rule,
@@ -48,7 +48,7 @@ from pipelines.correlation import (
     SiteContext,
     load_rules,
 )
-from pipelines.correlation.model import TimeRange
+from pipelines.stages.correlate.rules.model import TimeRange
 from schemas.alerts import Alert, Severity
 from schemas.sensors import SensorEvent, SensorType
 from services.sensor_gateway.replay import iter_kasteren

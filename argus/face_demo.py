@@ -86,7 +86,7 @@ def enroll(settings: Settings, store: WatchlistStore, folder: Path) -> Person:
         store.remove(old.person_id, actor="demo")
 
     async def embed() -> list[np.ndarray]:
-        from pipelines.faces import TritonFaces
+        from argus.inference.faces import TritonFaces
 
         client = TritonFaces(settings.triton_grpc_url, timeout_s=120.0)
         try:

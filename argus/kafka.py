@@ -15,6 +15,15 @@ from schemas.dlq import MAX_DLQ_PAYLOAD, DeadLetter
 
 log = get_logger(__name__)
 
+class Rejected(Exception):
+    """A record a stage refuses; ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 DLQ_REQUEST_BYTES = 16 * 1024 * 1024
 """Producers must be able to send a dead letter of a maximal frame (``dlq`` topic limit)."""
 

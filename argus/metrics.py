@@ -91,6 +91,23 @@ STAGE_ERRORS = Counter(
     "also be dead-lettered; infrastructure errors are retried)",
     ["stage", "kind"],
 )
+STAGE_SKIPPED = Counter(
+    "argus_stage_skipped_total",
+    "Records a stage left alone on purpose (e.g. stale frames), acknowledged, not errors",
+    ["stage", "reason"],
+)
+FRAMES_SKIPPED = Counter(
+    "argus_frames_skipped_total",
+    "Frames the detect stage did not run the detector on (stale: older than "
+    "ARGUS_DETECT_MAX_AGE_S when taken from Kafka: the pipeline is behind)",
+    ["camera", "reason"],
+)
+FRAME_AGE = Gauge(
+    "argus_frame_age_seconds",
+    "Age (now - capture time) of the camera's latest frame when the detect stage took it: "
+    "how far behind live the pipeline is (with camera=\"_all\": the latest of any camera)",
+    ["camera"],
+)
 DLQ_WRITES = Counter("argus_dlq_messages_total", "Messages sent to the dead-letter topic",
                      ["stage", "reason"])
 TRITON_LATENCY = Histogram(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,28 +54,11 @@ class Settings(BaseSettings):
 
     max_frame_bytes: int = 4 * 1024 * 1024
     """Frames larger than this are dead-lettered (``oversize``)."""
-    detect_batch: int = 8
-    """Frames the detect stage gathers per micro-batch (sent concurrently to Triton)."""
-    detect_batch_window_s: float = 0.05
-    detect_reid: bool = True
-    """Ask the detector for re-identification embeddings on person boxes (the tracker's
-    appearance cue; about +28 ms per frame on one CPU core, see docs/tracking.md)."""
     correlation_window_s: float = 30.0
     """Default window for pairing events (the rules file sets each rule's own)."""
-    correlation_tick_s: float = 10.0
-    """How often absence/timeout rules are evaluated without a new event."""
-    faces_sample_interval_s: float = 1.0
-    """The faces stage looks at most at one frame per camera per interval."""
-    faces_min_quality: float = 0.5
-    faces_cooldown_s: float = 10.0
-    faces_mode: Literal["tracks", "frames"] = "tracks"
-    """``tracks``: faces on confirmed person tracks (head region of the box, frame from the
-    frame cache); ``frames``: whole frames sampled from ``frames.raw`` (docs/faces.md)."""
-    faces_track_interval_s: float = 2.0
-    """Tracks mode: the faces model looks at each person track at most once per interval."""
     frame_cache_s: float = 20.0
     """How long the detect stage keeps each frame's JPEG in Redis for later stages
-    (snapshots, pose, faces on tracks); 0 turns the cache off. See pipelines/frame_cache.py."""
+    (snapshots, pose, faces on tracks); 0 turns the cache off. See argus/stores/frame_cache.py."""
     snapshot_ttl_s: int = 7 * 24 * 3600
     """How long a frame kept as evidence (a snapshot reference in an event) stays readable."""
     alert_ttl_s: int = 7 * 24 * 3600

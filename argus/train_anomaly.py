@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from argus.log import get_logger
-from pipelines.anomaly_features import (
+from pipelines.stages.anomaly.features import (
     anomalylib,
     causal_smooth,
     cell_features,

@@ -45,7 +45,7 @@ def photo_embeddings(paths: Sequence[Path], via: str = "triton",
         return embed_photos_local(photos, get_settings().models_dir, min_quality)
 
     async def run() -> tuple[list[npt.NDArray[np.float32]], list[str]]:
-        from pipelines.faces import TritonFaces
+        from argus.inference.faces import TritonFaces
 
         client = TritonFaces(get_settings().triton_grpc_url, timeout_s=120.0)
         try:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from argus.watchlist_crypto import WatchlistError
 
 if TYPE_CHECKING:
-    from pipelines.faces import TritonFaces
+    from argus.inference.faces import TritonFaces
 
 Embedding = npt.NDArray[np.float32]
 FaceList = list[tuple[float, Embedding]]
@@ -74,7 +74,7 @@ async def embed_photos(photos: Sequence[tuple[str, bytes]], client: TritonFaces,
     ``photos`` are (name, JPEG/PNG bytes). An unreadable image is refused, not raised;
     Triton being unreachable raises ``InferenceServerException``.
     """
-    from pipelines.detect import Rejected
+    from argus.inference.detector import Rejected
 
     gate = asyncio.Semaphore(in_flight)
 
@@ -97,7 +97,7 @@ def embed_photos_local(photos: Sequence[tuple[str, bytes]], models_dir: Path,
                        min_quality: float = ENROLL_MIN_QUALITY,
                        ) -> tuple[list[Embedding], list[str]]:
     """:func:`embed_photos` in this process (the same face code, no Triton)."""
-    from pipelines.faces import load_facelib, local_analyzer
+    from argus.inference.faces import load_facelib, local_analyzer
 
     facelib = load_facelib()
     analyzer = local_analyzer(models_dir)

@@ -9,7 +9,7 @@ machine (``TRANSITIONS``)::
       └──────────────────resolve────────────────────┘
 
 The pure functions here (``next_state``, ``apply_action``, ``merge_update``, ``classify``)
-are what ``pipelines.alert_sink`` applies inside its Redis transactions.
+are what ``argus.stores.alerts`` applies inside its Redis transactions.
 
 Schema version 2 added the lifecycle fields (who/when, ``history``, ``change``,
 ``updated_at``); version 1 messages still validate (the new fields default).
@@ -242,7 +242,7 @@ def _replace(alert: Alert, update: dict[str, object]) -> Alert:
 
 
 class Outcome(StrEnum):
-    """What ``pipelines.alert_sink.open_or_update`` did with an alert from the rule engine."""
+    """What ``argus.stores.alerts.open_or_update`` did with an alert from the rule engine."""
 
     CREATED = "created"
     UPDATED = "updated"

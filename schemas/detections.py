@@ -3,7 +3,7 @@
 Person boxes may carry an appearance ``embedding`` (re-identification, used by the
 tracker): the base64 of int8 codes of an L2-normalised vector (OSNet: 512 bytes, 684
 characters), scaled so that its largest component is +-127; re-normalise after decoding
-(``pipelines.reid.decode_embedding``). ``embedding_model`` names the model that made them:
+(``argus.inference.reid.decode_embedding``). ``embedding_model`` names the model that made them:
 embeddings of different models must not be compared.
 """
 

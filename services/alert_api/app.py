@@ -16,7 +16,7 @@
 =====================================  =========  ==========================================
 
 Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream). OpenAPI docs at
-``/docs``. Actions go through ``pipelines.alert_sink`` (one Redis transaction each, with
+``/docs``. Actions go through ``argus.stores.alerts`` (one Redis transaction each, with
 the audit entry) and are then sent to the ``alerts`` topic keyed by alert id.
 """
 
@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from argus import __version__
 from argus.log import get_logger
 from argus.settings import Settings, get_settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
 from services.alert_api import snapshots, watchlists
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role

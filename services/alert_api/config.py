@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.alert_sink import DEFAULT_AUDIT_RETENTION_S, DEFAULT_RESOLVED_TTL_S
+from argus.stores.alerts import DEFAULT_AUDIT_RETENTION_S, DEFAULT_RESOLVED_TTL_S
 
 
 class ApiConfig(BaseSettings):

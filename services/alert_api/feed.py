@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from argus.log import get_logger
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert
 from services.alert_api.metrics import FEED_DROPPED
 

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from argus.log import get_logger
 from argus.settings import Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert
 from services.alert_api.metrics import CHANGES_PUBLISHED
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Alert, AlertState, Severity
 
 MAX_SCAN = 10_000

@@ -3,7 +3,7 @@ pixelated.
 
 A stage that keeps a frame (the faces stage on a watchlist match) stores its JPEG under the
 reference the alert's evidence carries (``frames.raw/<camera>/<seq>``) and, beside it, the
-boxes of the matched faces (:func:`pipelines.faces.keep_match_snapshots`). At serve time
+boxes of the matched faces (:func:`argus.inference.faces.keep_match_snapshots`). At serve time
 the API asks Triton's ``faces`` model for every face in the frame and pixelates each one that
 is not a matched face (IoU ≥ 0.3 with a stored box): the faces are found where they are,
 in any kept frame, and no box of a bystander is ever stored. If the model cannot be reached
@@ -27,9 +27,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from tritonclient.grpc import InferenceServerException
 
+from argus.inference.faces import blur_faces_except, snapshot_with_keep
+from argus.inference.triton import Rejected
 from argus.log import get_logger
-from pipelines.faces import blur_faces_except, snapshot_with_keep
-from pipelines.triton import Rejected
 from services.alert_api.auth import Role
 from services.alert_api.deps import ERRORS, Reader
 from services.alert_api.models import Problem

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from tritonclient.grpc import InferenceServerException
 
+from argus.inference.faces import TritonFaces
 from argus.log import get_logger
 from argus.settings import Settings
 from argus.watchlist import (
@@ -45,7 +46,6 @@ from argus.watchlist import (
     load_key,
 )
 from argus.watchlist_photos import Embedding, embed_photos
-from pipelines.faces import TritonFaces
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, Operator
 from services.alert_api.models import Problem

@@ -27,7 +27,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from pydantic import HttpUrl, ValidationError
 
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert, ChangeKind
 from schemas.commands import Command, CommandType
 from services.notifier.notifier import (

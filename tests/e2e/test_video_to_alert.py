@@ -18,8 +18,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from argus.kafka import make_producer
 from argus.settings import Settings
+from argus.stores import alerts as alert_sink
 from argus.topology import Topology
-from pipelines import alert_sink
 from schemas import Alert, SensorEvent, Tracks
 from services.frame_grabber.grabber import FrameGrabber
 from services.sensor_gateway.gateway import SensorPublisher

@@ -25,12 +25,12 @@ import redis
 
 from argus import stack as embedded
 from argus.face_clip import letterbox
+from argus.inference.faces import TritonFaces, keep_key
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
+from argus.stores import alerts as alert_sink
+from argus.stores.frame_cache import snapshot_key
 from argus.watchlist import WatchlistStore
-from pipelines import alert_sink
-from pipelines.faces import TritonFaces, keep_key
-from pipelines.frame_cache import snapshot_key
 from schemas import Alert, FaceEvent, FrameHeaders
 from tests.conftest import TEST_TOPOLOGY, free_port
 from tests.kafka_utils import consume

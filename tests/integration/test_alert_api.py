@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 from starlette.websockets import WebSocketDisconnect
 
 from argus.settings import Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert, Evidence, Severity
 from services.alert_api.app import create_app
 from services.alert_api.config import ApiConfig

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from argus.kafka import make_producer
 from argus.settings import Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas.alerts import Action, Alert, Severity, apply_action
 from services.notifier.notifier import DELIVERIES, RetryPolicy, Webhook, deliver, notify, record
 from services.notifier.service import run

@@ -20,10 +20,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from argus.inference.faces import TritonFaces
 from argus.settings import Settings
 from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistStore
 from argus.watchlist_photos import embed_photos
-from pipelines.faces import TritonFaces
 from services.alert_api.app import create_app
 from services.alert_api.config import ApiConfig
 

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from argus.settings import Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas import Alert, AlertState, Evidence, Severity
 from schemas.alerts import InvalidTransition
 

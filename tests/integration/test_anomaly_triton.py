@@ -29,14 +29,14 @@ from argus.train_anomaly import (
     normal_pairs,
     train,
 )
-from pipelines.anomaly import (
+from pipelines.stages.anomaly.agent import (
     AnomalyAgent,
     AnomalyResult,
     AnomalySettings,
     NoModel,
     TritonAnomaly,
 )
-from pipelines.anomaly_features import decode_gray, load_scorer
+from pipelines.stages.anomaly.features import decode_gray, load_scorer
 from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders
 

@@ -28,7 +28,7 @@ import pytest
 from argus.eval_mot import detector_parameters, load_gt, run_offline, sampled_frames
 from argus.settings import Settings, get_settings
 from argus.topology import Camera, Site, load_topology
-from pipelines.behaviour import CameraBehaviours
+from pipelines.stages.behaviour import CameraBehaviours
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.tracks import Track, Tracks, Velocity

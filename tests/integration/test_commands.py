@@ -27,10 +27,10 @@ from aiokafka import AIOKafkaProducer
 
 from argus.kafka import make_producer
 from argus.settings import Settings
-from pipelines import alert_sink
-from pipelines.correlate import COMMANDS_UNSENT, AlertWriter, command_key
-from pipelines.correlation import AlertChange, ChangeKind
-from pipelines.correlation.model import LightsAction, PtzAction
+from argus.stores import alerts as alert_sink
+from pipelines.stages.correlate.rules import AlertChange, ChangeKind
+from pipelines.stages.correlate.rules.model import LightsAction, PtzAction
+from pipelines.stages.correlate.writer import COMMANDS_UNSENT, AlertWriter, command_key
 from schemas import Alert, Command
 from schemas.commands import command_id
 from services.notifier.notifier import DELIVERIES, RetryPolicy, Webhook

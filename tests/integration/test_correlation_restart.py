@@ -30,7 +30,7 @@ from kafka.producer.future import RecordMetadata
 from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
-from pipelines import alert_sink
+from argus.stores import alerts as alert_sink
 from schemas import Alert, Box, SensorEvent, VideoEvent
 from services.sensor_gateway.logic import event_id
 from tests.conftest import free_port, metric_value, scrape

@@ -13,7 +13,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from argus.kafka import make_producer
 from argus.settings import Settings
-from pipelines.frame_cache import frame_key
+from argus.stores.frame_cache import frame_key
 from schemas import DeadLetter, Detections, FrameHeaders, VideoEvent
 from tests.conftest import metric_value, scrape
 from tests.kafka_utils import consume

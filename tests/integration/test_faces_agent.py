@@ -18,14 +18,14 @@ import pytest
 import redis
 
 from argus.face_clip import letterbox
+from argus.inference.detector import TritonDetector
+from argus.inference.faces import TritonFaces, keep_key
 from argus.metrics import FACES
 from argus.settings import Settings
+from argus.stores.frame_cache import snapshot_key
 from argus.topology import load_topology
 from argus.watchlist import KEY_ENV, Person, WatchlistStore
-from pipelines.detect import TritonDetector
-from pipelines.face_agent import FaceAgent
-from pipelines.faces import TritonFaces, keep_key
-from pipelines.frame_cache import snapshot_key
+from pipelines.stages.faces.agent import FaceAgent, FacesSettings
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
@@ -66,9 +66,9 @@ def enrolled(stack: Settings) -> Iterator[Person]:
 
 def agent(stack: Settings, mode: str, monkeypatch: pytest.MonkeyPatch) -> FaceAgent:
     monkeypatch.setenv(KEY_ENV, base64.b64encode(KEY).decode())
-    settings = Settings(redis_url=stack.redis_url, topology=TEST_TOPOLOGY, faces_mode=mode,
-                        faces_sample_interval_s=0.0, faces_track_interval_s=0.0)
-    return FaceAgent(settings, load_topology(TEST_TOPOLOGY, stack.shared))
+    settings = Settings(redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
+    config = FacesSettings(mode=mode, sample_interval_s=0.0, track_interval_s=0.0)
+    return FaceAgent(settings, load_topology(TEST_TOPOLOGY, stack.shared), config=config)
 
 
 def check_kept(stack: Settings, event: FaceEvent) -> None:

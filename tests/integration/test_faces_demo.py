@@ -16,10 +16,10 @@ import redis
 
 from argus import face_demo
 from argus.face_clip import read_clip
+from argus.inference.faces import DetectedFace, TritonFaces
 from argus.settings import REPO_ROOT, Settings
 from argus.topology import load_topology
 from argus.watchlist import KEY_ENV, WatchlistStore, load_key
-from pipelines.faces import DetectedFace, TritonFaces
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from argus.settings import Settings
-from pipelines.detect import Rejected
-from pipelines.faces import (
+from argus.inference.detector import Rejected
+from argus.inference.faces import (
     OUTPUTS,
     DetectedFace,
     TritonFaces,
@@ -28,6 +27,7 @@ from pipelines.faces import (
     local_analyzer,
     parse_faces,
 )
+from argus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ import pytest
 import redis
 
 from argus.face_clip import assemble_clip, read_clip
+from argus.inference.detector import COCO_CLASSES, TritonDetector, detect_frames
+from argus.inference.faces import DetectedFace, FaceStage, TritonFaces
 from argus.settings import Settings
 from argus.watchlist import DEFAULT_THRESHOLD, WatchlistIndex, WatchlistStore
-from pipelines.detect import COCO_CLASSES, TritonDetector, detect_frames
-from pipelines.face_tracks import TrackFaces, head_region
-from pipelines.faces import DetectedFace, FaceStage, TritonFaces
-from pipelines.track import TrackerRegistry, TrackSettings
+from pipelines.stages.faces.tracks import TrackFaces, head_region
+from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
 from schemas.detections import Detections
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders

@@ -19,8 +19,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from argus.eval_fall import read_frames
 from argus.kafka import make_producer
 from argus.settings import Settings
-from pipelines import alert_sink
-from pipelines.frame_cache import snapshot_key
+from argus.stores import alerts as alert_sink
+from argus.stores.frame_cache import snapshot_key
 from schemas import Alert, FrameHeaders, VideoEvent
 from tests.kafka_utils import consume
 

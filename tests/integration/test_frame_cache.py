@@ -1,4 +1,4 @@
-"""The frame cache and snapshots on the real Redis (pipelines/frame_cache.py)."""
+"""The frame cache and snapshots on the real Redis (argus/stores/frame_cache.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from argus.settings import Settings
-from pipelines.frame_cache import FrameCache, frame_key, snapshot_key
+from argus.stores.frame_cache import FrameCache, frame_key, snapshot_key
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from argus.settings import REPO_ROOT, Settings
-from pipelines.correlation import alert_id
+from pipelines.stages.correlate.rules import alert_id
 from schemas import Alert, Command, SensorEvent
 from services.sensor_gateway.logic import event_id
 from tests.conftest import free_port

@@ -32,8 +32,8 @@ from prometheus_client import REGISTRY
 from argus import stack as embedded
 from argus.metrics import ALL_CAMERAS, serve
 from argus.settings import REPO_ROOT, Settings
+from argus.stores import alerts as alert_sink
 from argus.topology import Camera
-from pipelines import alert_sink
 from schemas import Alert, Evidence, Severity
 from services.frame_grabber.grabber import FrameGrabber
 from tests.conftest import free_port, metric_value, scrape

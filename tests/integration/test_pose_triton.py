@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from argus.inference.pose import TritonPose, person_down, torso_angle
+from argus.inference.triton import Rejected
 from argus.modelcode import load_module_from_path
 from argus.settings import REPO_ROOT, Settings
-from pipelines.pose import TritonPose, person_down, torso_angle
-from pipelines.triton import Rejected
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ import redis
 import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
-from argus.settings import Settings
-from pipelines.faces import (
+from argus.inference.faces import (
     DetectedFace,
     TritonFaces,
     keep_key,
@@ -25,7 +24,8 @@ from pipelines.faces import (
     pixel_box,
     snapshot_ref,
 )
-from pipelines.frame_cache import FrameCache, snapshot_key
+from argus.settings import Settings
+from argus.stores.frame_cache import FrameCache, snapshot_key
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 from services.alert_api.app import create_app

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
-from pipelines.tracker import iou_matrix
+from pipelines.stages.track.tracker import iou_matrix
 from schemas import DeadLetter, FrameHeaders, Tracks
 from tests.conftest import free_port, metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames

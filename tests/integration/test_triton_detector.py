@@ -22,9 +22,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from argus.inference.reid import load_appearance_module
 from argus.modelcode import load_yolox_module
 from argus.settings import Settings
-from pipelines.reid import load_appearance_module
 
 pytestmark = pytest.mark.integration
 

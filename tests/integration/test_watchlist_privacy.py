@@ -24,15 +24,15 @@ import redis
 import redis.asyncio as aioredis
 
 from argus import watchlist_cli
-from argus.settings import Settings
-from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistKeyError, WatchlistStore
-from pipelines.faces import (
+from argus.inference.faces import (
     CROP_KEY,
     FaceStage,
     FaceStageResult,
     TritonFaces,
     store_match_crops,
 )
+from argus.settings import Settings
+from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistKeyError, WatchlistStore
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,7 @@ def test_no_unmatched_face_is_stored(stack: Settings, store: WatchlistStore,
         return found
 
     async def run() -> tuple[list[FaceStageResult], int, set[str], set[str]]:
-        from pipelines.faces import load_facelib
+        from argus.inference.faces import load_facelib
 
         decode = load_facelib().decode_jpeg
         faces_client = TritonFaces(stack.triton_grpc_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pipelines.alert_sink import Outcome, change_message, classify, ranked_score
+from argus.stores.alerts import Outcome, change_message, classify, ranked_score
 from schemas.alerts import (
     Action,
     Alert,

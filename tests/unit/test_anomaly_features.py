@@ -20,7 +20,7 @@ from argus.train_anomaly import (
     normal_pairs,
     train,
 )
-from pipelines.anomaly_features import (
+from pipelines.stages.anomaly.features import (
     ScoreSmoother,
     causal_smooth,
     cell_boxes,

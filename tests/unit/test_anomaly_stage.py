@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from argus.topology import Camera
-from pipelines.anomaly import WHOLE_VIEW, AnomalyTrigger, cell_box, confidence, pair_step, zone_of
+from pipelines.stages.anomaly.agent import (
+    WHOLE_VIEW,
+    AnomalyTrigger,
+    cell_box,
+    confidence,
+    pair_step,
+    zone_of,
+)
 
 
 @pytest.mark.parametrize("min_frames, cooldown_s, frames, expected", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.behaviour.crowd import group_sizes
+from pipelines.stages.behaviour.crowd import group_sizes
 from tests.unit.test_behaviour_support import T0, Script, camera, empty, obj, run, still, together
 
 ZONE = """    zones:

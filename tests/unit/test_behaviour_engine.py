@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from argus.metrics import LINE_CROSSINGS
 from argus.topology import parse_topology
-from pipelines.behaviour import BehaviourRegistry, CameraBehaviours
-from pipelines.behaviour.stage import BehaviourStage, UnknownCamera
+from pipelines.stages.behaviour import BehaviourRegistry, CameraBehaviours
+from pipelines.stages.behaviour.processor import BehaviourStage, UnknownCamera
 from schemas.events import VideoEvent
 from tests.unit.test_behaviour_support import (
     Script,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.behaviour.lines import crosses_segment, side_of
+from pipelines.stages.behaviour.lines import crosses_segment, side_of
 from tests.unit.test_behaviour_support import (
     T0,
     Script,

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from argus.topology import Camera, Site, parse_topology
-from pipelines.behaviour import CameraBehaviours
+from pipelines.stages.behaviour import CameraBehaviours
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.tracks import Track, Tracks, TrackStateName, Velocity

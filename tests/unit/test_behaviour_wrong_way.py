@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.behaviour.wrong_way import angle_deg
+from pipelines.stages.behaviour.wrong_way import angle_deg
 from tests.unit.test_behaviour_support import Script, camera, obj, run
 
 CAM = """    zones:

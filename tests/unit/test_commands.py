@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from argus.settings import REPO_ROOT
-from pipelines.correlation import commands_for
+from pipelines.stages.correlate.rules import commands_for
 from schemas.alerts import Alert, ChangeKind, Severity
 from schemas.commands import Command, command_id
 from services.notifier.commands import command_request, covering

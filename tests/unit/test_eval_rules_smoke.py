@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from argus.eval_rules import T0, SmokeRow, episodes_of, main, read_smoke, score_fire
-from pipelines.correlation import AlertChange, ChangeKind
+from pipelines.stages.correlate.rules import AlertChange, ChangeKind
 from schemas.alerts import Alert, Severity
 
 

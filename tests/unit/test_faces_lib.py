@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from argus.inference.faces import load_facelib, local_analyzer, model_parameters
 from argus.settings import get_settings
-from pipelines.faces import load_facelib, local_analyzer, model_parameters
 
 facelib: ModuleType = load_facelib()
 TEMPLATE_112 = facelib.ARCFACE_TEMPLATE_112

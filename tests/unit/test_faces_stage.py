@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from argus.watchlist import Person, WatchlistIndex
-from pipelines.faces import (
+from argus.inference.faces import (
     CROP_KEY,
     DetectedFace,
     FaceStage,
@@ -18,6 +17,7 @@ from pipelines.faces import (
     parse_faces,
     pixel_box,
 )
+from argus.watchlist import Person, WatchlistIndex
 
 
 def unit(seed: int) -> np.ndarray:

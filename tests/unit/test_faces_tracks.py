@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from argus.inference.faces import CROP_KEY, DetectedFace, keep_key, snapshot_ref
 from argus.watchlist import Person, WatchlistIndex
-from pipelines.face_tracks import TrackFaces, head_region, track_face
-from pipelines.faces import CROP_KEY, DetectedFace, keep_key, snapshot_ref
+from pipelines.stages.faces.tracks import TrackFaces, head_region, track_face
 from schemas.detections import Box
 from schemas.tracks import Track, Tracks, Velocity
 

@@ -16,9 +16,15 @@ from typing import Any
 
 import pytest
 
+from argus.inference.pose import Keypoints
 from argus.topology import Camera, CameraZone
-from pipelines.fall import WHOLE_VIEW, FallConfig, FallDetector, make_sample, top_drop
-from pipelines.pose import Keypoints
+from pipelines.stages.behaviour.fall import (
+    WHOLE_VIEW,
+    FallConfig,
+    FallDetector,
+    make_sample,
+    top_drop,
+)
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.tracks import Track, Tracks, Velocity

@@ -10,9 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from argus.modelcode import load_module_from_path
-from argus.settings import REPO_ROOT
-from pipelines.pose import (
+from argus.inference.pose import (
     KEYPOINT_NAMES,
     Keypoints,
     box_values,
@@ -22,6 +20,8 @@ from pipelines.pose import (
     person_down,
     torso_angle,
 )
+from argus.modelcode import load_module_from_path
+from argus.settings import REPO_ROOT
 from schemas.detections import Box
 
 # Where each keypoint lies along a straight body (0 head top .. 1 feet) and across it

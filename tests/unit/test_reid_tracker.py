@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.reid import AppearanceConfig
-from pipelines.tracker import Tracker, TrackerConfig, TrackState
+from argus.inference.reid import AppearanceConfig
+from pipelines.stages.track.tracker import Tracker, TrackerConfig, TrackState
 
 PERSON = 0
 DIM = 8

@@ -15,8 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from argus.topology import Topology
-from pipelines.correlation import AlertChange, RuleEngine, alert_id, parse_rules, site_contexts
-from pipelines.correlation.model import TimeRange
+from pipelines.stages.correlate.rules import (
+    AlertChange,
+    RuleEngine,
+    alert_id,
+    parse_rules,
+    site_contexts,
+)
+from pipelines.stages.correlate.rules.model import TimeRange
 from schemas.detections import Box
 from schemas.events import VideoEvent, VideoKind
 from schemas.sensors import SensorEvent

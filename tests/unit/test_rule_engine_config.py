@@ -9,8 +9,8 @@ import pytest
 
 from argus.settings import REPO_ROOT
 from argus.topology import load_topology
-from pipelines.correlation import RuleEngine, RuleError, load_rules, parse_rules
-from pipelines.correlation.check import main as check_main
+from pipelines.stages.correlate.rules import RuleEngine, RuleError, load_rules, parse_rules
+from pipelines.stages.correlate.rules.check import main as check_main
 from tests.unit.test_rule_engine import TOPOLOGY, Step, play, s, v
 
 SHIPPED = REPO_ROOT / "config" / "rules.yaml"

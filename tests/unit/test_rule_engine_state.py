@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.correlation import RuleEngine, parse_rules
+from pipelines.stages.correlate.rules import RuleEngine, parse_rules
 from tests.unit.test_rule_engine import (
     CONTEXTS,
     RULES,

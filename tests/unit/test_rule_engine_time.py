@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from argus.topology import Topology
-from pipelines.correlation import site_contexts
-from pipelines.correlation.context import in_range
-from pipelines.correlation.model import TimeRange
+from pipelines.stages.correlate.rules import site_contexts
+from pipelines.stages.correlate.rules.context import in_range
+from pipelines.stages.correlate.rules.model import TimeRange
 from tests.unit.test_rule_engine import Step, at, engine_for, play, s, summary, tick, v
 
 RULES = """

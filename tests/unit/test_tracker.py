@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from pipelines.tracker import Tracker, TrackerConfig, TrackState, iou_matrix
+from pipelines.stages.track.tracker import Tracker, TrackerConfig, TrackState, iou_matrix
 
 PERSON, CAR = 0, 2
 Det = tuple[tuple[float, float, float, float], float, int]

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.detect import COCO_CLASSES
-from pipelines.reid import attach_embeddings
-from pipelines.track import TrackerRegistry, TrackSettings
+from argus.inference.detector import COCO_CLASSES
+from argus.inference.reid import attach_embeddings
+from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
 from schemas.detections import Box, Detection, Detections
 from schemas.tracks import Tracks
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from argus.geometry import objects_in_zone, point_in_polygon
 from argus.topology import Camera, CameraZone
-from pipelines.zones import ZoneIntrusion, objects_in_zone, point_in_polygon
+from pipelines.stages.zones.intrusion import ZoneIntrusion
 from schemas.detections import Box, Detection, Detections
 
 SQUARE = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]

@@ -1,0 +1,1 @@
+"""The detect stage (see ``stage.py``)."""

@@ -1,0 +1,104 @@
+"""The detect stage: ``frames.raw`` → ``detections`` via Triton's ``detector`` model.
+
+A frame is checked at the edge (headers schema, known camera, size) before it costs an
+inference, and skipped when it is older than ``ARGUS_DETECT_MAX_AGE_S`` (the pipeline is
+behind: a late detection is worth less than a current one, so the stage sheds load by
+policy and counts it in ``argus_frames_skipped_total{reason="stale"}``). Frames of a
+micro-batch go to Triton concurrently, where the dynamic batcher groups them across
+cameras; a corrupt JPEG fails its own frame only (a ``corrupt_jpeg`` dead letter).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from tritonclient.grpc import InferenceServerException
+
+from argus.frames import check_frame
+from argus.inference.detector import TritonDetector, detect_frames
+from argus.log import get_logger
+from argus.metrics import FRAME_AGE, FRAMES_SKIPPED, camera_label
+from argus.settings import Settings
+from argus.stores.frame_cache import FrameCache
+from argus.topology import Topology
+from pipelines.stage import Record, Result, Skipped, Stage, StageContext, StageSettings
+from schemas.detections import Detections
+from schemas.frames import FrameHeaders
+
+log = get_logger(__name__)
+
+
+class DetectSettings(StageSettings):
+    """``ARGUS_DETECT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARGUS_DETECT_", frozen=True, extra="ignore")
+
+    batch: int = Field(default=8, ge=1, description="frames per micro-batch (sent "
+                       "concurrently to Triton)")
+    batch_window_s: float = 0.05
+    reid: bool = Field(default=True, description="ask the detector for re-identification "
+                       "embeddings on person boxes (the tracker's appearance cue)")
+    max_age_s: float = Field(default=2.0, ge=0.0, description="skip frames older than this "
+                             "when taken from Kafka (0: never; fast file replays)")
+
+
+@dataclass(frozen=True)
+class Frame:
+    meta: FrameHeaders
+    jpeg: bytes
+
+
+class Detect(Stage[Frame, Detections]):
+    name = "detect"
+    inputs = ("frames.raw",)
+    output = "detections"
+    settings_class = DetectSettings
+    retry_on = (InferenceServerException,)
+    settings: DetectSettings
+
+    def __init__(self, settings: Settings, topology: Topology, frame_cache: FrameCache,
+                 cached_cameras: frozenset[str], config: DetectSettings) -> None:
+        self.app_settings = settings
+        self.topology = topology
+        self.frame_cache = frame_cache
+        self.cached_cameras = cached_cameras
+        self.settings = config
+        self.detector = TritonDetector(settings.triton_grpc_url)
+
+    @classmethod
+    def build(cls, ctx: StageContext) -> Detect | None:
+        config = DetectSettings()
+        if not config.enabled:
+            return None
+        return cls(ctx.settings, ctx.topology, ctx.frame_cache, ctx.cached_cameras, config)
+
+    def parse(self, record: Record) -> Frame:
+        meta = check_frame(record.key, record.value, record.headers, self.topology,
+                           self.app_settings.max_frame_bytes)
+        age = time.time() - meta.capture_ts
+        label = camera_label(meta.camera_id, self.app_settings.metrics_per_camera)
+        FRAME_AGE.labels(label).set(age)
+        if self.settings.max_age_s and age > self.settings.max_age_s:
+            FRAMES_SKIPPED.labels(label, "stale").inc()
+            raise Skipped("stale")
+        assert record.value is not None  # check_frame refuses empty frames
+        return Frame(meta, record.value)
+
+    async def handle(self, batch: Sequence[Frame]) -> Sequence[Result[Detections]]:
+        await self.frame_cache.put_many([(f.meta.camera_id, f.meta.seq, f.jpeg) for f in batch
+                                         if f.meta.camera_id in self.cached_cameras])
+        results = await detect_frames(self.detector, [(f.meta, f.jpeg) for f in batch],
+                                      self.settings.reid)
+        return [r if not isinstance(r, Detections) else [r] for r in results]
+
+    def key(self, out: Detections) -> bytes:
+        return out.camera_id.encode()
+
+    async def started(self) -> None:
+        if not await self.detector.ready():
+            log.warning("triton detector not ready",
+                        extra={"url": self.app_settings.triton_grpc_url})

@@ -1,0 +1,45 @@
+"""The track stage: ``detections`` → ``tracks``, one ByteTrack-style tracker per camera
+(``registry.py``, ``tracker.py``), its state in the ``tracker-state`` table (ADR 0004)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from argus.inference.detector import COCO_CLASSES
+from pipelines.stage import OneByOne, Record, StageContext
+from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
+from schemas.detections import Detections
+from schemas.tracks import Tracks
+
+
+class Track(OneByOne[Detections, Tracks]):
+    name = "track"
+    inputs = ("detections",)
+    output = "tracks"
+    settings_class = TrackSettings
+    tables = ("tracker-state",)
+    settings: TrackSettings
+
+    def __init__(self, registry: TrackerRegistry, settings: TrackSettings) -> None:
+        self.registry = registry
+        self.settings = settings
+
+    @classmethod
+    def build(cls, ctx: StageContext) -> Track | None:
+        settings = TrackSettings()
+        if not settings.enabled:
+            return None
+        registry = TrackerRegistry(settings.tracker_config(COCO_CLASSES), COCO_CLASSES,
+                                   store=ctx.table("tracker-state"),
+                                   persist_every_s=settings.persist_every_s)
+        return cls(registry, settings)
+
+    def parse(self, record: Record) -> Detections:
+        return Detections.model_validate_json(record.value or b"")
+
+    async def handle_one(self, item: Detections) -> Sequence[Tracks]:
+        result = self.registry.process(item)
+        return [] if result is None else [result]
+
+    def key(self, out: Tracks) -> bytes:
+        return out.camera_id.encode()

@@ -1,0 +1,1 @@
+"""The zones stage (see ``stage.py``)."""
