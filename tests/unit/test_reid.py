@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from argus.models import fetch
-from argus.settings import get_settings
-from pipelines.reid import (
+from argus.inference.reid import (
     AppearanceConfig,
     attach_embeddings,
     cosine_distance,
@@ -25,6 +23,8 @@ from pipelines.reid import (
     load_appearance_module,
     updatable,
 )
+from argus.models import fetch
+from argus.settings import get_settings
 from schemas.detections import Box, Detection, Detections
 
 APP: Any = load_appearance_module()

@@ -2,7 +2,7 @@
 
 This file is the one implementation of the anomaly features: Triton serves it (``model.py``
 next to it) and the application imports the same file through
-``pipelines.anomaly_features`` (training, evaluation, tests), so the features a model was
+``pipelines.stages.anomaly.features`` (training, evaluation, tests), so the features a model was
 trained on are exactly the ones it is served with. It runs with numpy 1.26 (Triton's
 environment) and numpy 2 (the application's), and needs nothing but numpy, OpenCV and
 onnxruntime.

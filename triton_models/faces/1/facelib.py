@@ -3,7 +3,7 @@
 Pure numpy + OpenCV (onnxruntime only inside the runner classes), no Triton imports, so
 the same file runs inside the Triton python backend (``model.py`` next to it; numpy 1.26,
 OpenCV 4.10) and in the application environment (numpy 2), loaded by file path
-(``pipelines.faces.load_facelib``) for the evaluation, enrollment fallback and tests.
+(``argus.inference.faces.load_facelib``) for the evaluation, enrollment fallback and tests.
 
 Models (``../shared/README.md``):
 
