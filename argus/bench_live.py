@@ -1,0 +1,420 @@
+"""``argus bench live`` (``make bench-live``): does the shipped pipeline keep up in real time?
+
+Replays real clips in real time as N cameras (a temporary topology: one site per camera
+with one zone, a full-frame intrusion zone and one ``intrusion`` sensor), on isolated
+topics, consumer group and Redis database, with the real processes as children: the
+stream worker (every stage at its defaults), one frame grabber for all cameras and the
+sensor gateway's HTTP endpoint. The bench posts one scripted sensor event per camera
+every ``--sensor-period`` s (rule ``confirmed_intrusion`` pairs it with a person in the
+zone) and measures, after a warm-up (``--warmup`` s after the first detection):
+
+* input frames/s, messages/s in and out of every stage, frames dropped (grabber, stale
+  frames the detect stage skipped, tracker skips, dead letters);
+* p50/p95/p99/max of capture → ``detections`` / ``tracks`` / ``events.video`` (arrival
+  on the bench's consumer) and of sensor event → alert in Redis (pub/sub arrival);
+* the worker group's consumer lag at start and end and its least-squares slope;
+* CPU % (100 = one core) and RSS of every process (with its children) and of the machine;
+* a verdict: "keeps up" or "falls behind" (``argus.bench_measure.verdict``).
+
+``--find-max`` runs 2, 4, 6, 8, 12, ... cameras at ``--fps`` until one falls behind.
+Prints a table per run; ``--json PATH`` writes everything. Servers that were already
+running are reused and left running; those it started are stopped (``--keep-stack``: not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from argus import bench_measure as m
+from argus import stack
+from argus.log import setup_logging
+from argus.settings import REPO_ROOT, Settings, get_settings
+from services.sensor_gateway.logic import event_id
+
+DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
+                   "data/videos/person-bicycle-car-detection.mp4",
+                   "data/videos/car-detection.mp4", "data/pets09_s2l1/vtest.avi")
+LAG_TOPICS = ("frames.raw", "detections", "tracks", "events.video", "events.face",
+              "sensors.events", "correlation.ticks")
+FIND_MAX_STEPS = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+REDIS_LOCK = "argus:test-session"  # the test sessions' lock: never share a database
+STOP_GRACE_S = 20.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 2.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return str(response.read().decode())
+
+
+def _claim_redis_db(base_url: str, token: str, ttl_s: int) -> int:
+    for db in range(1, 16):
+        client = redis.Redis.from_url(f"{base_url}/{db}")
+        if client.set(REDIS_LOCK, token, nx=True, ex=ttl_s):
+            client.flushdb()
+            client.set(REDIS_LOCK, token, ex=ttl_s)
+            return db
+    raise RuntimeError("every Redis database 1-15 is held by a test session or bench")
+
+
+class Children:
+    """The processes this run started, stopped in reverse order: SIGTERM, then SIGKILL."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env = workdir, env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], health_port: int) -> None:
+        with open(self.workdir / f"{name}.log", "ab") as out:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, *args], cwd=REPO_ROOT, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            self.check()
+            with contextlib.suppress(OSError):
+                _get(f"http://127.0.0.1:{health_port}/healthz", 1)
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not healthy after 90 s; see {self.workdir}/{name}.log")
+
+    def check(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}); see "
+                                   f"{self.workdir}/{name}.log")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs.values()):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in reversed(self.procs.values()):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+class Probe:
+    """Background threads: capture latencies on three topics, alerts from Redis pub/sub,
+    and the scripted sensor events."""
+
+    def __init__(self, settings: Settings, sensors: list[str], gateway: str,
+                 period_s: float) -> None:
+        self.settings, self.sensors, self.gateway, self.period_s = (
+            settings, sensors, gateway, period_s)
+        self.stop = threading.Event()
+        self.samples: dict[str, list[tuple[float, float]]] = {
+            t: [] for t in ("detections", "tracks", "events.video")}
+        self.first_detection: float | None = None
+        self.posted: dict[str, float] = {}  # sensor event id → post time
+        self.alerted: dict[str, float] = {}  # sensor event id → alert arrival
+        self.rules: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=f, daemon=True, name=f.__name__)
+                        for f in (self._consume, self._alerts, self._post)]
+
+    def _consume(self) -> None:
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 fetch_max_wait_ms=100)
+        consumer.subscribe([self.settings.topic(t) for t in self.samples])
+        try:
+            while not self.stop.is_set():
+                for tp, records in consumer.poll(timeout_ms=200).items():
+                    now = time.time()
+                    name = tp.topic.removeprefix(self.settings.topic_prefix)
+                    field = "ts" if name == "events.video" else "capture_ts"
+                    for record in records:
+                        captured = float(json.loads(record.value)[field])
+                        self.samples[name].append((now, now - captured))
+                        if name == "detections" and self.first_detection is None:
+                            self.first_detection = now
+        finally:
+            consumer.close()
+
+    def _alerts(self) -> None:
+        # pub/sub channels are global across Redis databases: match our sensor event ids
+        pubsub = redis.Redis.from_url(self.settings.redis_url).pubsub(
+            ignore_subscribe_messages=True)
+        pubsub.subscribe("argus:alerts")
+        try:
+            while not self.stop.is_set():
+                message = pubsub.get_message(timeout=0.2)
+                if not message or message["type"] != "message":
+                    continue
+                now, alert = time.time(), json.loads(message["data"])
+                ours = [e["event_id"] for e in alert.get("evidence", [])
+                        if e.get("source") == "sensor" and e["event_id"] in self.posted]
+                if ours:
+                    key = f"{alert['rule']}:{alert.get('change', 'created')}"
+                    self.rules[key] = self.rules.get(key, 0) + 1
+                for found in ours:
+                    self.alerted.setdefault(found, now)
+        finally:
+            pubsub.close()
+
+    def _post(self) -> None:
+        step = self.period_s / max(1, len(self.sensors))  # staggered over the period
+        i = 0
+        while not self.stop.wait(step):
+            sensor = self.sensors[i % len(self.sensors)]
+            i += 1
+            now = round(time.time(), 3)
+            body = json.dumps({"sensor_id": sensor, "state": "active", "ts": now}).encode()
+            request = urllib.request.Request(self.gateway, body,
+                                             {"content-type": "application/json"})
+            expected = event_id(sensor, now, "active")
+            self.posted[expected] = now  # before the POST: its alert may beat the response
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if json.loads(response.read())["event_ids"] != [expected]:
+                        self.errors.append(f"sensor post: unexpected event id for {sensor}")
+            except OSError as exc:
+                self.posted.pop(expected, None)
+                self.errors.append(f"sensor post: {exc}")
+
+
+def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings
+         ) -> dict[str, int]:
+    committed = admin.list_group_offsets([settings.app_id]).get(settings.app_id, {})
+    parts = [TopicPartition(settings.topic(t), p) for t in LAG_TOPICS
+             for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
+    ends, starts = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
+    out = {t: 0 for t in LAG_TOPICS}
+    for tp in parts:
+        meta = committed.get(tp)
+        offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+        out[tp.topic.removeprefix(settings.topic_prefix)] += max(0, ends[tp] - offset)
+    return {**out, "total": sum(out.values())}
+
+
+def versions(settings: Settings) -> dict[str, str | None]:
+    """Python, Kafka (jar), faust, kafka-python, onnxruntime (Triton's venv), Triton."""
+    def dist(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    kafka = sorted((settings.cache_dir / "kafka" / "libs").glob("kafka_2.13-*.jar"))
+    ort = sorted((REPO_ROOT / ".venv-triton").glob("lib/python*/site-packages/"
+                                                  "onnxruntime-*.dist-info"))
+    triton = None
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        triton = json.loads(_get(f"http://127.0.0.1:{settings.triton_http_port}/v2"))["version"]
+    return {"python": platform.python_version(),
+            "kafka": kafka[-1].stem.split("-", 1)[1] if kafka else None,
+            "faust-streaming": dist("faust-streaming"), "kafka-python": dist("kafka-python"),
+            "onnxruntime_triton": (ort[-1].name.removesuffix(".dist-info").split("-")[1]
+                                   if ort else None),
+            "tritonserver": triton}
+
+
+def _cleanup_kafka(settings: Settings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)
+                or t.startswith(f"{settings.app_id}-")]
+        if ours:
+            admin.delete_topics(ours, raise_errors=False)
+    finally:
+        admin.close()
+
+
+def run_live(base: Settings, cameras: int, fps: float, duration: float, sources: list[str],
+             warmup: float = 15.0, sensor_period: float = 10.0) -> dict[str, Any]:
+    """One run; returns its figures (see the module docstring)."""
+    run_id = f"bl{uuid.uuid4().hex[:6]}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"argus-bench-live-{run_id}-"))
+    (workdir / "topology.yaml").write_text(m.topology_yaml(run_id, cameras, fps, sources))
+    admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
+                            enable_auto_commit=False)
+    redis_base = base.redis_url.rsplit("/", 1)[0]
+    db = _claim_redis_db(redis_base, run_id, int(duration + warmup + 1800))
+    settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
+                        redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
+    ports = {name: _free_port() for name in ("worker", "gateway", "grabber")}
+    children = Children(workdir, {**os.environ, **settings.to_env()})
+    probe = Probe(settings, [f"{run_id}-pir-{i}" for i in range(cameras)],
+                  f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events", sensor_period)
+    ok = False
+    try:
+        stack.create_topics(settings)
+        children.start("worker", ["-m", "pipelines", "--metrics-port", str(ports["worker"])],
+                       ports["worker"])
+        children.start("gateway", ["-m", "services.sensor_gateway", "serve", "--port",
+                                   str(ports["gateway"])], ports["gateway"])
+        for thread in probe.threads:
+            thread.start()
+        children.start("grabber", ["-m", "services.frame_grabber", "--metrics-port",
+                                   str(ports["grabber"])], ports["grabber"])
+        deadline = time.monotonic() + 180
+        while probe.first_detection is None:
+            children.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no detection within 180 s; see {workdir}")
+            time.sleep(0.2)
+        time.sleep(max(0.0, probe.first_detection + warmup - time.time()))
+        roots = {"bench": os.getpid(), **{n: p.pid for n, p in children.procs.items()},
+                 **{s.name: s.pid() or 0 for s in stack.servers(base)}}
+
+        def snapshot() -> dict[str, Any]:
+            return {"t": time.time(), "procs": m.sample_processes(roots),
+                    "cpu": m.machine_ticks(), "lag": _lag(admin, offsets, settings),
+                    "worker": _get(f"http://127.0.0.1:{ports['worker']}/metrics"),
+                    "grabber": _get(f"http://127.0.0.1:{ports['grabber']}/metrics")}
+
+        first = snapshot()
+        lags = [(first["t"], float(first["lag"]["total"]))]
+        while time.time() < first["t"] + duration:
+            children.check()
+            time.sleep(min(2.0, max(0.0, first["t"] + duration - time.time())))
+            lag = _lag(admin, offsets, settings)
+            lags.append((time.time(), float(lag["total"])))
+        last = snapshot()
+        t0, t1 = first["t"], last["t"]
+        grace = time.time() + 5  # alerts of the last sensor events may land just after
+        while time.time() < grace and any(e not in probe.alerted for e, t
+                                          in list(probe.posted.items()) if t0 <= t <= t1):
+            time.sleep(0.2)
+        result = _report(settings, first, last, lags, probe, {
+            "cameras": cameras, "fps": fps, "duration_s": duration, "warmup_s": warmup,
+            "sensor_period_s": sensor_period, "sources": [Path(x).name for x in sources]})
+        ok = True
+        return result
+    finally:
+        probe.stop.set()
+        children.stop()
+        for thread in probe.threads:
+            thread.join(5)
+        admin.close()
+        offsets.close()
+        with contextlib.suppress(Exception):
+            _cleanup_kafka(settings)
+        with contextlib.suppress(Exception):
+            redis.Redis.from_url(settings.redis_url).flushdb()  # also drops the lock
+        shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
+                      ignore_errors=True)
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"bench live did not finish; logs kept in {workdir}", file=sys.stderr)
+
+
+def _report(settings: Settings, first: dict[str, Any], last: dict[str, Any],
+            lags: list[tuple[float, float]], probe: Probe, parameters: dict[str, Any]
+            ) -> dict[str, Any]:
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": m.machine(),
+            "versions": versions(settings), "parameters": parameters,
+            **m.report(first, last, lags, probe.samples, dict(probe.posted),
+                       dict(probe.alerted), group=settings.app_id),
+            "alert_changes": dict(probe.rules), "errors": probe.errors[:5]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argus bench live", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=120.0, help="measured seconds")
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated videos, cycled over the cameras (relative "
+                             "paths: under $ARGUS_SHARED); default: "
+                             + ", ".join(Path(s).name for s in DEFAULT_SOURCES))
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--warmup", type=float, default=15.0,
+                        help="seconds after the first detection that are not measured")
+    parser.add_argument("--sensor-period", type=float, default=10.0,
+                        help="seconds between scripted sensor events of one camera")
+    parser.add_argument("--find-max", action="store_true",
+                        help=f"largest N of {FIND_MAX_STEPS} that keeps up at --fps")
+    parser.add_argument("--step-duration", type=float, default=60.0,
+                        help="--find-max: measured seconds per step")
+    parser.add_argument("--keep-stack", action="store_true",
+                        help="leave running the servers this command had to start")
+    args = parser.parse_args(argv)
+    if args.cameras < 1 or args.fps <= 0 or args.duration <= 0:
+        parser.error("--cameras, --fps and --duration must be positive")
+    setup_logging("WARNING")
+    base = get_settings()
+    sources = [str(p if p.is_absolute() else base.shared / p) for p in
+               (Path(s.strip()) for s in (args.sources.split(",") if args.sources
+                                          else DEFAULT_SOURCES))]
+    missing = [s for s in sources if not Path(s).exists()]
+    if missing:
+        parser.error(f"no such video: {', '.join(missing)}")
+    # Ctrl-C and SIGTERM (even where a shell started us with SIGINT ignored) end the run
+    # through the cleanup below
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    started: list[str] = []
+    try:
+        started = stack.up(base)
+        if not args.find_max:
+            result = run_live(base, args.cameras, args.fps, args.duration, sources,
+                              args.warmup, args.sensor_period)
+            print(m.format_table(result), flush=True)
+        else:
+            steps: list[dict[str, Any]] = []
+            for n in FIND_MAX_STEPS:
+                steps.append(run_live(base, n, args.fps, args.step_duration, sources,
+                                      args.warmup, args.sensor_period))
+                print(m.format_table(steps[-1]) + "\n", flush=True)
+                if not steps[-1]["keeps_up"]:
+                    break
+            best = max((s["parameters"]["cameras"] for s in steps if s["keeps_up"]), default=0)
+            result = {"mode": "find-max", "fps": args.fps, "max_cameras_keeping_up": best,
+                      "steps": steps}
+            print(f"largest N that keeps up at {args.fps:g} fps: {best or 'none'}")
+    except KeyboardInterrupt:
+        print("interrupted; everything this run started was stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, stack.StackError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if started and not args.keep_stack:
+            stack.down(base, started)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
