@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
+from faust.streams import _current_event  # Faust's "current event" (tables use it)
 from faust.types import EventT
 from pydantic import ValidationError
 
@@ -110,7 +112,7 @@ class StageRunner:
                     parsed.append(item)
                     kept.append(event)
             if parsed:
-                results = await self.handle(parsed, kept)
+                results = await self.handle_all(parsed, kept)
                 for event, result in zip(kept, results, strict=True):
                     if isinstance(result, Rejected):
                         await self.dead_letter(result.reason, result.detail, event)
@@ -135,6 +137,21 @@ class StageRunner:
         except Exception as exc:
             await self.internal_error(exc, event)
         return _DONE
+
+    async def handle_all(self, batch: list[Any], events: list[EventT]
+                         ) -> Sequence[Result[Any]]:
+        """The whole batch at once, or, for a stage with tables, one record at a time with
+        that record as Faust's current event (a table write goes to its partition)."""
+        if not self.stage.tables:
+            return await self.handle(batch, events)
+        results: list[Result[Any]] = []
+        for item, event in zip(batch, events, strict=True):
+            _current_event.set(weakref.ref(event))
+            try:
+                results.extend(await self.handle([item], [event]))
+            finally:
+                _current_event.set(None)
+        return results
 
     async def handle(self, batch: list[Any], events: list[EventT]) -> Sequence[Result[Any]]:
         """``stage.handle`` with a time limit per attempt; declared external errors are
