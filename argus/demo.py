@@ -4,8 +4,9 @@ each alert printed as it arrives.
 Starts (as child processes): the stream workers, the sensor gateway's HTTP endpoint,
 the frame grabber (cameras from the topology, real-time), a replay of
 ``config/demo-sensors.csv`` and the Kafka lag exporter; then listens on Redis pub/sub
-for alerts. Stops after ``--duration`` seconds, or on Ctrl-C, and shuts everything down
-cleanly.
+for alerts. Stops after ``--duration`` seconds, or on Ctrl-C, prints the people and
+vehicle counts of the latest closed minute of every camera area (from Redis), and shuts
+everything down cleanly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TextIO
 
 import redis
 
@@ -25,6 +27,8 @@ from argus import face_demo, stack
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
+from argus.stores import counts as count_store
+from schemas.counts import Counts
 
 log = get_logger(__name__)
 
@@ -43,6 +47,34 @@ def format_alert(alert: dict[str, object]) -> str:
             f"site={alert['site_id']} zone={alert['zone_id']} "
             f"camera={alert.get('camera_id') or '-'}  id={alert['alert_id']} "
             f"v{alert.get('version', 1)} x{alert.get('count', 1)}")
+
+
+def format_counts(area: str, counts: Counts) -> str:
+    """One line per camera area: its latest closed window, the groups that were seen.
+
+    >>> from schemas.counts import GroupCounts
+    >>> format_counts("cam-lobby/lobby-floor", Counts(camera_id="cam-lobby", site_id="s",
+    ...     area_type="zone", area_id="lobby-floor", window_start=120.0, window_end=180.0,
+    ...     frames=300, last_seq=1, last_ts=179.9, groups={
+    ...     "people": GroupCounts(entries=3, exits=2, occupancy=1, max_occupancy=2),
+    ...     "vehicles": GroupCounts(entries=0, exits=0, occupancy=0, max_occupancy=0)}))
+    'counts: cam-lobby/lobby-floor 00:02Z  people in 3 out 2 max 2'
+    """
+    when = datetime.fromtimestamp(counts.window_start, UTC).strftime("%H:%MZ")
+    seen = {g: c for g, c in counts.groups.items() if c.entries or c.exits or c.max_occupancy}
+    parts = [f"{g} in {c.entries} out {c.exits}"
+             + (f" max {c.max_occupancy}" if c.max_occupancy is not None else "")
+             for g, c in (seen or dict(list(counts.groups.items())[:1])).items()]
+    return f"counts: {area} {when}  " + "; ".join(parts)
+
+
+def print_counts(client: redis.Redis, out: TextIO) -> None:
+    """The latest closed window of every counted area (``argus:counts:latest:<site>``)."""
+    for key in sorted(client.scan_iter(f"{count_store.PREFIX}latest:*")):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        site = name.removeprefix(f"{count_store.PREFIX}latest:")
+        for area, counts in count_store.latest(client, site).items():
+            out.write(format_counts(area, counts) + "\n")
 
 
 @dataclass
@@ -137,7 +169,9 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
             if failed:
                 out.write(f"process(es) failed: {', '.join(failed)}; see {log_dir}\n")
                 return 1
-        out.write(f"\n{count} alert change(s). Shutting down...\n")
+        out.write(f"\n{count} alert change(s).\n")
+        print_counts(client, out)
+        out.write("Shutting down...\n")
         return 0
     finally:
         pubsub.close()

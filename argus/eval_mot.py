@@ -166,7 +166,8 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
     """Decode → JPEG → the detector's own code (with the Triton config's ``params``) → the
     track stage's registry, in process."""
     from argus.inference.detector import COCO_CLASSES, to_detections
-    from argus.inference.reid import LocalReid, attach_embeddings
+    from argus.inference.reid import LocalReid, ReidSchedule, attach_embeddings
+    from pipelines.stages.detect.stage import DetectSettings
     from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
     from schemas.frames import FrameHeaders
 
@@ -178,6 +179,7 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
         size=None if size == "auto" else int(size), decoder=params.get("decoder", "yolox"),
         tiles=params.get("tiles", "1x1"))
     reid = LocalReid(base.models_dir, params)
+    schedule = ReidSchedule(DetectSettings().reid_interval_s)  # as the detect stage does
     track_settings = TrackSettings()
     registry = TrackerRegistry(track_settings.tracker_config(COCO_CLASSES), COCO_CLASSES)
     wanted = {frame - 1: seq for seq, frame in frame_of_seq.items()}
@@ -197,7 +199,7 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
         meta = FrameHeaders(camera_id="eval-cam", seq=seq, capture_ts=t0 + seq / fps,
                             width=w, height=h)
         detections = to_detections(meta, boxes, scores, classes, 0.0)
-        if reid.runner is not None:
+        if reid.runner is not None and schedule.due(meta.camera_id, meta.capture_ts):
             codes = reid.codes(jpeg.tobytes(), boxes, scores, classes)
             detections = attach_embeddings(detections, classes, codes, reid.name)
         message = registry.process(detections)

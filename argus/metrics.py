@@ -140,6 +140,18 @@ LINE_CROSSINGS = Counter(
     "schedule or not. Line ids are per camera: with per-camera metrics off, camera and line "
     "are both \"_all\"",
     ["camera", "line", "direction"])
+ZONE_OCCUPANCY = Gauge(
+    "argus_zone_occupancy",
+    "Confirmed tracks of a class group (people, vehicles) inside a camera zone in the camera's "
+    "latest frame (counting stage). Zone ids are per camera: with per-camera metrics off, "
+    "camera and zone are \"_all\" and the value is summed over the worker's cameras",
+    ["camera", "zone", "group"])
+COUNTED = Counter(
+    "argus_counted_total",
+    "Tracks of a class group counted into (direction=in) or out of (out) a camera zone or "
+    "across a line (in = a_to_b) by the counting stage. With per-camera metrics off, camera "
+    "and area are \"_all\"",
+    ["camera", "area", "group", "direction"])
 ALERTS = Counter("argus_alerts_total", "Alerts opened", ["rule", "severity"])
 ALERTS_UPDATED = Counter("argus_alerts_updated_total",
                          "Open alerts updated (repeated trigger, escalation)", ["rule", "severity"])

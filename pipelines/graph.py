@@ -30,9 +30,8 @@ def _id(topic: str) -> str:
 def mermaid(stages: Sequence[type[Stage[Any, Any]]] = STAGES) -> str:
     """The graph: services and stages as boxes, topics as rounded nodes.
 
-    >>> print(mermaid()[:40])
-    flowchart LR
-      frame_grabber[[frame_grabber]]
+    >>> mermaid().splitlines()[:2]
+    ['flowchart LR', '  frame_grabber[[frame_grabber]]']
     """
     lines = ["flowchart LR"]
     for topic, service in SOURCES.items():

@@ -7,6 +7,7 @@ writes the JSON Schema files in ``schemas/json/`` for non-Python consumers.
 from schemas.alerts import Alert, AlertState, Evidence, Severity
 from schemas.base import Message
 from schemas.commands import Command, CommandType
+from schemas.counts import Counts, GroupCounts
 from schemas.detections import Box, Detection, Detections
 from schemas.dlq import DeadLetter
 from schemas.events import VideoEvent
@@ -20,6 +21,7 @@ TOPIC_MODELS: dict[str, type[Message]] = {
     "detections": Detections,
     "tracks": Tracks,
     "events.video": VideoEvent,
+    "counts": Counts,
     "events.face": FaceEvent,
     "sensors.events": SensorEvent,
     "alerts": Alert,
@@ -34,12 +36,14 @@ __all__ = [
     "Box",
     "Command",
     "CommandType",
+    "Counts",
     "DeadLetter",
     "Detection",
     "Detections",
     "Evidence",
     "FaceEvent",
     "FrameHeaders",
+    "GroupCounts",
     "Message",
     "SensorEvent",
     "SensorReading",

@@ -27,6 +27,8 @@ VideoKind = Literal[
     "abandoned_object",  # a bag stayed still after its owner left (attributes: still_s)
     "vehicle_stopped",  # a vehicle stopped in a no-parking zone (attributes: stopped_s)
     "anomaly",  # unusual motion for this camera, learned model (attributes: score, threshold)
+    "occupancy",  # a zone's max occupancy over a counting window, from ``counts`` (count =
+    #               max occupancy; attributes: group, area, entries, exits, window_start)
 ]
 VIDEO_KINDS: tuple[str, ...] = get_args(VideoKind)
 

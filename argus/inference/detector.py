@@ -8,6 +8,7 @@ error for that frame alone (:class:`~argus.kafka.Rejected`). Used by the detect 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -79,11 +80,13 @@ def _boxes(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
-                        reid: bool = True) -> list[Detections | Rejected]:
+                        reid: bool | Sequence[bool] = True) -> list[Detections | Rejected]:
     """Run a micro-batch of frames concurrently; a failed frame yields its ``Rejected``.
-    With ``reid``, person boxes carry the detector's re-identification embeddings."""
+    With ``reid`` (for all frames, or per frame), person boxes carry the detector's
+    re-identification embeddings."""
+    wants = [reid] * len(frames) if isinstance(reid, bool) else list(reid)
 
-    async def one(meta: FrameHeaders, jpeg: bytes) -> Detections | Rejected:
+    async def one(meta: FrameHeaders, jpeg: bytes, reid: bool) -> Detections | Rejected:
         codes, model = None, ""
         try:
             if reid:
@@ -95,4 +98,5 @@ async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeader
         message = to_detections(meta, boxes, scores, classes, ms)
         return attach_embeddings(message, classes, codes, model) if model else message
 
-    return list(await asyncio.gather(*(one(m, j) for m, j in frames)))
+    return list(await asyncio.gather(*(one(m, j, r)
+                                       for (m, j), r in zip(frames, wants, strict=True))))

@@ -195,3 +195,30 @@ class LocalReid:
             out[chosen] = self.module.quantize(self.runner.embed(image, boxes[chosen]))
         self.seconds += time.perf_counter() - started
         return out
+
+
+class ReidSchedule:
+    """Which frames of a camera get re-id embeddings: at most one per ``interval_s`` of
+    capture time (0: every frame). Embeddings cost one OSNet run per person box, several
+    times the detector's own cost on a busy scene; the tracker keeps each track's average
+    embedding and associates by IoU alone on frames without any.
+
+    >>> s = ReidSchedule(0.5)
+    >>> [s.due("c", t) for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.2)]
+    [True, False, False, True, False, True]
+    >>> ReidSchedule(0.0).due("c", 1.0), ReidSchedule(0.0).due("c", 1.0)
+    (True, True)
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def due(self, camera_id: str, ts: float) -> bool:
+        if self.interval_s <= 0:
+            return True
+        last = self._last.get(camera_id)
+        if last is not None and 0.0 <= ts - last < self.interval_s - 1e-6:
+            return False
+        self._last[camera_id] = ts
+        return True

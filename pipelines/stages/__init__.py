@@ -13,6 +13,7 @@ from pipelines.stage import Stage
 from pipelines.stages.anomaly.stage import Anomaly
 from pipelines.stages.behaviour.stage import Behaviour
 from pipelines.stages.correlate.stage import Correlate
+from pipelines.stages.counting.stage import Counting
 from pipelines.stages.detect.stage import Detect
 from pipelines.stages.faces.stage import Faces
 from pipelines.stages.track.stage import Track
@@ -23,6 +24,7 @@ STAGES: tuple[type[Stage[Any, Any]], ...] = (
     Zones,
     Track,
     Behaviour,
+    Counting,
     Faces,
     Anomaly,
     Correlate,

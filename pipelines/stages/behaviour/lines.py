@@ -5,7 +5,8 @@ Side A is left of a walker going from the line's first point to its second as se
 screen, side B right (for a line drawn left to right, A is above). A point closer to the
 line than ``margin`` is on neither side, so jitter on the line never counts; a crossing
 is decided when the track is first seen at least ``margin`` beyond it, and one track
-crossing back and forth makes one event per crossing.
+crossing back and forth makes one event per crossing. The geometry (``side_of``,
+``crosses_segment``) lives in :mod:`argus.geometry`, shared with the counting stage.
 
 >>> side_of((0.5, 0.4), ((0.0, 0.5), (1.0, 0.5)), 0.01), side_of((0.5, 0.6), ((0.0, 0.5),
 ...     (1.0, 0.5)), 0.01), side_of((0.5, 0.505), ((0.0, 0.5), (1.0, 0.5)), 0.01)
@@ -14,15 +15,14 @@ crossing back and forth makes one event per crossing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from argus.behaviours import Line
+from argus.geometry import Segment, crosses_segment, side_of, signed_distance
 from pipelines.stages.behaviour.base import (
     FORGET_S,
     FrameView,
-    Point,
     dump,
     foot,
     forget,
@@ -31,43 +31,8 @@ from pipelines.stages.behaviour.base import (
 )
 from schemas.events import VideoEvent
 
-Segment = tuple[Point, Point]
-
-
-def signed_distance(p: Point, line: Segment) -> float:
-    """Distance of ``p`` from the infinite line, negative on side A (normalised units)."""
-    (ax, ay), (bx, by) = line
-    dx, dy = bx - ax, by - ay
-    return (dx * (p[1] - ay) - dy * (p[0] - ax)) / math.hypot(dx, dy)
-
-
-def side_of(p: Point, line: Segment, margin: float) -> str | None:
-    """``"a"``, ``"b"``, or None within ``margin`` of the line."""
-    d = signed_distance(p, line)
-    if abs(d) < margin:
-        return None
-    return "a" if d < 0 else "b"
-
-
-def crosses_segment(p: Point, q: Point, line: Segment, slack: float = 0.0) -> bool:
-    """Does the move ``p → q`` (whose ends lie on opposite sides of the infinite line) pass
-    through the segment itself, extended by ``slack`` (normalised) at both ends?
-
-    >>> crosses_segment((0.5, 0.4), (0.5, 0.6), ((0.0, 0.5), (1.0, 0.5)))
-    True
-    >>> crosses_segment((1.2, 0.4), (1.2, 0.6), ((0.0, 0.5), (1.0, 0.5)))
-    False
-    """
-    (ax, ay), (bx, by) = line
-    dp, dq = signed_distance(p, line), signed_distance(q, line)
-    if dp == dq:
-        return False
-    t = dp / (dp - dq)
-    x, y = p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])
-    length2 = (bx - ax) ** 2 + (by - ay) ** 2
-    u = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / length2
-    pad = slack / math.sqrt(length2)
-    return -pad <= u <= 1.0 + pad
+__all__ = ["LineCrossing", "LineSide", "Segment", "crosses_segment", "side_of",
+           "signed_distance"]
 
 
 @dataclass

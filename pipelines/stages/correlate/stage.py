@@ -1,5 +1,6 @@
-"""The correlate stage: ``events.video`` + ``events.face`` + ``sensors.events`` (+ timer
-ticks per site) → alert changes in Redis and on ``alerts``, rule actions on ``commands``.
+"""The correlate stage: ``events.video`` + ``events.face`` + ``counts`` + ``sensors.events``
+(+ timer ticks per site) → alert changes in Redis and on ``alerts``, rule actions on
+``commands``. A ``counts`` message becomes ``occupancy`` events (``writer.py``).
 
 State is per site in the ``correlation-state`` table (the inputs are keyed by site). An
 event is applied to a copy of its site's state; alerts are written first and the state
@@ -30,6 +31,7 @@ from pipelines.stage import (
     StageSettings,
     Timer,
 )
+from pipelines.stages.correlate.rules import AlertChange
 from pipelines.stages.correlate.writer import (
     COMMAND_RETRY_S,
     AlertWriter,
@@ -37,7 +39,7 @@ from pipelines.stages.correlate.writer import (
     RulesFile,
     known_site,
     observe,
-    parse_event,
+    parse_events,
 )
 
 TICKS = "correlation.ticks"
@@ -58,13 +60,13 @@ class CorrelateSettings(StageSettings):
 @dataclass(frozen=True)
 class Input:
     site: str
-    trigger: Event | None  # None: a timer tick
+    triggers: tuple[Event, ...]  # empty: a timer tick
     source: str
 
 
 class Correlate(OneByOne[Input, Message]):
     name = "correlate"
-    inputs = ("events.video", "events.face", "sensors.events", TICKS)
+    inputs = ("events.video", "events.face", "counts", "sensors.events", TICKS)
     output = None  # alerts and commands are written by the AlertWriter (broker-acked)
     settings_class = CorrelateSettings
     tables = ("correlation-state",)
@@ -97,24 +99,31 @@ class Correlate(OneByOne[Input, Message]):
             site = (record.key or b"").decode()
             if site not in self.site_ids:
                 raise Skipped("unknown_site_tick")
-            return Input(site, None, record.topic)
-        trigger = parse_event(record.topic, record.value or b"")
-        if not known_site(trigger, self.topology):
-            raise Rejected("unknown_site", f"site {trigger.site_id!r} not in topology")
-        return Input(trigger.site_id, trigger, record.topic)
+            return Input(site, (), record.topic)
+        triggers = tuple(parse_events(record.topic, record.value or b""))
+        if not triggers:
+            raise Skipped("no_events")  # e.g. the counts of a line, or of an empty zone
+        if not known_site(triggers[0], self.topology):
+            raise Rejected("unknown_site", f"site {triggers[0].site_id!r} not in topology")
+        return Input(triggers[0].site_id, triggers, record.topic)
 
     async def handle_one(self, item: Input) -> Sequence[Message]:
         state = copy.deepcopy(self.state.get(item.site) or {})
-        if item.trigger is None:
-            changes = self.rules.engine.tick(state, time.time(), item.site)
-        else:
-            found = observe(self.rules.engine, state, item.trigger)
+        changes: list[tuple[AlertChange, Event | None]] = []
+        if not item.triggers:
+            changes = [(c, None) for c in self.rules.engine.tick(state, time.time(), item.site)]
+        fresh = not item.triggers
+        for trigger in item.triggers:
+            found = observe(self.rules.engine, state, trigger)
             if found is None:
                 CORRELATION_DUPLICATES.labels(item.source).inc()
-                return []
-            changes = found
-        for change in changes:
-            await self.writer.write(change, item.trigger)
+                continue
+            fresh = True
+            changes.extend((change, trigger) for change in found)
+        if not fresh:
+            return []  # every event seen before (a redelivery): nothing to write
+        for change, cause in changes:
+            await self.writer.write(change, cause)
             STAGE_OUT.labels(self.name).inc()
         self.state[item.site] = state
         return []

@@ -1,5 +1,5 @@
-"""The correlate stage: ``events.video`` + ``events.face`` + ``sensors.events`` (+ ticks)
-→ alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic,
+"""The correlate stage: ``events.video`` + ``events.face`` + ``counts`` + ``sensors.events``
+(+ ticks) → alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic,
 and the rules' actions as ``commands`` (through a Redis outbox, see :class:`CommandOutbox`).
 
 The rules are data (``config/rules.yaml``, see docs/rules.md), evaluated by
@@ -41,6 +41,7 @@ from pipelines.stages.correlate.rules import (
     load_rules,
 )
 from schemas.commands import Command
+from schemas.counts import Counts
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent
@@ -91,8 +92,50 @@ def face_to_video_event(face: FaceEvent) -> VideoEvent:
     )
 
 
+FULL_FRAME = Box(x1=0.0, y1=0.0, x2=1.0, y2=1.0)
+
+
+def counts_to_video_events(counts: Counts) -> list[VideoEvent]:
+    """A zone's counting window as the engine's ``occupancy`` video events: one per class
+    group that was in the zone (``count`` = its max occupancy; a line has none).
+
+    >>> from schemas.counts import GroupCounts
+    >>> c = Counts(camera_id="c", site_id="s", area_type="zone", area_id="floor",
+    ...     site_zone_id="lobby", window_start=60.0, window_end=120.0, frames=5, last_seq=9,
+    ...     last_ts=119.5, groups={"people": GroupCounts(entries=3, exits=1, occupancy=2,
+    ...     max_occupancy=4), "vehicles": GroupCounts(entries=0, exits=0, occupancy=0,
+    ...     max_occupancy=0)})
+    >>> [(e.kind, e.class_name, e.count, e.event_id) for e in counts_to_video_events(c)]
+    [('occupancy', 'people', 4, 'c:floor:occupancy:people:60')]
+    """
+    if counts.area_type != "zone":
+        return []
+    return [VideoEvent(
+        event_id=f"{counts.camera_id}:{counts.area_id}:occupancy:{group}:"
+                 f"{int(counts.window_start)}",
+        kind="occupancy", camera_id=counts.camera_id, site_id=counts.site_id,
+        zone_id=counts.area_id, site_zone_id=counts.site_zone_id, ts=counts.last_ts,
+        seq=counts.last_seq, class_name=group, score=1.0, box=FULL_FRAME,
+        count=tally.max_occupancy,
+        attributes={"group": group, "area": counts.area_id, "entries": tally.entries,
+                    "exits": tally.exits, "occupancy": tally.occupancy or 0,
+                    "window_start": counts.window_start, "window_s":
+                        round(counts.window_end - counts.window_start, 3)},
+        start_ts=counts.window_start, end_ts=counts.last_ts)
+        for group, tally in counts.groups.items() if tally.max_occupancy]
+
+
+def parse_events(kind: str, value: bytes) -> list[Event]:
+    """Parse a record of one of the stage's input topics into the events it holds (one,
+    or for ``counts`` one per class group seen in the zone); raises ``ValidationError``."""
+    if kind == "counts":
+        return list(counts_to_video_events(Counts.model_validate_json(value)))
+    return [parse_event(kind, value)]
+
+
 def parse_event(kind: str, value: bytes) -> Event:
-    """Parse a record of one of the stage's input topics; raises ``ValidationError``."""
+    """Parse a record of one of the stage's single-event topics; raises
+    ``ValidationError``."""
     if kind == "events.video":
         return VideoEvent.model_validate_json(value)
     if kind == "events.face":
@@ -283,4 +326,5 @@ def observe(engine: RuleEngine, state: State, event: Event) -> list[AlertChange]
 
 
 __all__ = ["AlertWriter", "CommandOutbox", "RulesFile", "ValidationError", "command_key",
-           "face_to_video_event", "known_site", "observe", "parse_event", "queue_commands"]
+           "counts_to_video_events", "face_to_video_event", "known_site", "observe",
+           "parse_event", "parse_events", "queue_commands"]

@@ -20,6 +20,7 @@ from tritonclient.grpc import InferenceServerException
 
 from argus.frames import check_frame
 from argus.inference.detector import TritonDetector, detect_frames
+from argus.inference.reid import ReidSchedule
 from argus.log import get_logger
 from argus.metrics import FRAME_AGE, FRAMES_SKIPPED, camera_label
 from argus.settings import Settings
@@ -42,6 +43,9 @@ class DetectSettings(StageSettings):
     batch_window_s: float = 0.05
     reid: bool = Field(default=True, description="ask the detector for re-identification "
                        "embeddings on person boxes (the tracker's appearance cue)")
+    reid_interval_s: float = Field(default=0.0, ge=0.0, description="at most one frame with "
+                                   "embeddings per camera per interval of capture time "
+                                   "(0: every frame); docs/tracking.md")
     max_age_s: float = Field(default=2.0, ge=0.0, description="skip frames older than this "
                              "when taken from Kafka (0: never; fast file replays)")
 
@@ -68,6 +72,7 @@ class Detect(Stage[Frame, Detections]):
         self.cached_cameras = cached_cameras
         self.settings = config
         self.detector = TritonDetector(settings.triton_grpc_url)
+        self.reid = ReidSchedule(config.reid_interval_s)
 
     @classmethod
     def build(cls, ctx: StageContext) -> Detect | None:
@@ -91,8 +96,9 @@ class Detect(Stage[Frame, Detections]):
     async def handle(self, batch: Sequence[Frame]) -> Sequence[Result[Detections]]:
         await self.frame_cache.put_many([(f.meta.camera_id, f.meta.seq, f.jpeg) for f in batch
                                          if f.meta.camera_id in self.cached_cameras])
-        results = await detect_frames(self.detector, [(f.meta, f.jpeg) for f in batch],
-                                      self.settings.reid)
+        reid = [self.settings.reid and self.reid.due(f.meta.camera_id, f.meta.capture_ts)
+                for f in batch]
+        results = await detect_frames(self.detector, [(f.meta, f.jpeg) for f in batch], reid)
         return [r if not isinstance(r, Detections) else [r] for r in results]
 
     def key(self, out: Detections) -> bytes:
