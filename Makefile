@@ -1,5 +1,5 @@
 # Argus — the two commands:  make demo  and  make test
-.PHONY: bootstrap demo test unit lint bench bench-live stack-up stack-down stack-status schemas constraints clean
+.PHONY: bootstrap demo test unit lint bench bench-live graph stack-up stack-down stack-status schemas constraints clean
 
 PY := .venv/bin/python
 DURATION ?=
@@ -12,7 +12,7 @@ bootstrap:  ## install everything (idempotent): Debian pkgs, .venv, .venv-triton
 	@bash ops/bootstrap.sh
 
 demo: bootstrap  ## run everything on a real video; DURATION=120 stops after 120 s
-	@$(PY) -m argus.cli demo $(if $(DURATION),--duration $(DURATION))
+	@$(PY) -m tools.cli demo $(if $(DURATION),--duration $(DURATION))
 
 test: bootstrap lint  ## the whole suite against the real servers (started by the session)
 	$(PY) -m pytest -p no:cacheprovider -ra --durations=15
@@ -20,23 +20,25 @@ test: bootstrap lint  ## the whole suite against the real servers (started by th
 unit: bootstrap  ## pure-logic tests only (no servers)
 	$(PY) -m pytest -q tests/unit
 
-lint: bootstrap
+lint: bootstrap  ## ruff, mypy, the layer contracts (import-linter), schemas and graph in sync
 	.venv/bin/ruff check .
-	.venv/bin/mypy argus schemas services pipelines tests
+	.venv/bin/mypy argus schemas services pipelines tools tests
+	.venv/bin/lint-imports
 	$(PY) -m schemas.generate --check
+	$(PY) -m tools.cli graph --check docs/architecture.md
 
 bench: bootstrap  ## throughput: grabber → Kafka → detect vs. a plain model loop (FRAMES=300)
-	@$(PY) -m argus.cli bench --frames $(FRAMES)
+	@$(PY) -m tools.cli bench --frames $(FRAMES)
 
 bench-live: bootstrap  ## real time: CAMERAS=8 cameras at FPS=5 for BENCH_DURATION=120 s, verdict
-	@$(PY) -m argus.cli bench live --cameras $(CAMERAS) --fps $(FPS) --duration $(BENCH_DURATION)
+	@$(PY) -m tools.cli bench live --cameras $(CAMERAS) --fps $(FPS) --duration $(BENCH_DURATION)
 
 stack-up: bootstrap
-	@$(PY) -m argus.cli stack up
+	@$(PY) -m tools.cli stack up
 stack-down:
-	@$(PY) -m argus.cli stack down
+	@$(PY) -m tools.cli stack down
 stack-status:
-	@$(PY) -m argus.cli stack status
+	@$(PY) -m tools.cli stack status
 
 schemas:
 	$(PY) -m schemas.generate
@@ -47,3 +49,6 @@ constraints: bootstrap  ## pin .venv's current versions in ops/constraints.txt (
 
 clean: stack-down
 	rm -rf .stack
+
+graph:  ## rewrite the stage graph in docs/architecture.md from pipelines/stages (STAGES)
+	$(PY) -m tools.cli graph --write docs/architecture.md

@@ -173,7 +173,7 @@ REDIS_LATENCY = Histogram(
 REDIS_ERRORS = Counter("argus_redis_errors_total", "Redis commands that raised",
                        ["command", "error"])
 
-# --- Kafka broker, from the lag exporter (argus.lag_exporter) ----------------------
+# --- Kafka broker, from the lag exporter (services.lag_exporter) ----------------------
 KAFKA_CONSUMER_LAG = Gauge(
     "argus_kafka_consumer_lag",
     "Messages between a group's committed offset and the partition's end offset",
@@ -194,7 +194,7 @@ KAFKA_LOG_DIR_USABLE = Gauge("argus_kafka_log_dir_usable_bytes",
 KAFKA_TOPIC_BYTES = Gauge("argus_kafka_topic_bytes", "Bytes a topic holds on the brokers",
                           ["topic"])
 # The exporter's own health: unregistered here (other processes would export zeros),
-# registered by argus.lag_exporter when it starts.
+# registered by services.lag_exporter when it starts.
 LAG_EXPORTER_ERRORS = Counter("argus_lag_exporter_errors_total",
                               "Lag exporter polls that failed", registry=None)
 LAG_EXPORTER_LAST_SUCCESS = Gauge("argus_lag_exporter_last_success_timestamp_seconds",

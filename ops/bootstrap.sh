@@ -69,5 +69,5 @@ fi
 # Links into the shared mirror (ARGUS_SHARED, default ../shared), else downloads; checksums
 # are cached, so a second run only stats the files.
 log "resolving model files"
-ARGUS_LOG_LEVEL=WARNING .venv/bin/python -m argus.cli models fetch >/dev/null
+ARGUS_LOG_LEVEL=WARNING .venv/bin/python -m tools.cli models fetch >/dev/null
 log "ready"

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from argus import stack as embedded
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import Topology, load_topology
+from tools import stack as embedded
 
 TEST_TOPOLOGY = Path(__file__).parent / "topology.yaml"
 

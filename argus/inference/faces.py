@@ -4,7 +4,7 @@ Pure logic (:class:`FaceStage` for sampled frames, :func:`assign_track`,
 :func:`blur_faces_except`), the asyncio Triton client, and what a match keeps: the face crop
 and the frame as a snapshot with the matched face's box (everything with a TTL). The person
 track mode is in :mod:`pipelines.stages.faces.tracks`; the watchlist index and its follower in
-:mod:`argus.watchlist_index`. Privacy: a face that matches nobody is only counted; its box
+:mod:`argus.watchlist.index`. Privacy: a face that matches nobody is only counted; its box
 and embedding are dropped, nothing about it is stored or published.
 """
 
@@ -31,7 +31,7 @@ from argus.log import get_logger
 from argus.modelcode import load_module_from_path
 from argus.settings import REPO_ROOT
 from argus.stores.frame_cache import FrameCache, snapshot_key
-from argus.watchlist_index import WatchlistIndex
+from argus.watchlist.index import WatchlistIndex
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 

@@ -8,6 +8,7 @@ COPY argus argus
 COPY schemas schemas
 COPY services services
 COPY pipelines pipelines
+COPY tools tools
 COPY triton_models triton_models
 COPY config config
 COPY ops ops

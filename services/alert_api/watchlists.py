@@ -11,9 +11,9 @@
 
 Photos come as multipart files (``photos``; ``add_photos``/``replace_photos`` on PATCH) or
 as base64 strings in a JSON body. They are embedded by Triton's ``faces`` model with the
-same code as ``argus watchlist`` (:mod:`argus.watchlist_photos`); a photo with no face or
+same code as ``argus watchlist`` (:mod:`argus.watchlist.photos`); a photo with no face or
 several faces is refused with a 422 that names it, and nothing changes unless every photo is
-accepted (``allow_partial``). Changes go through :class:`argus.watchlist.WatchlistStore`:
+accepted (``allow_partial``). Changes go through :class:`argus.watchlist.store.WatchlistStore`:
 sealed in Redis, audited with the API key's name as the actor, and published so every
 worker's index follows within a second. Responses never carry an embedding; names only on
 request. Needs ``ARGUS_FACE_KEY`` (same key as the workers) for anything that seals.
@@ -36,7 +36,8 @@ from tritonclient.grpc import InferenceServerException
 from argus.inference.faces import TritonFaces
 from argus.log import get_logger
 from argus.settings import Settings
-from argus.watchlist import (
+from argus.watchlist.photos import Embedding, embed_photos
+from argus.watchlist.store import (
     Person,
     WatchList,
     WatchlistConflict,
@@ -45,7 +46,6 @@ from argus.watchlist import (
     WatchlistStore,
     load_key,
 )
-from argus.watchlist_photos import Embedding, embed_photos
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, Operator
 from services.alert_api.models import Problem

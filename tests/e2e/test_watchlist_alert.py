@@ -23,17 +23,17 @@ import numpy as np
 import pytest
 import redis
 
-from argus import stack as embedded
-from argus.face_clip import letterbox
 from argus.inference.faces import TritonFaces, keep_key
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import snapshot_key
-from argus.watchlist import WatchlistStore
+from argus.watchlist.store import WatchlistStore
 from schemas import Alert, FaceEvent, FrameHeaders
 from tests.conftest import TEST_TOPOLOGY, free_port
 from tests.kafka_utils import consume
+from tools import stack as embedded
+from tools.face_clip import letterbox
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 from argus.inference.faces import TritonFaces
 from argus.settings import Settings
-from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistStore
-from argus.watchlist_photos import embed_photos
+from argus.watchlist.photos import embed_photos
+from argus.watchlist.store import KEY_ENV, WatchlistFollower, WatchlistStore
 from services.alert_api.app import create_app
 from services.alert_api.config import ApiConfig
 

@@ -19,16 +19,6 @@ import pytest
 
 from argus.settings import Settings
 from argus.topology import Topology
-from argus.train_anomaly import (
-    KnnParams,
-    clip_features,
-    clip_labels,
-    config_for,
-    export_onnx,
-    load_labels,
-    normal_pairs,
-    train,
-)
 from pipelines.stages.anomaly.agent import (
     AnomalyAgent,
     AnomalyResult,
@@ -39,6 +29,16 @@ from pipelines.stages.anomaly.agent import (
 from pipelines.stages.anomaly.features import decode_gray, load_scorer
 from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders
+from tools.train_anomaly import (
+    KnnParams,
+    clip_features,
+    clip_labels,
+    config_for,
+    export_onnx,
+    load_labels,
+    normal_pairs,
+    train,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,6 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from argus.eval_mot import detector_parameters, load_gt, run_offline, sampled_frames
 from argus.settings import Settings, get_settings
 from argus.topology import Camera, Site, load_topology
 from pipelines.stages.behaviour import CameraBehaviours
@@ -33,6 +32,7 @@ from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.tracks import Track, Tracks, Velocity
 from tests.conftest import TEST_TOPOLOGY
+from tools.eval_mot import detector_parameters, load_gt, run_offline, sampled_frames
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from argus.bench_live import main
-from argus.bench_measure import LATENCY_PATHS
 from argus.settings import Settings
+from tools.bench_live import main
+from tools.bench_measure import LATENCY_PATHS
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from argus.bench import main
 from argus.settings import Settings
+from tools.bench import main
 
 pytestmark = pytest.mark.integration
 

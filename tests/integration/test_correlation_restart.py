@@ -27,7 +27,6 @@ import redis
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.producer.future import RecordMetadata
 
-from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
@@ -35,6 +34,7 @@ from schemas import Alert, Box, SensorEvent, VideoEvent
 from services.sensor_gateway.logic import event_id
 from tests.conftest import free_port, metric_value, scrape
 from tests.kafka_utils import consume
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

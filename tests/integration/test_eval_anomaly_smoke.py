@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from argus.eval_anomaly import main
 from argus.settings import get_settings
+from tools.eval_anomaly import main
 
 pytestmark = pytest.mark.integration
 

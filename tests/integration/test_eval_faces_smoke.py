@@ -1,4 +1,4 @@
-"""CI smoke run of ``argus.eval_faces`` through the real Triton ``faces`` model.
+"""CI smoke run of ``tools.eval_faces`` through the real Triton ``faces`` model.
 
 A subset of the deepface set (the first three identities, 23 photos) with accuracy floors
 well below what the full set measures (docs/faces.md), so the check is stable yet catches a
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from argus import eval_faces
 from argus.settings import Settings
+from tools import eval_faces
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from argus.eval_mot import main
 from argus.settings import Settings
+from tools.eval_mot import main
 
 pytestmark = pytest.mark.integration
 

@@ -17,20 +17,20 @@ import numpy as np
 import pytest
 import redis
 
-from argus.face_clip import letterbox
 from argus.inference.detector import TritonDetector
 from argus.inference.faces import TritonFaces, keep_key
 from argus.metrics import FACES
 from argus.settings import Settings
 from argus.stores.frame_cache import snapshot_key
 from argus.topology import load_topology
-from argus.watchlist import KEY_ENV, Person, WatchlistStore
+from argus.watchlist.store import KEY_ENV, Person, WatchlistStore
 from pipelines.stages.faces.agent import FaceAgent, FacesSettings
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
 from schemas.tracks import Track, Tracks, Velocity
 from tests.conftest import TEST_TOPOLOGY
+from tools.face_clip import letterbox
 
 pytestmark = pytest.mark.integration
 

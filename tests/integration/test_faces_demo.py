@@ -14,12 +14,12 @@ import cv2
 import pytest
 import redis
 
-from argus import face_demo
-from argus.face_clip import read_clip
 from argus.inference.faces import DetectedFace, TritonFaces
 from argus.settings import REPO_ROOT, Settings
 from argus.topology import load_topology
-from argus.watchlist import KEY_ENV, WatchlistStore, load_key
+from argus.watchlist.store import KEY_ENV, WatchlistStore, load_key
+from tools import face_demo
+from tools.face_clip import read_clip
 
 pytestmark = pytest.mark.integration
 

@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 import redis
 
-from argus.face_clip import assemble_clip, read_clip
 from argus.inference.detector import COCO_CLASSES, TritonDetector, detect_frames
 from argus.inference.faces import DetectedFace, FaceStage, TritonFaces
 from argus.settings import Settings
-from argus.watchlist import DEFAULT_THRESHOLD, WatchlistIndex, WatchlistStore
+from argus.watchlist.store import DEFAULT_THRESHOLD, WatchlistIndex, WatchlistStore
 from pipelines.stages.faces.tracks import TrackFaces, head_region
 from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
 from schemas.detections import Detections
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
+from tools.face_clip import assemble_clip, read_clip
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ import pytest
 import redis
 from kafka.consumer.fetcher import ConsumerRecord
 
-from argus.eval_fall import read_frames
 from argus.kafka import make_producer
 from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import snapshot_key
 from schemas import Alert, FrameHeaders, VideoEvent
 from tests.kafka_utils import consume
+from tools.eval_fall import read_frames
 
 pytestmark = pytest.mark.integration
 

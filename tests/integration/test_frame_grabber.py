@@ -22,12 +22,12 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import REGISTRY
 
-from argus import stack as embedded
 from argus.settings import Settings
 from argus.topology import Camera
 from schemas.frames import FrameHeaders
 from services.frame_grabber.grabber import FrameGrabber
 from tests.kafka_utils import consume
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,6 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import REGISTRY
 
-from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import Settings
 from argus.topology import Topology
@@ -34,6 +33,7 @@ from services.sensor_gateway.mqtt import MqttIngest, MqttOptions
 from services.sensor_gateway.publisher import SensorPublisher
 from tests.conftest import free_port
 from tests.kafka_utils import consume
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 
-from argus import stack as embedded
 from argus.metrics import ALL_CAMERAS, serve
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
@@ -47,6 +46,7 @@ from tests.unit.test_grafana_dashboards import (
     metric_names,
     recorded_names,
 )
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 
@@ -171,12 +171,12 @@ def obs(stack: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def lag_exporter(stack: Settings) -> Iterator[int]:
-    """``python -m argus.lag_exporter`` polling every second; yields its port."""
+    """``python -m services.lag_exporter`` polling every second; yields its port."""
     port = free_port()
     log_path = stack.stack_dir / f"test-lag-exporter-{port}.log"
     env = {**os.environ, **stack.to_env()}
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "argus.lag_exporter", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "services.lag_exporter", "--port", str(port),
                                  "--interval", "1"], cwd=REPO_ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:

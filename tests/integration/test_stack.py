@@ -11,9 +11,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from argus import stack as embedded
 from argus.settings import REPO_ROOT, Settings, get_settings
 from tests.conftest import free_port
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from pipelines.stages.track.tracker import iou_matrix
@@ -27,6 +26,7 @@ from schemas import DeadLetter, FrameHeaders, Tracks
 from tests.conftest import free_port, metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames
 from tests.kafka_utils import consume, consume_until
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

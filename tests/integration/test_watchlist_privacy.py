@@ -23,7 +23,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from argus import watchlist_cli
 from argus.inference.faces import (
     CROP_KEY,
     FaceStage,
@@ -32,7 +31,8 @@ from argus.inference.faces import (
     store_match_crops,
 )
 from argus.settings import Settings
-from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistKeyError, WatchlistStore
+from argus.watchlist.store import KEY_ENV, WatchlistFollower, WatchlistKeyError, WatchlistStore
+from tools import watchlist_cli
 
 pytestmark = pytest.mark.integration
 

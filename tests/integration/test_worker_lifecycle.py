@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from argus import stack as embedded
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from schemas import Detections, Tracks
@@ -24,6 +23,7 @@ from tests.conftest import free_port, metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
 from tests.kafka_utils import consume_until
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 

@@ -8,18 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from argus.eval_anomaly import auc, rates, smoke_window
-from argus.train_anomaly import (
-    KnnParams,
-    calibration_groups,
-    clip_labels,
-    export_onnx,
-    fit_bank,
-    knn_cell_scores,
-    load_labels,
-    normal_pairs,
-    train,
-)
 from pipelines.stages.anomaly.features import (
     ScoreSmoother,
     causal_smooth,
@@ -29,6 +17,18 @@ from pipelines.stages.anomaly.features import (
     feature_names,
     load_scorer,
     working_size,
+)
+from tools.eval_anomaly import auc, rates, smoke_window
+from tools.train_anomaly import (
+    KnnParams,
+    calibration_groups,
+    clip_labels,
+    export_onnx,
+    fit_bank,
+    knn_cell_scores,
+    load_labels,
+    normal_pairs,
+    train,
 )
 
 CONFIG = feature_config(width=96, height=64, rows=4, cols=6)  # 16x16 pixel cells

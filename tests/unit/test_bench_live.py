@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from argus import bench_live
-from argus import bench_measure as m
-from argus.cli import main as cli_main
 from argus.topology import parse_topology
+from tools import bench_live
+from tools import bench_measure as m
+from tools.cli import main as cli_main
 
 WORKER_0 = ('argus_stage_messages_in_total{stage="detect"} 10.0\n'
             'argus_stage_messages_out_total{stage="detect"} 10.0\n')

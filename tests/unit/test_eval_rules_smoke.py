@@ -1,4 +1,4 @@
-"""The measured rule replays on a slice (the full run is ``python -m argus.eval_rules``),
+"""The measured rule replays on a slice (the full run is ``python -m tools.eval_rules``),
 and their scoring as a table."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from argus.eval_rules import T0, SmokeRow, episodes_of, main, read_smoke, score_fire
 from pipelines.stages.correlate.rules import AlertChange, ChangeKind
 from schemas.alerts import Alert, Severity
+from tools.eval_rules import T0, SmokeRow, episodes_of, main, read_smoke, score_fire
 
 
 def test_replay_slice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

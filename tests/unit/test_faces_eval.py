@@ -1,4 +1,4 @@
-"""The evaluation metrics of ``argus.eval_faces`` against hand-computed tables."""
+"""The evaluation metrics of ``tools.eval_faces`` against hand-computed tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from argus.eval_faces import (
+from tools.eval_faces import (
     all_pair_scores,
     identification,
     match_cost,

@@ -17,7 +17,7 @@ from argus.inference.faces import (
     parse_faces,
     pixel_box,
 )
-from argus.watchlist import Person, WatchlistIndex
+from argus.watchlist.store import Person, WatchlistIndex
 
 
 def unit(seed: int) -> np.ndarray:

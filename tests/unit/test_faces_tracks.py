@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from argus.inference.faces import CROP_KEY, DetectedFace, keep_key, snapshot_ref
-from argus.watchlist import Person, WatchlistIndex
+from argus.watchlist.store import Person, WatchlistIndex
 from pipelines.stages.faces.tracks import TrackFaces, head_region, track_face
 from schemas.detections import Box
 from schemas.tracks import Track, Tracks, Velocity

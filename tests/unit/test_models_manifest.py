@@ -1,4 +1,4 @@
-"""The model manifest (``ops/models.yaml``) and the fetch step (``argus.models``)."""
+"""The model manifest (``ops/models.yaml``) and the fetch step (``tools.models``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from argus import models
-from argus.models import ModelEntry, ModelFetchError, fetch, load_manifest, resolve
 from argus.settings import Settings
+from tools import models
+from tools.models import ModelEntry, ModelFetchError, fetch, load_manifest, resolve
 
 
 def sha256_of(path: Path) -> str:

@@ -11,9 +11,9 @@ import pytest
 from kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from argus.lag_exporter import PartitionLag, compute_lags, group_totals, parse_log_dirs
 from argus.metrics import ALL_CAMERAS, camera_label, in_flight, reachable, redis_command
 from services.frame_grabber.liveness import CameraClock, Liveness
+from services.lag_exporter import PartitionLag, compute_lags, group_totals, parse_log_dirs
 
 T0, T1, T2 = (TopicPartition("frames.raw", p) for p in range(3))
 OTHER = TopicPartition("detections", 0)

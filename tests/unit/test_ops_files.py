@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from argus.settings import REPO_ROOT, Settings
-from argus.stack import load_topic_spec
-from argus.watchlist_crypto import KEY_ENV
+from argus.watchlist.crypto import KEY_ENV
 from schemas import TOPIC_MODELS
 from services.notifier.service import NotifierConfig
+from tools.stack import load_topic_spec
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 

@@ -1,7 +1,7 @@
 """Prometheus configs and alert rules: promtool checks, rule unit tests, runbook links.
 
 ``promtool check config`` runs on both configs as deployed (the embedded one rendered by
-``argus.stack``, so the rules it loads are checked too), ``promtool check rules`` on every
+``tools.stack``, so the rules it loads are checked too), ``promtool check rules`` on every
 rules file and ``promtool test rules`` on every test file in ``ops/prometheus/tests``.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from argus.lag_exporter import DEFAULT_PORT as LAG_EXPORTER_PORT
 from argus.settings import REPO_ROOT, Settings
-from argus.stack import Prometheus
+from services.lag_exporter import DEFAULT_PORT as LAG_EXPORTER_PORT
+from tools.stack import Prometheus
 
 PROM = REPO_ROOT / "ops" / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))

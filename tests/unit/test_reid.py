@@ -23,9 +23,9 @@ from argus.inference.reid import (
     load_appearance_module,
     updatable,
 )
-from argus.models import fetch
 from argus.settings import get_settings
 from schemas.detections import Box, Detection, Detections
+from tools.models import fetch
 
 APP: Any = load_appearance_module()
 NAN = math.nan

@@ -7,7 +7,8 @@ import base64
 import numpy as np
 import pytest
 
-from argus.watchlist import (
+from argus.watchlist.photos import pick_enrollment_face
+from argus.watchlist.store import (
     KEY_ENV,
     Match,
     Person,
@@ -21,7 +22,6 @@ from argus.watchlist import (
     unseal,
     unseal_embeddings,
 )
-from argus.watchlist_photos import pick_enrollment_face
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

@@ -48,7 +48,7 @@ from argus.metrics import FACES, STAGE_ERRORS
 from argus.settings import Settings
 from argus.stores.frame_cache import FrameCache
 from argus.topology import Topology
-from argus.watchlist import KEY_ENV, WatchlistFollower, WatchlistStore, load_key
+from argus.watchlist.store import KEY_ENV, WatchlistFollower, WatchlistStore, load_key
 from pipelines.stage import StageSettings
 from pipelines.stages.faces.tracks import TrackFaces, head_region
 from schemas.faces import FaceEvent

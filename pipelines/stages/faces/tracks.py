@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from argus.inference.faces import CROP_KEY, DetectedFace, FaceStageResult, snapshot_ref
-from argus.watchlist_index import WatchlistIndex
+from argus.watchlist.index import WatchlistIndex
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 from schemas.tracks import Track, Tracks

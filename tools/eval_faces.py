@@ -1,6 +1,6 @@
 """Face verification and identification accuracy, face throughput and match cost.
 
-    python -m argus.eval_faces --folder DIR --identities CSV [--pairs CSV] [--json PATH]
+    python -m tools.eval_faces --folder DIR --identities CSV [--pairs CSV] [--json PATH]
                                [--via triton|local] [--max-identities N]
                                [--match-sizes 10,10000,1000000]
 

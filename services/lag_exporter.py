@@ -1,6 +1,6 @@
 """Kafka consumer lag and broker disk, computed from the broker, served to Prometheus.
 
-    python -m argus.lag_exporter [--port 39105] [--interval 10] [--groups REGEX]
+    python -m services.lag_exporter [--port 39105] [--interval 10] [--groups REGEX]
 
 Every ``--interval`` seconds it asks the broker (kafka-python's admin API) for every
 consumer group and its committed offsets, and for the end offsets of those partitions,
@@ -13,7 +13,7 @@ and exports (see ``argus.metrics``):
 - ``argus_kafka_log_dir_bytes`` / ``_total_bytes`` / ``_usable_bytes{broker,log_dir}`` and
   ``argus_kafka_topic_bytes{topic}`` — from ``DescribeLogDirs``: data size and free space;
 - ``argus_alerts_active{site}`` and ``argus_alerts_active_by_severity{severity}`` — the
-  sizes of the alert sink's active sets in Redis (``argus.alert_gauges``), cluster state
+  sizes of the alert sink's active sets in Redis (``argus.stores.alert_gauges``), cluster state
   that no single worker owns;
 - its own health: ``argus_lag_exporter_errors_total``,
   ``argus_lag_exporter_last_success_timestamp_seconds``, ``argus_lag_exporter_poll_seconds``.
@@ -41,7 +41,6 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client import REGISTRY
 
-from argus.alert_gauges import ActiveAlerts, count_active
 from argus.log import get_logger, setup_logging
 from argus.metrics import (
     ALERTS_ACTIVE,
@@ -59,6 +58,7 @@ from argus.metrics import (
     serve,
 )
 from argus.settings import Settings, get_settings
+from argus.stores.alert_gauges import ActiveAlerts, count_active
 
 log = get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 :class:`WatchlistIndex` holds every enrolled embedding as one matrix (cosine = dot product
 of unit vectors, per-list thresholds, expiry). :class:`WatchlistFollower` loads it from a
-:class:`~argus.watchlist.WatchlistStore` and applies each change published on the store's
+:class:`~argus.watchlist.store.WatchlistStore` and applies each change published on the store's
 channel within milliseconds (a removed entry stops matching in every worker), with a full
 reload when the stored version moved without a message.
 """
@@ -20,10 +20,10 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from argus.log import get_logger
-from argus.watchlist_crypto import EMBEDDING_DIM, WatchlistError
+from argus.watchlist.crypto import EMBEDDING_DIM, WatchlistError
 
 if TYPE_CHECKING:
-    from argus.watchlist import WatchlistStore
+    from argus.watchlist.store import WatchlistStore
 
 log = get_logger(__name__)
 

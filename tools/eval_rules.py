@@ -18,7 +18,7 @@
    rule for a house "open" 07:00-23:00: alerts per day (after de-duplication), next to the
    triggers a rule without cool-down would raise.
 
-``python -m argus.eval_rules`` prints the tables and one JSON document (``--json FILE``
+``python -m tools.eval_rules`` prints the tables and one JSON document (``--json FILE``
 also writes it).
 """
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from argus.watchlist_crypto import WatchlistError
+from argus.watchlist.crypto import WatchlistError
 
 if TYPE_CHECKING:
     from argus.inference.faces import TritonFaces

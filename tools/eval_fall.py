@@ -34,8 +34,6 @@ from typing import Any
 
 import cv2
 
-from argus import stack
-from argus.bench import machine
 from argus.inference.detector import COCO_CLASSES, TritonDetector, detect_frames
 from argus.inference.pose import Keypoints, TritonPose
 from argus.inference.triton import Rejected
@@ -47,6 +45,8 @@ from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.frames import FrameHeaders
+from tools import stack
+from tools.bench import machine
 
 CAMERA = "urfd-cam0"
 START_TS = 1_795_000_000.0

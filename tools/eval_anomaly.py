@@ -7,7 +7,7 @@
 ``frame_idx0`` (0-based) and ``abnormal`` (0/1). No frame is ever scored by a model
 trained on it, and no model sees an abnormal frame:
 
-* ``loco`` (leave one clip out): for each clip, a model is trained (``argus.train_anomaly``,
+* ``loco`` (leave one clip out): for each clip, a model is trained (``tools.train_anomaly``,
   the same code as ``argus train anomaly``) on the normal frames of the *other* clips,
   exported to ONNX and run with onnxruntime through the same scorer Triton uses; it scores
   every frame of the held-out clip.
@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from argus.train_anomaly import (
+from pipelines.stages.anomaly.features import causal_smooth, load_scorer
+from tools.train_anomaly import (
     KnnParams,
     clip_features,
     clip_labels,
@@ -51,7 +52,6 @@ from argus.train_anomaly import (
     normal_pairs,
     train,
 )
-from pipelines.stages.anomaly.features import causal_smooth, load_scorer
 
 SMOKE_FRAMES = 40
 MACHINE = "2-core AMD EPYC VM, 24 GB, CPU only"

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from argus.log import get_logger
-from argus.servers import (
+from argus.settings import REPO_ROOT, Settings
+from tools.servers import (
     SERVERS,
     Kafka,
     Mosquitto,
@@ -28,7 +29,6 @@ from argus.servers import (
     StackError,
     Triton,
 )
-from argus.settings import REPO_ROOT, Settings
 
 __all__ = ["Kafka", "Mosquitto", "Prometheus", "Redis", "Server", "ServerStatus", "StackError",
            "Triton", "create_topics", "down", "load_topic_spec", "servers", "status", "up"]

@@ -29,8 +29,8 @@ import numpy.typing as npt
 import redis
 
 from argus.settings import get_settings
-from argus.watchlist import Person, WatchList, WatchlistError, WatchlistStore, load_key
-from argus.watchlist_photos import ENROLL_MIN_QUALITY, embed_photos, embed_photos_local
+from argus.watchlist.photos import ENROLL_MIN_QUALITY, embed_photos, embed_photos_local
+from argus.watchlist.store import Person, WatchList, WatchlistError, WatchlistStore, load_key
 
 
 def photo_embeddings(paths: Sequence[Path], via: str = "triton",

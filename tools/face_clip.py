@@ -4,7 +4,7 @@ enrolled people exists in the shared data).
 Each photo is letterboxed to one frame size and held for a number of frames, written as an
 MJPG AVI that the frame grabber (or OpenCV) reads like any camera file. Used by the
 real-video test (``tests/integration/test_faces_video.py``) and the demo's watchlist camera
-(:mod:`argus.face_demo`).
+(:mod:`tools.face_demo`).
 """
 
 from __future__ import annotations

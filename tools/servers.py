@@ -1,5 +1,5 @@
 """The servers of the embedded stack, one class each: Redis, Mosquitto, Kafka (KRaft),
-Triton and Prometheus, run as local processes (see ``argus.stack`` for up/down/status).
+Triton and Prometheus, run as local processes (see ``tools.stack`` for up/down/status).
 
 Each ``Server`` knows its command line, its files under ``settings.stack_dir/<name>``
 (``pid``, ``server.log``, data) and how to check that it is healthy.
@@ -357,7 +357,7 @@ class Triton(Server):
         return sp
 
     def prepare(self) -> None:
-        from argus.models import fetch
+        from tools.models import fetch
 
         fetch(self.settings)
         # Triton takes every folder at the repository root for a model: a __pycache__

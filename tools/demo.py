@@ -23,12 +23,12 @@ from typing import TextIO
 
 import redis
 
-from argus import face_demo, stack
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores import counts as count_store
 from schemas.counts import Counts
+from tools import face_demo, stack
 
 log = get_logger(__name__)
 
@@ -137,7 +137,8 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
         procs.start("sensor-replay", ["-m", "services.sensor_gateway", "replay", "--file",
                                       str(REPO_ROOT / "config/demo-sensors.csv"), "--loop",
                                       "--metrics-port", "39104"], str(log_dir))
-        procs.start("lag-exporter", ["-m", "argus.lag_exporter", "--port", "39105"], str(log_dir))
+        procs.start("lag-exporter", ["-m", "services.lag_exporter", "--port", "39105"],
+                    str(log_dir))
         out.write(
             "\nRunning. Where to look:\n"
             f"  alerts (Redis)     redis-cli -u {settings.redis_url} "

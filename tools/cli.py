@@ -35,24 +35,24 @@ ENTRY_POINTS = {
     "gateway": "services.sensor_gateway.__main__",
     "api": "services.alert_api.__main__",
     "notifier": "services.notifier.__main__",
-    "lag-exporter": "argus.lag_exporter",
-    "watchlist": "argus.watchlist_cli",
-    "bench": "argus.bench",
+    "lag-exporter": "services.lag_exporter",
+    "watchlist": "tools.watchlist_cli",
+    "bench": "tools.bench",
 }
 EVALUATIONS = {
-    "mot": "argus.eval_mot",
-    "faces": "argus.eval_faces",
-    "rules": "argus.eval_rules",
-    "fall": "argus.eval_fall",
-    "anomaly": "argus.eval_anomaly",
+    "mot": "tools.eval_mot",
+    "faces": "tools.eval_faces",
+    "rules": "tools.eval_rules",
+    "fall": "tools.eval_fall",
+    "anomaly": "tools.eval_anomaly",
 }
 TRAINERS = {
-    "anomaly": "argus.train_anomaly",
+    "anomaly": "tools.train_anomaly",
 }
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from argus import stack
+    from tools import stack
 
     settings = get_settings()
     if args.action == "up":
@@ -71,7 +71,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from argus.models import ModelFetchError, fetch
+    from tools.models import ModelFetchError, fetch
 
     try:
         fetched = fetch(get_settings(), args.names or None)
@@ -84,7 +84,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from argus.stack import create_topics
+    from tools.stack import create_topics
 
     created = create_topics(get_settings())
     print(f"created: {', '.join(created) or 'none (all exist)'}")
@@ -108,7 +108,7 @@ def _topology(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["bench", "live"]:  # a sub-mode: `argus bench --frames N` stays as it was
-        module = importlib.import_module("argus.bench_live")
+        module = importlib.import_module("tools.bench_live")
         live: int = module.main(argv[2:])
         return live
     # Service and tool entry points take their own arguments.
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run everything on a real video")
     p.add_argument("--duration", type=float, default=None, help="seconds, then stop")
     p.add_argument("--keep-stack", action="store_true", help="leave the servers running")
-    p.set_defaults(func=lambda a: __import__("argus.demo").demo.run_demo(
+    p.set_defaults(func=lambda a: __import__("tools.demo").demo.run_demo(
         get_settings(), a.duration or None, a.keep_stack))
     sub.add_parser("worker", help="the stream stages (Faust); --stages a,b: a subset")
     sub.add_parser("graph", help="the stage/topic graph (Mermaid)")

@@ -317,7 +317,7 @@ def _rows(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def format_table(run: Mapping[str, Any]) -> str:
-    """The readable report of one run (see ``argus.bench_live`` for the fields)."""
+    """The readable report of one run (see ``tools.bench_live`` for the fields)."""
     p = run["parameters"]
     lines = [f"argus bench live: {p['cameras']} camera(s) at {p['fps']:g} fps, "
              f"{run['window_s']:.0f} s measured (first {p['warmup_s']:g} s after the first "

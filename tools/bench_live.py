@@ -14,7 +14,7 @@ zone) and measures, after a warm-up (``--warmup`` s after the first detection):
   on the bench's consumer) and of sensor event → alert in Redis (pub/sub arrival);
 * the worker group's consumer lag at start and end and its least-squares slope;
 * CPU % (100 = one core) and RSS of every process (with its children) and of the machine;
-* a verdict: "keeps up" or "falls behind" (``argus.bench_measure.verdict``).
+* a verdict: "keeps up" or "falls behind" (``tools.bench_measure.verdict``).
 
 ``--find-max`` runs 2, 4, 6, 8, 12, ... cameras at ``--fps`` until one falls behind.
 Prints a table per run; ``--json PATH`` writes everything. Servers that were already
@@ -46,11 +46,11 @@ from typing import Any
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from argus import bench_measure as m
-from argus import stack
 from argus.log import setup_logging
 from argus.settings import REPO_ROOT, Settings, get_settings
 from services.sensor_gateway.logic import event_id
+from tools import bench_measure as m
+from tools import stack
 
 DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
                    "data/videos/person-bicycle-car-detection.mp4",

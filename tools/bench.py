@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 from kafka import KafkaConsumer
 
-from argus import stack
 from argus.log import setup_logging
 from argus.modelcode import load_yolox_module
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import load_topology
+from tools import stack
 
 DEFAULT_VIDEO = "data/videos/person-bicycle-car-detection.mp4"
 

@@ -5,9 +5,9 @@ Privacy properties (tests in ``tests/*/test_watchlist*.py``):
 * embeddings (and names) are sealed with AES-256-GCM before they reach Redis, with the
   record's id as associated data (a ciphertext cannot be moved to another record); the key
   comes from ``ARGUS_FACE_KEY`` (base64 of 16/24/32 bytes) and is never logged
-  (:mod:`argus.watchlist_crypto`);
+  (:mod:`argus.watchlist.crypto`);
 * removal deletes every key of the entry and publishes an invalidation on
-  ``<prefix>wl:changes`` that every :class:`~argus.watchlist_index.WatchlistFollower`
+  ``<prefix>wl:changes`` that every :class:`~argus.watchlist.index.WatchlistFollower`
   applies within a second;
 * every change is appended to the audit stream ``<prefix>audit:watchlist`` (who, when,
   what; never a name or an embedding);
@@ -17,8 +17,8 @@ Redis layout (``prefix`` = ``argus:``): ``wl:list:<list>`` hash (threshold, cate
 description) and set ``wl:lists``; ``wl:person:<id>`` hash (metadata, ``name`` and ``emb``
 sealed) and set ``wl:persons``; ``wl:ref:<list>`` hash reference → id; counter ``wl:version``.
 
-The records and the match index live in :mod:`argus.watchlist_index`, the sealing in
-:mod:`argus.watchlist_crypto`; their public names are re-exported here.
+The records and the match index live in :mod:`argus.watchlist.index`, the sealing in
+:mod:`argus.watchlist.crypto`; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from argus.log import get_logger
-from argus.watchlist_crypto import (
+from argus.watchlist.crypto import (
     EMBEDDING_DIM,
     KEY_ENV,
     SEAL_VERSION,
@@ -48,7 +48,7 @@ from argus.watchlist_crypto import (
     unseal,
     unseal_embeddings,
 )
-from argus.watchlist_index import (
+from argus.watchlist.index import (
     DEFAULT_THRESHOLD,
     Match,
     Person,

@@ -46,13 +46,13 @@ import motmetrics as mm
 import numpy as np
 from kafka import KafkaConsumer
 
-from argus import stack
-from argus.bench import machine
 from argus.log import setup_logging
 from argus.modelcode import load_yolox_module
 from argus.settings import REPO_ROOT, Settings, get_settings
 from pipelines.stages.track.tracker import iou_matrix
 from schemas.tracks import Tracks
+from tools import stack
+from tools.bench import machine
 
 GtRows = dict[int, list[tuple[int, np.ndarray]]]
 Polygon = list[tuple[float, float]]
