@@ -87,9 +87,14 @@ def respond(model: str, requests: list[Any], infer: Callable[[Any], Any]) -> lis
     for request in requests:
         try:
             responses.append(infer(request))
-        except RequestError as exc:
-            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
         except Exception as exc:  # one broken request must not fail the whole batch
-            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
-                f"{model}_error: {type(exc).__name__}: {exc}")))
+            responses.append(error_response(model, exc))
     return responses
+
+
+def error_response(model: str, exc: Exception) -> Any:
+    """The error response :func:`respond` gives a request whose ``infer`` raised ``exc``."""
+    if isinstance(exc, RequestError):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(
+        f"{model}_error: {type(exc).__name__}: {exc}"))

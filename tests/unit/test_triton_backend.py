@@ -77,6 +77,15 @@ def test_respond_answers_every_request_and_fails_only_the_broken_ones(backend: A
     ]
 
 
+def test_error_response_is_the_one_respond_gives(backend: Any) -> None:
+    """Models that answer a dynamic batch in phases (the detector) build their errors with
+    error_response."""
+    known = backend.error_response("detector", backend.RequestError("corrupt_jpeg", "x"))
+    other = backend.error_response("detector", ValueError("bad"))
+    assert (known.error.message, other.error.message) == (
+        "corrupt_jpeg: x", "detector_error: ValueError: bad")
+
+
 @pytest.mark.parametrize(("items", "expected"), [
     (1, "corrupt_jpeg: truncated"),
     (4, "corrupt_jpeg: truncated (batch item 2 of 4)"),

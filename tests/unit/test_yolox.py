@@ -76,6 +76,18 @@ def test_letterbox_places_content_top_left_scaled(
     assert xs.max() + 1 == pytest.approx(x2 * ratio, abs=1.5)
 
 
+@pytest.mark.parametrize(("height", "width"), [(432, 768), (360, 480), (640, 320), (50, 50)])
+def test_letterbox_equals_the_padded_uint8_reference(height: int, width: int) -> None:
+    """The float planes are written directly; the values are exactly those of the padded
+    uint8 image, transposed and converted."""
+    image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    tensor, ratio = yolox.letterbox(image, SIZE)
+    new_w, new_h = min(SIZE, round(width * ratio)), min(SIZE, round(height * ratio))
+    padded = np.full((SIZE, SIZE, 3), 114, dtype=np.uint8)
+    padded[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(tensor, padded.transpose(2, 0, 1)[None].astype(np.float32))
+
+
 def test_letterbox_rejects_non_bgr() -> None:
     with pytest.raises(ValueError):
         yolox.letterbox(np.zeros((10, 10), dtype=np.uint8), SIZE)
@@ -257,6 +269,31 @@ def test_postprocess_nothing_found() -> None:
     )
     assert boxes.shape == (0, 4) and scores.shape == (0,) and classes.shape == (0,)
     assert classes.dtype == np.int32
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_postprocess_tests_only_rows_that_can_pass(seed: int) -> None:
+    """The fast path (best class score x objectness tested before any (N, C) product) keeps
+    exactly the rows, boxes and class scores of decoding every anchor."""
+    rng = np.random.default_rng(seed)
+    raw = (rng.standard_normal((1, 3549, 85)) * rng.uniform(0.2, 3)).astype(np.float32)
+    if seed % 2:  # sigmoid scores like the real export; else also negative objectness
+        raw[..., 4:] = 1 / (1 + np.exp(-raw[..., 4:]))
+    raw[0, 7, 4:6] = (0.5, 0.6)  # a product exactly on the floor below
+    floor = float(np.float32(0.5) * np.float32(0.6))
+    for score_threshold in (0.05, floor, 0.6):
+        full, full_scores = yolox.candidates(raw, SIZE, "yolox")
+        passing = full_scores.max(axis=1) >= score_threshold
+        boxes, scores = yolox._yolox_candidates_above(raw, SIZE, score_threshold)
+        np.testing.assert_array_equal(boxes, full[passing])
+        np.testing.assert_array_equal(scores, full_scores[passing])
+        got = yolox.postprocess(raw, 0.5, 800, 600, score_threshold, 0.45)
+        # the same through the (N, C) path of the other decoder
+        cxcywh_scores = np.concatenate([full, full_scores], axis=1).T[None]
+        want = yolox.postprocess(cxcywh_scores, 0.5, 800, 600, score_threshold, 0.45,
+                                 decoder="yolov8")
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_coco_classes() -> None:

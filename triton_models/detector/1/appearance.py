@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["INPUT_HEIGHT", "INPUT_WIDTH", "MEAN", "STD", "ReidRunner", "crops", "dequantize",
-           "l2_normalise", "quantize", "select"]
+__all__ = ["INPUT_HEIGHT", "INPUT_WIDTH", "MEAN", "STD", "ReidRunner", "crop_windows", "crops",
+           "crops_many", "dequantize", "l2_normalise", "quantize", "select"]
 
 FloatArray = npt.NDArray[np.float32]
 INPUT_HEIGHT, INPUT_WIDTH = 256, 128
@@ -34,23 +34,54 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 MIN_CROP_PX = 4
 
 
-def crops(image_bgr: npt.NDArray[np.uint8], boxes: npt.ArrayLike) -> FloatArray:
-    """The network input for ``boxes`` (K, 4 normalised ``x1, y1, x2, y2``) of one BGR image:
-    (K, 3, 256, 128) float32, RGB, ImageNet-normalised. A box is clipped to the image and
-    widened to at least ``MIN_CROP_PX`` pixels each way."""
-    height, width = image_bgr.shape[:2]
+def crop_windows(height: int, width: int, boxes: npt.ArrayLike) -> list[tuple[int, int, int, int]]:
+    """Pixel windows ``(left, top, right, bottom)`` of ``boxes`` (K, 4 normalised) in a
+    ``height`` x ``width`` image: clipped to the image, at least ``MIN_CROP_PX`` each way."""
     box_px = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * [width, height, width, height]
-    out = np.empty((len(box_px), 3, INPUT_HEIGHT, INPUT_WIDTH), dtype=np.float32)
-    for i, (x1, y1, x2, y2) in enumerate(box_px):
+    windows = []
+    for x1, y1, x2, y2 in box_px:
         left = int(np.clip(np.floor(x1), 0, width - 1))
         top = int(np.clip(np.floor(y1), 0, height - 1))
         right = int(np.clip(max(np.ceil(x2), left + MIN_CROP_PX), 1, width))
         bottom = int(np.clip(max(np.ceil(y2), top + MIN_CROP_PX), 1, height))
-        left, top = min(left, right - 1), min(top, bottom - 1)
-        patch = cv2.resize(image_bgr[top:bottom, left:right], (INPUT_WIDTH, INPUT_HEIGHT),
-                           interpolation=cv2.INTER_LINEAR)
-        rgb = patch[:, :, ::-1].astype(np.float32) / np.float32(255.0)
-        out[i] = ((rgb - MEAN) / STD).transpose(2, 0, 1)
+        windows.append((min(left, right - 1), min(top, bottom - 1), right, bottom))
+    return windows
+
+
+def crops(image_bgr: npt.NDArray[np.uint8], boxes: npt.ArrayLike) -> FloatArray:
+    """The network input for ``boxes`` (K, 4 normalised ``x1, y1, x2, y2``) of one BGR image:
+    (K, 3, 256, 128) float32, RGB, ImageNet-normalised. A box is clipped to the image and
+    widened to at least ``MIN_CROP_PX`` pixels each way."""
+    return crops_many([(image_bgr, boxes)])
+
+
+def crops_many(items: Sequence[tuple[npt.NDArray[np.uint8], npt.ArrayLike]]) -> FloatArray:
+    """:func:`crops` of several ``(image, boxes)`` pairs, concatenated in order."""
+    return _network_input(_crop_jobs(items))
+
+
+CropJob = tuple[npt.NDArray[np.uint8], tuple[int, int, int, int]]
+
+
+def _crop_jobs(items: Sequence[tuple[npt.NDArray[np.uint8], npt.ArrayLike]]) -> list[CropJob]:
+    return [(image, window) for image, boxes in items
+            for window in crop_windows(image.shape[0], image.shape[1], boxes)]
+
+
+def _network_input(jobs: Sequence[CropJob]) -> FloatArray:
+    """Each ``(image, window)`` resized as uint8 into one buffer, then converted plane by
+    plane in place: the same float32 arithmetic as ``(rgb / 255 - MEAN) / STD`` per crop
+    (bit-identical), without its per-crop temporaries."""
+    patches = np.empty((len(jobs), INPUT_HEIGHT, INPUT_WIDTH, 3), dtype=np.uint8)
+    for i, (image, (left, top, right, bottom)) in enumerate(jobs):
+        patches[i] = cv2.resize(image[top:bottom, left:right], (INPUT_WIDTH, INPUT_HEIGHT),
+                                interpolation=cv2.INTER_LINEAR)
+    out = np.empty((len(jobs), 3, INPUT_HEIGHT, INPUT_WIDTH), dtype=np.float32)
+    for plane in range(3):  # RGB planes from the BGR channels
+        view = out[:, plane]
+        np.divide(patches[..., 2 - plane], np.float32(255.0), out=view, dtype=np.float32)
+        view -= MEAN[plane]
+        view /= STD[plane]
     return out
 
 
@@ -110,9 +141,16 @@ class ReidRunner:
 
     def embed(self, image_bgr: npt.NDArray[np.uint8], boxes: npt.ArrayLike) -> FloatArray:
         """Unit-length embeddings (K, D) of ``boxes`` (normalised) in one BGR image."""
-        tensor = crops(image_bgr, boxes)
-        if len(tensor) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [self.session.run(None, {self.input_name: tensor[i:i + self.batch]})[0]
-                 for i in range(0, len(tensor), self.batch)]
-        return l2_normalise(np.concatenate(parts, axis=0))
+        return self.embed_many([(image_bgr, boxes)])[0]
+
+    def embed_many(self, items: Sequence[tuple[npt.NDArray[np.uint8], npt.ArrayLike]],
+                   ) -> list[FloatArray]:
+        """:meth:`embed` of several ``(image, boxes)`` pairs: the crops of all images go
+        through the network together, ``batch`` at a time (fewer, fuller runs)."""
+        jobs = _crop_jobs(items)
+        parts = [self.session.run(None, {self.input_name: _network_input(chunk)})[0]
+                 for chunk in (jobs[i:i + self.batch] for i in range(0, len(jobs), self.batch))]
+        flat = (l2_normalise(np.concatenate(parts, axis=0)) if parts
+                else np.zeros((0, self.dim), dtype=np.float32))
+        counts = [len(np.asarray(boxes).reshape(-1, 4)) for _, boxes in items]
+        return np.split(flat, np.cumsum(counts)[:-1]) if counts else []

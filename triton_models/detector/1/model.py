@@ -51,7 +51,7 @@ sys.dont_write_bytecode = True
 
 import appearance  # noqa: E402
 import yolox  # noqa: E402
-from argus_backend import Parameters, corrupt_jpeg, log_info, respond  # noqa: E402
+from argus_backend import Parameters, corrupt_jpeg, error_response, log_info  # noqa: E402
 
 
 class TritonPythonModel:
@@ -94,11 +94,29 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """One response per request; a bad JPEG fails only the request that carried it."""
-        return respond("detector", requests, self._infer)
+        """One response per request; a bad JPEG fails only the request that carried it.
 
-    def _infer(self, request: Any) -> Any:
-        """Detect on every JPEG of one request and build its padded output tensors."""
+        Detection runs request by request; then the person crops of every request that
+        asked for ``EMBEDDINGS`` go through the re-id model together (fuller batches)."""
+        staged: list[Any] = []
+        for request in requests:
+            try:
+                staged.append(self._detect(request))
+            except Exception as exc:  # one broken request must not fail the whole batch
+                staged.append(error_response("detector", exc))
+        self._embed_all([item for item in staged if isinstance(item, _Staged)])
+        responses = []
+        for item in staged:
+            try:
+                responses.append(item.response(self.reid_name) if isinstance(item, _Staged)
+                                 else item)
+            except Exception as exc:
+                responses.append(error_response("detector", exc))
+        return responses
+
+    def _detect(self, request: Any) -> _Staged:
+        """Decode and detect every JPEG of one request into its padded output tensors
+        (embeddings still zero)."""
         items = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
         items = items.reshape(items.shape[0], -1)[:, 0]
         decoded = []
@@ -110,46 +128,82 @@ class TritonPythonModel:
         results = [self.runner.detect_image(image) for image in decoded]
         wanted = "EMBEDDINGS" in set(request.requested_output_names() or ())
         rows = max([1, *(len(scores) for _, scores, _ in results)])
-        boxes = np.zeros((len(results), rows, 4), dtype=np.float32)
-        scores = np.zeros((len(results), rows), dtype=np.float32)
-        classes = np.full((len(results), rows), -1, dtype=np.int32)
-        sizes = np.zeros((len(results), 2), dtype=np.int32)
-        dim = self.reid.dim if self.reid is not None and wanted else 0
-        codes = np.zeros((len(results), rows, dim), dtype=np.int8)
+        staged = _Staged(len(results), rows, self.reid.dim if self.reid is not None and wanted
+                         else 0)
         for i, (image, (item_boxes, item_scores, item_classes)) in enumerate(
             zip(decoded, results, strict=True)
         ):
             count = len(item_scores)
-            boxes[i, :count] = item_boxes
-            scores[i, :count] = item_scores
-            classes[i, :count] = item_classes
-            sizes[i] = (image.shape[1], image.shape[0])
-            if dim:
-                codes[i, :count] = self._embed(image, item_boxes, item_scores, item_classes)
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("BOXES", boxes),
-                pb_utils.Tensor("SCORES", scores),
-                pb_utils.Tensor("CLASSES", classes),
-                pb_utils.Tensor("IMAGE_SIZE", sizes),
-                pb_utils.Tensor("EMBEDDINGS", codes),
-                pb_utils.Tensor("REID_MODEL", np.array(
-                    [[self.reid_name.encode() if dim else b""]] * len(results), dtype=np.object_)),
-            ]
-        )
+            staged.boxes[i, :count] = item_boxes
+            staged.scores[i, :count] = item_scores
+            staged.classes[i, :count] = item_classes
+            staged.sizes[i] = (image.shape[1], image.shape[0])
+            if staged.dim:
+                chosen = appearance.select(item_scores, item_classes, [0], self.reid_score,
+                                           self.reid_max)
+                if len(chosen):
+                    staged.crops.append((i, chosen, image, item_boxes[chosen]))
+        return staged
 
-    def _embed(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-               classes: np.ndarray) -> np.ndarray:
-        """int8 embeddings (K, D) of one image's person boxes above the score floor, zero
-        rows for the others; the crops go through the re-id model in batches."""
+    def _embed_all(self, staged: list[_Staged]) -> None:
+        """Fill the int8 embeddings of every staged request's chosen person boxes, the crops
+        of all of them in one re-id pass (should that fail, request by request, so that
+        only the failing request gets an error)."""
+        jobs = [(item, job) for item in staged for job in item.crops]
+        if not jobs or self.reid is None:
+            return
+        try:
+            vectors = self.reid.embed_many([(image, boxes) for _, (_, _, image, boxes) in jobs])
+        except Exception:
+            for item in staged:
+                try:
+                    self._embed_all_of(item)
+                except Exception as exc:
+                    item.error = error_response("detector", exc)
+            return
+        for (item, (i, chosen, _, _)), vector in zip(jobs, vectors, strict=True):
+            item.codes[i, chosen] = appearance.quantize(vector)
+
+    def _embed_all_of(self, item: _Staged) -> None:
         assert self.reid is not None
-        out = np.zeros((len(scores), self.reid.dim), dtype=np.int8)
-        chosen = appearance.select(scores, classes, [0], self.reid_score, self.reid_max)
-        if len(chosen):
-            out[chosen] = appearance.quantize(self.reid.embed(image, boxes[chosen]))
-        return out
+        if item.crops:
+            vectors = self.reid.embed_many([(image, boxes) for _, _, image, boxes in item.crops])
+            for (i, chosen, _, _), vector in zip(item.crops, vectors, strict=True):
+                item.codes[i, chosen] = appearance.quantize(vector)
 
     def finalize(self) -> None:
         """Release the onnxruntime session."""
         self.__dict__.pop("runner", None)
         self.__dict__.pop("reid", None)
+
+
+class _Staged:
+    """One request's padded outputs between detection and re-id, and its chosen crops
+    ``(batch item, rows, image, boxes)``."""
+
+    def __init__(self, items: int, rows: int, dim: int) -> None:
+        self.boxes = np.zeros((items, rows, 4), dtype=np.float32)
+        self.scores = np.zeros((items, rows), dtype=np.float32)
+        self.classes = np.full((items, rows), -1, dtype=np.int32)
+        self.sizes = np.zeros((items, 2), dtype=np.int32)
+        self.dim = dim
+        self.codes = np.zeros((items, rows, dim), dtype=np.int8)
+        self.crops: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.error: Any = None
+
+    def response(self, reid_name: str) -> Any:
+        """The request's response (its error response if re-id failed for it)."""
+        if self.error is not None:
+            return self.error
+        name = reid_name.encode() if self.dim else b""
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("BOXES", self.boxes),
+                pb_utils.Tensor("SCORES", self.scores),
+                pb_utils.Tensor("CLASSES", self.classes),
+                pb_utils.Tensor("IMAGE_SIZE", self.sizes),
+                pb_utils.Tensor("EMBEDDINGS", self.codes),
+                pb_utils.Tensor("REID_MODEL",
+                                np.array([[name]] * len(self.sizes), dtype=np.object_)),
+            ]
+        )

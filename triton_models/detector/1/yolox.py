@@ -83,10 +83,13 @@ def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416) -> tuple[FloatA
     ratio = min(size / height, size / width)
     new_w = min(size, max(1, round(width * ratio)))
     new_h = min(size, max(1, round(height * ratio)))
-    padded = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
     resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    padded[:new_h, :new_w] = resized
-    tensor = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+    # straight into the float planes (no padded uint8 copy, no strided transpose copy)
+    tensor = np.empty((1, 3, size, size), dtype=np.float32)
+    tensor[0, :, new_h:, :] = PAD_VALUE
+    tensor[0, :, :new_h, new_w:] = PAD_VALUE
+    for channel in range(3):
+        tensor[0, channel, :new_h, :new_w] = resized[:, :, channel]
     return tensor, float(ratio)
 
 
@@ -121,6 +124,17 @@ def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
     ``exp(wh) * stride``); objectness and class scores are passed through. The input is
     not modified.
     """
+    pred, grid, stride = _yolox_raw(raw_output, size)
+    out = pred.copy()
+    out[:, :2] = (pred[:, :2] + grid) * stride
+    out[:, 2:4] = np.exp(pred[:, 2:4]) * stride
+    return out
+
+
+def _yolox_raw(raw_output: npt.NDArray[Any], size: int,
+               ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The (N, 85) raw rows of one image, checked against the anchor grid of ``size``, with
+    that grid and the per-point stride."""
     pred = _one_image(raw_output)
     if pred.ndim != 2 or pred.shape[1] < 5:
         raise ValueError(f"expected (N, 5+classes) raw output, got shape {pred.shape}")
@@ -129,10 +143,27 @@ def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
         raise ValueError(
             f"raw output has {pred.shape[0]} points, input size {size} needs {grid.shape[0]}"
         )
-    out = pred.copy()
-    out[:, :2] = (pred[:, :2] + grid) * stride
-    out[:, 2:4] = np.exp(pred[:, 2:4]) * stride
-    return out
+    return pred, grid, stride
+
+
+def _yolox_candidates_above(raw_output: npt.NDArray[Any], size: int, floor: float,
+                            ) -> tuple[FloatArray, FloatArray]:
+    """``candidates(raw_output, size, "yolox")`` restricted to the anchors whose best class
+    score can reach ``floor``, with the same values for those rows.
+
+    Rounding is monotonic, so the best of the products ``class score x objectness`` is the
+    product of the largest class score (smallest, were objectness negative) and objectness:
+    the test needs no (N, C) product, and only the few rows that pass are decoded.
+    """
+    pred, grid, stride = _yolox_raw(raw_output, size)
+    objectness, class_part = pred[:, 4], pred[:, 5:]
+    best = np.maximum(class_part.max(axis=1) * objectness, class_part.min(axis=1) * objectness)
+    rows = np.flatnonzero(best >= floor)
+    sub = pred[rows]
+    boxes = np.empty((len(rows), 4), dtype=np.float32)
+    boxes[:, :2] = (sub[:, :2] + grid[rows]) * stride[rows]
+    boxes[:, 2:4] = np.exp(sub[:, 2:4]) * stride[rows]
+    return boxes, sub[:, 5:] * sub[:, 4:5]
 
 
 def decode_yolov8(raw_output: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray]:
@@ -223,7 +254,12 @@ def postprocess(
     Returns ``boxes`` float32 (K, 4) x1, y1, x2, y2 in 0..1, ``scores`` float32 (K,) and
     ``classes`` int32 (K,), best score first.
     """
-    pred, class_scores = candidates(raw_output, size, decoder)
+    if decoder == "yolox":  # the same rows and values, computed only where they can pass
+        pred, class_scores = _yolox_candidates_above(raw_output, size, score_threshold)
+    else:
+        pred, class_scores = candidates(raw_output, size, decoder)
+    if class_scores.shape[0] == 0:
+        return _empty()
     classes = np.argmax(class_scores, axis=1)
     scores = class_scores[np.arange(pred.shape[0]), classes]
     mask = scores >= score_threshold
