@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -97,8 +98,11 @@ class StageRunner:
                       headers=message.headers, partition=message.partition,
                       offset=message.offset)
 
-    async def run(self, events: Sequence[EventT]) -> None:
-        """Process one micro-batch and acknowledge every record of it."""
+    async def run(self, events: Sequence[EventT],
+                  after: asyncio.Future[None] | None = None) -> None:
+        """Process one micro-batch and acknowledge every record of it. ``after``: the
+        previous batch, still in flight; this one's outputs and acks wait for it, so they
+        stay in input order (one camera's detections in frame order)."""
         name = self.name
         with in_flight(name, len(events)):
             STAGE_BATCH.labels(name).observe(len(events))
@@ -111,8 +115,10 @@ class StageRunner:
                 if item is not _DONE:
                     parsed.append(item)
                     kept.append(event)
+            results = await self.handle_all(parsed, kept) if parsed else []
+            if after is not None:
+                await asyncio.wait([after])  # its failure is its own agent's to report
             if parsed:
-                results = await self.handle_all(parsed, kept)
                 for event, result in zip(kept, results, strict=True):
                     if isinstance(result, Rejected):
                         await self.dead_letter(result.reason, result.detail, event)
@@ -246,13 +252,16 @@ async def take(queue: asyncio.Queue[EventT], size: int, window_s: float) -> list
 
 def add_agent(app: faust.App, runner: StageRunner) -> None:
     """One agent for the stage: a reader fills a small queue from a stream whose acks are
-    manual; the agent takes micro-batches from it and runs them."""
+    manual; the agent takes micro-batches from it and runs up to ``pipeline_depth`` of them
+    at once (a stage with tables: one), outputs and acks in input order."""
     stage = runner.stage
     topics = app.topic(*(runner.settings.topic(t) for t in stage.inputs), **RAW)
     size = max(1, stage.settings.batch)
+    depth = 1 if stage.tables else max(1, stage.settings.pipeline_depth)
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
         queue: asyncio.Queue[EventT] = asyncio.Queue(maxsize=2 * size)
+        running: deque[asyncio.Task[None]] = deque()
 
         async def read() -> None:
             async for event in cast(faust.Stream, stream).noack().events():
@@ -262,17 +271,22 @@ def add_agent(app: faust.App, runner: StageRunner) -> None:
         try:
             while True:
                 batch = await take(queue, size, stage.settings.batch_window_s)
-                try:
-                    await runner.run(batch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a send failed: not acknowledged, redelivered later
-                    log.exception("batch failed; its records stay unacknowledged",
-                                  extra={"stage": stage.name})
-                    STAGE_ERRORS.labels(stage.name, "kafka").inc()
-                    raise
+                previous = running[-1] if running else None
+                running.append(asyncio.ensure_future(runner.run(batch, previous)))
+                while running and (len(running) >= depth or running[0].done()):
+                    try:
+                        await running.popleft()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # a send failed: not acknowledged, redelivered later
+                        log.exception("batch failed; its records stay unacknowledged",
+                                      extra={"stage": stage.name})
+                        STAGE_ERRORS.labels(stage.name, "kafka").inc()
+                        raise
         finally:
             reader.cancel()
+            for task in running:
+                task.cancel()
 
     agent.__name__ = agent.__qualname__ = stage.name
     app.agent(topics, name=stage.name, concurrency=1)(agent)

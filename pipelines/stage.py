@@ -83,6 +83,9 @@ class StageSettings(BaseSettings):
     """Records handed to ``handle`` at once (at most)."""
     batch_window_s: float = 0.0
     """How long to wait for a batch to fill once its first record is there."""
+    pipeline_depth: int = 1
+    """Micro-batches in flight at once (stages without tables); outputs and acks stay in
+    input order. 2 keeps an external server busy while the previous batch is finished."""
     attempt_timeout_s: float = 60.0
     """Time limit of one ``handle`` call; past it the call counts as failed (retried when
     the stage retries, else dead-lettered as ``timeout``)."""

@@ -41,12 +41,14 @@ class DetectSettings(StageSettings):
     batch: int = Field(default=8, ge=1, description="frames per micro-batch (sent "
                        "concurrently to Triton)")
     batch_window_s: float = 0.05
+    pipeline_depth: int = Field(default=2, ge=1, description="micro-batches at Triton at "
+                                "once (frames in flight: batch x depth)")
     reid: bool = Field(default=True, description="ask the detector for re-identification "
                        "embeddings on person boxes (the tracker's appearance cue)")
     reid_interval_s: float = Field(default=0.0, ge=0.0, description="at most one frame with "
                                    "embeddings per camera per interval of capture time "
                                    "(0: every frame); docs/tracking.md")
-    max_age_s: float = Field(default=2.0, ge=0.0, description="skip frames older than this "
+    max_age_s: float = Field(default=1.0, ge=0.0, description="skip frames older than this "
                              "when taken from Kafka (0: never; fast file replays)")
 
 
