@@ -1,9 +1,10 @@
 """Workers as separate processes on the real stack: bounded, lossless shutdown (backlog,
-Triton down, Redis down), stale frames shed by policy, and stages scaled out with
+Triton down, Redis down, faces on), stale frames shed by policy, and stages scaled out with
 ``--stages`` (two detect workers, one of them killed mid-clip)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ import pytest
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from schemas import Detections, Tracks
+from schemas.detections import Box
+from schemas.tracks import Track, Velocity
 from tests.conftest import free_port, metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
@@ -156,6 +159,31 @@ def test_stop_while_redis_is_unreachable(workers: Workers) -> None:
     workers.start("correlate")
     alerts = consume_until(settings, "alerts", lambda rs: len(rs) >= 1, 60)
     assert alerts, workers.log_tail()
+
+
+def test_stop_with_the_faces_stage_on(workers: Workers) -> None:
+    """The faces stage on (a watchlist key set; its watchlist follower is a thread) and a
+    person track in flight: SIGTERM still stops the worker within seconds."""
+    settings = workers.settings
+    key = base64.b64encode(os.urandom(32)).decode()
+    proc, port = workers.start("faces", ARGUS_FACE_KEY=key, ARGUS_FACES_TRACK_INTERVAL_S="0")
+    now = time.time()
+    person = Track(track_id=1, class_id=0, class_name="person",
+                   box=Box(x1=0.4, y1=0.2, x2=0.6, y2=0.9), velocity=Velocity(vx=0, vy=0),
+                   age=5, state="confirmed", first_seen=now - 1, last_seen=now, score=0.9)
+    producer = make_producer(settings)
+    for seq in range(5):
+        message = Tracks(camera_id="cam-faces", seq=seq, capture_ts=now + seq * 0.2,
+                         width=640, height=480, tracks=[person])
+        producer.send(settings.topic("tracks"), key=b"cam-faces", value=message.to_bytes())
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not metric_value(
+            scrape(port), "argus_stage_messages_in_total", stage="faces"):
+        time.sleep(0.3)
+    assert metric_value(scrape(port), "argus_stage_messages_in_total", stage="faces")
+    assert stop_time(proc) <= STOP_WITHIN_S, workers.log_tail()
 
 
 def test_stale_frames_are_skipped_and_counted(workers: Workers) -> None:
