@@ -199,8 +199,9 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
         meta = FrameHeaders(camera_id="eval-cam", seq=seq, capture_ts=t0 + seq / fps,
                             width=w, height=h)
         detections = to_detections(meta, boxes, scores, classes, 0.0)
-        if reid.runner is not None and schedule.due(meta.camera_id, meta.capture_ts):
-            codes = reid.codes(jpeg.tobytes(), boxes, scores, classes)
+        if reid.runner is not None:
+            full = schedule.due(meta.camera_id, meta.capture_ts)
+            codes = reid.codes(jpeg.tobytes(), boxes, scores, classes, near_only=not full)
             detections = attach_embeddings(detections, classes, codes, reid.name)
         message = registry.process(detections)
         if message is not None:

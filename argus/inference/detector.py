@@ -59,12 +59,16 @@ class TritonDetector(TritonModel):
         result, ms = await self.call([jpeg_input(jpeg)], BOX_OUTPUTS)
         return (*_boxes(result), ms)
 
-    async def infer_reid(self, jpeg: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
-                                                     np.ndarray | None, str]:
+    async def infer_reid(self, jpeg: bytes, near_only: bool = False
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
+                                    np.ndarray | None, str]:
         """:meth:`infer` plus the person embeddings (``EMBEDDINGS``: int8 rows aligned with
-        the boxes, zero rows = none) and the re-id model's name ("" when none were made)."""
+        the boxes, zero rows = none) and the re-id model's name ("" when none were made).
+        ``near_only``: embeddings only for people close to another person (request
+        parameter ``reid=near``), the ones whose identities IoU alone could swap."""
         result, ms = await self.call([jpeg_input(jpeg)],
-                                     (*BOX_OUTPUTS, "EMBEDDINGS", "REID_MODEL"))
+                                     (*BOX_OUTPUTS, "EMBEDDINGS", "REID_MODEL"),
+                                     {"reid": "near"} if near_only else None)
         codes = result.as_numpy("EMBEDDINGS")
         names = result.as_numpy("REID_MODEL")
         name = names.reshape(-1)[0] if names is not None and names.size else b""
@@ -79,18 +83,24 @@ def _boxes(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return boxes[0], scores[0], classes[0]
 
 
+ReidWanted = bool | str
+"""Per frame: True (every person box), ``"near"`` (people close to another) or False."""
+
+
 async def detect_frames(detector: TritonDetector, frames: list[tuple[FrameHeaders, bytes]],
-                        reid: bool | Sequence[bool] = True) -> list[Detections | Rejected]:
+                        reid: ReidWanted | Sequence[ReidWanted] = True
+                        ) -> list[Detections | Rejected]:
     """Run a micro-batch of frames concurrently; a failed frame yields its ``Rejected``.
     With ``reid`` (for all frames, or per frame), person boxes carry the detector's
     re-identification embeddings."""
-    wants = [reid] * len(frames) if isinstance(reid, bool) else list(reid)
+    wants = [reid] * len(frames) if isinstance(reid, bool | str) else list(reid)
 
-    async def one(meta: FrameHeaders, jpeg: bytes, reid: bool) -> Detections | Rejected:
+    async def one(meta: FrameHeaders, jpeg: bytes, reid: ReidWanted) -> Detections | Rejected:
         codes, model = None, ""
         try:
             if reid:
-                boxes, scores, classes, ms, codes, model = await detector.infer_reid(jpeg)
+                boxes, scores, classes, ms, codes, model = await detector.infer_reid(
+                    jpeg, near_only=reid == "near")
             else:
                 boxes, scores, classes, ms = await detector.infer(jpeg)
         except Rejected as rejected:

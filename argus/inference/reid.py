@@ -175,6 +175,7 @@ class LocalReid:
         self.name = ""
         self.score = float(params.get("reid_score_threshold", 0.5))
         self.max_crops = int(params.get("reid_max_crops", 32))
+        self.near_margin = float(params.get("reid_near_margin", 0.5))
         self.seconds = 0.0
         if params.get("reid", "none") == "osnet":
             path = models_dir / params.get("reid_model_file", "osnet_x0_25_msmt17.onnx")
@@ -182,7 +183,7 @@ class LocalReid:
             self.name = path.stem
 
     def codes(self, jpeg: bytes, boxes: npt.NDArray[np.float32], scores: npt.NDArray[np.float32],
-              classes: npt.NDArray[np.int32]) -> npt.NDArray[np.int8]:
+              classes: npt.NDArray[np.int32], near_only: bool = False) -> npt.NDArray[np.int8]:
         """int8 embedding rows aligned with the boxes (zero rows: none); the time it takes
         adds up in ``seconds``."""
         if self.runner is None:
@@ -191,6 +192,9 @@ class LocalReid:
         image = load_yolox_module().decode_jpeg(jpeg)
         out = np.zeros((len(scores), int(self.runner.dim)), dtype=np.int8)
         chosen = self.module.select(scores, classes, [0], self.score, self.max_crops)
+        if near_only and len(chosen):
+            people = np.nonzero(np.asarray(classes).reshape(-1) == 0)[0]
+            chosen = chosen[self.module.near_others(boxes, chosen, people, self.near_margin)]
         if len(chosen):
             out[chosen] = self.module.quantize(self.runner.embed(image, boxes[chosen]))
         self.seconds += time.perf_counter() - started
@@ -198,10 +202,12 @@ class LocalReid:
 
 
 class ReidSchedule:
-    """Which frames of a camera get re-id embeddings: at most one per ``interval_s`` of
-    capture time (0: every frame). Embeddings cost one OSNet run per person box, several
-    times the detector's own cost on a busy scene; the tracker keeps each track's average
-    embedding and associates by IoU alone on frames without any.
+    """Which frames of a camera get re-id embeddings for every person: one per
+    ``interval_s`` of capture time (0: every frame); the detect stage asks for the others'
+    embeddings only for people near another person (``near_others`` in the model), the
+    ones IoU alone could swap. Embeddings cost one OSNet run per person box, as much as the
+    detector itself on a busy scene; the tracker keeps each track's average embedding (fed
+    by the full frames) and uses appearance where people are close.
 
     >>> s = ReidSchedule(0.5)
     >>> [s.due("c", t) for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.2)]

@@ -53,15 +53,15 @@ class TritonModel:
         except InferenceServerException:
             return False
 
-    async def call(self, inputs: list[InferInput], outputs: Sequence[str]
-                   ) -> tuple[InferResult, float]:
+    async def call(self, inputs: list[InferInput], outputs: Sequence[str],
+                   parameters: dict[str, str] | None = None) -> tuple[InferResult, float]:
         """Run one request; returns the result and the latency in ms (also observed in
         ``argus_triton_request_seconds``). Raises ``Rejected`` for ``corrupt_jpeg``."""
         started = time.perf_counter()
         try:
             result = await self.client.infer(
                 self.model, inputs, outputs=[InferRequestedOutput(n) for n in outputs],
-                client_timeout=self.timeout_s)
+                client_timeout=self.timeout_s, parameters=parameters)
         except InferenceServerException as exc:
             if "corrupt_jpeg" in str(exc):
                 raise Rejected("corrupt_jpeg", str(exc.message())) from None

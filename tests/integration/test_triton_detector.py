@@ -277,3 +277,27 @@ def test_reid_model_is_empty_without_embeddings(
     result = client.infer(MODEL, [image_input([frames[1]])],
                           outputs=[grpcclient.InferRequestedOutput("REID_MODEL")])
     assert result.as_numpy("REID_MODEL").reshape(-1).tolist() == [b""]
+
+
+def test_near_only_embeds_just_the_people_close_to_another(
+    client: grpcclient.InferenceServerClient, frames: dict[int, bytes]
+) -> None:
+    """The request parameter ``reid=near``: embeddings only for the person boxes within half
+    a box of another person (``appearance.near_others``), the rest zero rows; the same
+    boxes otherwise."""
+    names = (*OUTPUTS, "EMBEDDINGS")
+    outputs = [grpcclient.InferRequestedOutput(n) for n in names]
+    app: Any = load_appearance_module()
+    for frame in BATCH_FRAMES[:2]:
+        full = client.infer(MODEL, [image_input([frames[frame]])], outputs=outputs)
+        near = client.infer(MODEL, [image_input([frames[frame]])], outputs=outputs,
+                            parameters={"reid": "near"})
+        boxes, scores, classes = (full.as_numpy(n)[0] for n in OUTPUTS[:3])
+        assert (near.as_numpy("BOXES")[0] == boxes).all()
+        wanted = np.nonzero((classes == 0) & (scores >= 0.5))[0]
+        close = wanted[app.near_others(boxes, wanted, np.nonzero(classes == 0)[0])]
+        embedded = np.nonzero(near.as_numpy("EMBEDDINGS")[0].any(axis=1))[0]
+        assert embedded.tolist() == sorted(close.tolist())
+        assert 0 < len(close) < len(wanted) or len(close) == len(wanted) > 0
+        assert (near.as_numpy("EMBEDDINGS")[0][close]
+                == full.as_numpy("EMBEDDINGS")[0][close]).all()

@@ -45,9 +45,10 @@ class DetectSettings(StageSettings):
                                 "once (frames in flight: batch x depth)")
     reid: bool = Field(default=True, description="ask the detector for re-identification "
                        "embeddings on person boxes (the tracker's appearance cue)")
-    reid_interval_s: float = Field(default=0.0, ge=0.0, description="at most one frame with "
-                                   "embeddings per camera per interval of capture time "
-                                   "(0: every frame); docs/tracking.md")
+    reid_interval_s: float = Field(default=0.5, ge=0.0, description="embeddings for every "
+                                   "person on one frame per camera per interval of capture "
+                                   "time, in between only for people near another "
+                                   "(0: every person on every frame); docs/tracking.md")
     max_age_s: float = Field(default=1.0, ge=0.0, description="skip frames older than this "
                              "when taken from Kafka (0: never; fast file replays)")
 
@@ -98,8 +99,9 @@ class Detect(Stage[Frame, Detections]):
     async def handle(self, batch: Sequence[Frame]) -> Sequence[Result[Detections]]:
         await self.frame_cache.put_many([(f.meta.camera_id, f.meta.seq, f.jpeg) for f in batch
                                          if f.meta.camera_id in self.cached_cameras])
-        reid = [self.settings.reid and self.reid.due(f.meta.camera_id, f.meta.capture_ts)
-                for f in batch]
+        reid: list[bool | str] = [
+            (True if self.reid.due(f.meta.camera_id, f.meta.capture_ts) else "near")
+            if self.settings.reid else False for f in batch]
         results = await detect_frames(self.detector, [(f.meta, f.jpeg) for f in batch], reid)
         return [r if not isinstance(r, Detections) else [r] for r in results]
 

@@ -116,6 +116,30 @@ def select(scores: npt.ArrayLike, classes: npt.ArrayLike, class_ids: Sequence[in
     return wanted[np.argsort(-s[wanted], kind="stable")][:max_crops]
 
 
+def near_others(boxes: npt.ArrayLike, chosen: npt.ArrayLike, others: npt.ArrayLike,
+                margin: float = 0.5) -> npt.NDArray[np.bool_]:
+    """For each box of ``chosen``: whether another box of ``others`` (indices) comes within
+    ``margin`` x its own width/height — the people whose identity IoU alone could swap.
+
+    >>> b = np.array([[0, 0, .1, .2], [.12, 0, .22, .2], [.8, .8, .9, 1.]])
+    >>> near_others(b, [0, 1, 2], [0, 1, 2]).tolist()
+    [True, True, False]
+    """
+    xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    pick = np.asarray(chosen, dtype=np.int64).reshape(-1)
+    pool = np.asarray(others, dtype=np.int64).reshape(-1)
+    if len(pick) == 0 or len(pool) < 2:
+        return np.zeros(len(pick), dtype=bool)
+    a = xyxy[pick]
+    w = (a[:, 2] - a[:, 0])[:, None] * margin
+    h = (a[:, 3] - a[:, 1])[:, None] * margin
+    b = xyxy[pool][None, :, :]
+    apart = ((a[:, None, 0] - w > b[..., 2]) | (b[..., 0] > a[:, None, 2] + w)
+             | (a[:, None, 1] - h > b[..., 3]) | (b[..., 1] > a[:, None, 3] + h))
+    near = ~apart & (pick[:, None] != pool[None, :])
+    return np.asarray(near.any(axis=1))
+
+
 class ReidRunner:
     """OSNet (or any ``batch``x3x256x128 → ``batch``xD re-id ONNX model) in onnxruntime."""
 

@@ -30,6 +30,7 @@ The weights come from ``$ARGUS_MODEL_DIR/<model_file>`` (default ``/models``), p
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -79,6 +80,7 @@ class TritonPythonModel:
         self.reid_name = ""
         self.reid_score = float(params.get("reid_score_threshold", "0.5"))
         self.reid_max = int(params.get("reid_max_crops", "32"))
+        self.reid_near = float(params.get("reid_near_margin", "0.5"))
         reid = params.get("reid", "none")
         if reid == "osnet":
             reid_path = params.model_file("reid_model_file")
@@ -127,6 +129,7 @@ class TritonPythonModel:
                 raise corrupt_jpeg(exc, index, len(items)) from exc
         results = [self.runner.detect_image(image) for image in decoded]
         wanted = "EMBEDDINGS" in set(request.requested_output_names() or ())
+        near_only = _parameters(request).get("reid") == "near"
         rows = max([1, *(len(scores) for _, scores, _ in results)])
         staged = _Staged(len(results), rows, self.reid.dim if self.reid is not None and wanted
                          else 0)
@@ -141,6 +144,10 @@ class TritonPythonModel:
             if staged.dim:
                 chosen = appearance.select(item_scores, item_classes, [0], self.reid_score,
                                            self.reid_max)
+                if near_only and len(chosen):
+                    people = np.nonzero(np.asarray(item_classes) == 0)[0]
+                    chosen = chosen[appearance.near_others(item_boxes, chosen, people,
+                                                           self.reid_near)]
                 if len(chosen):
                     staged.crops.append((i, chosen, image, item_boxes[chosen]))
         return staged
@@ -175,6 +182,20 @@ class TritonPythonModel:
         """Release the onnxruntime session."""
         self.__dict__.pop("runner", None)
         self.__dict__.pop("reid", None)
+
+
+def _parameters(request: Any) -> dict[str, Any]:
+    """The request's parameters (``{"reid": "near"}``: embeddings only for people near
+    another person); {} when none or when the server's backend has no such API."""
+    try:
+        text = request.parameters()
+    except AttributeError:
+        return {}
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class _Staged:
