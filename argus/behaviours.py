@@ -29,9 +29,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from argus.schedule import WEEKDAYS, Weekday
+
 Point = tuple[float, float]
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PEOPLE = ["person"]
 BAGS = ["backpack", "handbag", "suitcase"]
 VEHICLES = ["car", "bus", "truck", "motorcycle"]

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
+from argus.schedule import WEEKDAYS, Weekday
 from argus.sources import parse_source
 from schemas.sensors import SensorType
 
@@ -48,8 +49,7 @@ class SiteZone(_Frozen):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-ALL_DAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: list[Weekday] = list(WEEKDAYS)
 
 
 def _clock(value: Any) -> Any:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from argus.schedule import allows, in_window
 from argus.topology import Topology
-from pipelines.stages.correlate.rules.model import WEEKDAYS, Schedule, TimeRange
+from pipelines.stages.correlate.rules.model import Schedule, TimeRange
 
 Position = tuple[float, float]
 EARTH_RADIUS_M = 6_371_008.8
@@ -59,30 +60,16 @@ class SiteContext:
 
 
 def in_range(r: TimeRange, local: datetime) -> bool:
-    """Is the local time inside the range (across midnight included)?"""
-    t = local.time().replace(tzinfo=None)
-    today = WEEKDAYS[local.weekday()]
-    yesterday = WEEKDAYS[(local - timedelta(days=1)).weekday()]
-    if r.start == r.end:
-        return today in r.days
-    if r.start < r.end:
-        return today in r.days and r.start <= t < r.end
-    return (t >= r.start and today in r.days) or (t < r.end and yesterday in r.days)
+    """Is the local time inside the range (across midnight included)? See
+    ``argus/schedule.py``, which behaviours and opening hours share."""
+    return in_window(r.days, r.start, r.end, local)
 
 
 def schedule_allows(schedule: Schedule | None, ctx: SiteContext, ts: float) -> bool:
     """Does the schedule allow firing at ``ts`` (event time) at this site?"""
     if schedule is None:
         return True
-    if schedule.hours is not None:
-        local = ctx.local(ts)
-        if not any(in_range(r, local) for r in schedule.hours):
-            return False
-    if schedule.site == "open":
-        return ctx.is_open(ts)
-    if schedule.site == "closed":
-        return not ctx.is_open(ts)
-    return True
+    return allows(schedule.hours, schedule.site, ctx.local(ts), lambda: ctx.is_open(ts))
 
 
 def distance_m(a: Position, b: Position) -> float:

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from argus.schedule import WEEKDAYS, Weekday
 from schemas.alerts import Severity
 from schemas.events import VideoKind
 from schemas.sensors import SensorType
@@ -32,8 +33,6 @@ from schemas.sensors import SensorType
 Scalar = str | int | float | bool
 SEVERITY_ORDER = list(Severity)
 ALIAS = r"^[a-z][a-z0-9_]*$"
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class _Strict(BaseModel):
