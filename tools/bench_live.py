@@ -204,17 +204,24 @@ class Probe:
                 self.errors.append(f"sensor post: {exc}")
 
 
-def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings
-         ) -> dict[str, int]:
-    committed = admin.list_group_offsets([settings.app_id]).get(settings.app_id, {})
+def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
+         groups: list[str] | None = None) -> dict[str, int]:
+    """Lag per topic of the worker group(s); with several groups (``--detect-workers``),
+    each counts on the topics it has committed on."""
+    names = groups or [settings.app_id]
     parts = [TopicPartition(settings.topic(t), p) for t in LAG_TOPICS
              for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
     ends, starts = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
     out = {t: 0 for t in LAG_TOPICS}
-    for tp in parts:
-        meta = committed.get(tp)
-        offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
-        out[tp.topic.removeprefix(settings.topic_prefix)] += max(0, ends[tp] - offset)
+    for group in names:
+        committed = admin.list_group_offsets([group]).get(group, {})
+        topics = {tp.topic for tp in committed}
+        for tp in parts:
+            if len(names) > 1 and tp.topic not in topics:
+                continue
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+            out[tp.topic.removeprefix(settings.topic_prefix)] += max(0, ends[tp] - offset)
     return {**out, "total": sum(out.values())}
 
 
@@ -252,7 +259,8 @@ def _cleanup_kafka(settings: Settings) -> None:
 
 
 def run_live(base: Settings, cameras: int, fps: float, duration: float, sources: list[str],
-             warmup: float = 15.0, sensor_period: float = 10.0) -> dict[str, Any]:
+             warmup: float = 15.0, sensor_period: float = 10.0,
+             detect_workers: int = 0) -> dict[str, Any]:
     """One run; returns its figures (see the module docstring)."""
     run_id = f"bl{uuid.uuid4().hex[:6]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"argus-bench-live-{run_id}-"))
@@ -264,15 +272,15 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
     db = _claim_redis_db(redis_base, run_id, int(duration + warmup + 1800))
     settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
                         redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
-    ports = {name: _free_port() for name in ("worker", "gateway", "grabber")}
+    workers = [f"worker-{i}" for i in range(detect_workers + 1)] if detect_workers else ["worker"]
+    ports = {name: _free_port() for name in (*workers, "gateway", "grabber")}
     children = Children(workdir, {**os.environ, **settings.to_env()})
     probe = Probe(settings, [f"{run_id}-pir-{i}" for i in range(cameras)],
                   f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events", sensor_period)
     ok = False
     try:
         stack.create_topics(settings)
-        children.start("worker", ["-m", "pipelines", "--metrics-port", str(ports["worker"])],
-                       ports["worker"])
+        groups = _start_workers(children, ports, workers, settings)
         children.start("gateway", ["-m", "services.sensor_gateway", "serve", "--port",
                                    str(ports["gateway"])], ports["gateway"])
         for thread in probe.threads:
@@ -291,8 +299,9 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
 
         def snapshot() -> dict[str, Any]:
             return {"t": time.time(), "procs": m.sample_processes(roots),
-                    "cpu": m.machine_ticks(), "lag": _lag(admin, offsets, settings),
-                    "worker": _get(f"http://127.0.0.1:{ports['worker']}/metrics"),
+                    "cpu": m.machine_ticks(), "lag": _lag(admin, offsets, settings, groups),
+                    "worker": "\n".join(_get(f"http://127.0.0.1:{ports[w]}/metrics")
+                                        for w in workers),
                     "grabber": _get(f"http://127.0.0.1:{ports['grabber']}/metrics")}
 
         first = snapshot()
@@ -300,7 +309,7 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
         while time.time() < first["t"] + duration:
             children.check()
             time.sleep(min(2.0, max(0.0, first["t"] + duration - time.time())))
-            lag = _lag(admin, offsets, settings)
+            lag = _lag(admin, offsets, settings, groups)
             lags.append((time.time(), float(lag["total"])))
         last = snapshot()
         t0, t1 = first["t"], last["t"]
@@ -310,7 +319,8 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
             time.sleep(0.2)
         result = _report(settings, first, last, lags, probe, {
             "cameras": cameras, "fps": fps, "duration_s": duration, "warmup_s": warmup,
-            "sensor_period_s": sensor_period, "sources": [Path(x).name for x in sources]})
+            "sensor_period_s": sensor_period, "sources": [Path(x).name for x in sources],
+            "detect_workers": detect_workers})
         ok = True
         return result
     finally:
@@ -330,6 +340,26 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"bench live did not finish; logs kept in {workdir}", file=sys.stderr)
+
+
+def _start_workers(children: Children, ports: dict[str, int], workers: list[str],
+                   settings: Settings) -> list[str]:
+    """The stream worker(s): one for the whole graph, or (``--detect-workers N``) N
+    ``--stages detect`` workers and one for the rest; returns their consumer groups."""
+    if workers == ["worker"]:
+        children.start("worker", ["-m", "pipelines", "--metrics-port", str(ports["worker"])],
+                       ports["worker"])
+        return [settings.app_id]
+    from pipelines.app import group_id
+    from pipelines.stages import STAGES
+
+    rest = [s.name for s in STAGES if s.name != "detect"]
+    for name in workers[:-1]:
+        children.start(name, ["-m", "pipelines", "--metrics-port", str(ports[name]),
+                              "--stages", "detect"], ports[name])
+    children.start(workers[-1], ["-m", "pipelines", "--metrics-port", str(ports[workers[-1]]),
+                                 "--stages", ",".join(rest)], ports[workers[-1]])
+    return [group_id(settings, ["detect"]), group_id(settings, rest)]
 
 
 def _report(settings: Settings, first: dict[str, Any], last: dict[str, Any],
@@ -361,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"largest N of {FIND_MAX_STEPS} that keeps up at --fps")
     parser.add_argument("--step-duration", type=float, default=60.0,
                         help="--find-max: measured seconds per step")
+    parser.add_argument("--detect-workers", type=int, default=0,
+                        help="N workers running only the detect stage and one for the rest "
+                             "(0: one worker for the whole graph, as shipped)")
     parser.add_argument("--keep-stack", action="store_true",
                         help="leave running the servers this command had to start")
     args = parser.parse_args(argv)
@@ -383,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         started = stack.up(base)
         if not args.find_max:
             result = run_live(base, args.cameras, args.fps, args.duration, sources,
-                              args.warmup, args.sensor_period)
+                              args.warmup, args.sensor_period, args.detect_workers)
             print(m.format_table(result), flush=True)
         else:
             steps: list[dict[str, Any]] = []
