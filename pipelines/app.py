@@ -24,6 +24,7 @@ from argus.topology import Topology
 from pipelines.runner import RAW, StageRunner, add_agent
 from pipelines.stage import Stage, StageContext
 from pipelines.stages import STAGES, stage_classes
+from pipelines.stages.faces.stage import faces_wanted
 
 log = get_logger(__name__)
 
@@ -43,13 +44,6 @@ def group_id(settings: Settings, names: Iterable[str]) -> str:
     if chosen == sorted(s.name for s in STAGES):
         return settings.app_id
     return "-".join([settings.app_id, *chosen])
-
-
-def faces_on_tracks(settings: Settings, names: Iterable[str]) -> bool:
-    """Whether a faces stage (in this worker or another) reads frames for person tracks."""
-    from pipelines.stages.faces.stage import faces_wanted
-
-    return faces_wanted(settings)
 
 
 def create_app(settings: Settings, topology: Topology,
@@ -80,7 +74,7 @@ def create_app(settings: Settings, topology: Topology,
     redis_client = aioredis.Redis.from_url(settings.redis_url)
     # The detect stage caches the frames of cameras whose frames a later stage reads
     # (wherever that stage runs): snapshots, pose, faces on person tracks.
-    cached = cameras_needing_frames(topology, faces_on_tracks=faces_on_tracks(settings, []))
+    cached = cameras_needing_frames(topology, faces_on_tracks=faces_wanted(settings))
     log.info("frame cache", extra={"ttl_s": settings.frame_cache_s, "cameras": len(cached),
                                    "of": len(topology.cameras)})
     tables: dict[str, MutableMapping[str, Any]] = {}

@@ -118,13 +118,12 @@ class StageRunner:
             results = await self.handle_all(parsed, kept) if parsed else []
             if after is not None:
                 await asyncio.wait([after])  # its failure is its own agent's to report
-            if parsed:
-                for event, result in zip(kept, results, strict=True):
-                    if isinstance(result, Rejected):
-                        await self.dead_letter(result.reason, result.detail, event)
-                        continue
-                    for out in result:
-                        await self.send(out)
+            for event, result in zip(kept, results, strict=True):
+                if isinstance(result, Rejected):
+                    await self.dead_letter(result.reason, result.detail, event)
+                    continue
+                for out in result:
+                    await self.send(out)
             per_item = (time.perf_counter() - started) / len(events)
             for _ in events:
                 STAGE_LATENCY.labels(name).observe(per_item)

@@ -146,10 +146,6 @@ class Stage(ABC, Generic[In, Out]):
     settings: StageSettings
 
     @classmethod
-    def load_settings(cls) -> StageSettings:
-        return cls.settings_class()
-
-    @classmethod
     @abstractmethod
     def build(cls, ctx: StageContext) -> Stage[Any, Any] | None:
         """The stage for this worker, or None when it has nothing to do here."""
