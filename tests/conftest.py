@@ -86,25 +86,37 @@ def topology(stack: Settings) -> Topology:
     return load_topology(stack.topology, stack.shared)
 
 
-@pytest.fixture(scope="session")
-def worker(stack: Settings) -> Iterator[int]:
-    """The stream workers (``python -m pipelines``) for this session's topics; yields the
-    metrics port."""
+def start_worker(settings: Settings, *args: str, log_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m pipelines`` (with ``args``, e.g. ``--stages detect``) on ``settings``'
+    topics and the extra environment ``env``, once its health endpoint answers; returns
+    the process and its metrics port. Its output goes to ``log_path`` (default: the
+    app id's worker log in the stack folder)."""
     port = free_port()
-    log_path = stack.stack_dir / f"test-worker-{stack.app_id}.log"
-    env = {**os.environ, **stack.to_env()}
+    log_path = log_path or settings.stack_dir / f"test-worker-{settings.app_id}.log"
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
-                                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port),
+                                 *args], cwd=REPO_ROOT,
+                                env={**os.environ, **settings.to_env(), **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
+            return proc, port
         except OSError:
             time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"worker did not start: {log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Settings) -> Iterator[int]:
+    """The stream workers (``python -m pipelines``) for this session's topics; yields the
+    metrics port."""
+    proc, port = start_worker(stack)
     yield port
     proc.terminate()
     try:

@@ -11,12 +11,9 @@ helpers are shared with ``test_commands.py`` and ``test_mqtt_to_alert.py``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +29,7 @@ from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from schemas import Alert, Box, SensorEvent, VideoEvent
 from services.sensor_gateway.logic import event_id
-from tests.conftest import free_port, metric_value, scrape
+from tests.conftest import metric_value, scrape, start_worker
 from tests.kafka_utils import consume
 from tools import stack as embedded
 
@@ -91,24 +88,11 @@ class Private:
     def start_worker(self, settings: Settings | None = None) -> int:
         """Start ``python -m pipelines`` on these settings (or ``settings``, e.g. another
         consumer group); returns its metrics port."""
-        port = free_port()
-        with open(self.log_path, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
-                cwd=REPO_ROOT, env={**os.environ, **(settings or self.settings).to_env()},
-                stdout=out, stderr=subprocess.STDOUT)
+        proc, port = start_worker(settings or self.settings, log_path=self.log_path)
         self.procs.append(proc)
         self.app_ids.append((settings or self.settings).app_id)
         self.ports.append(port)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, self.log_tail()
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                return port
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("worker did not start: " + self.log_tail())
+        return port
 
     def stop_workers(self) -> None:
         """Stop every worker (SIGTERM: faust commits and leaves the group), kill laggards."""

@@ -4,12 +4,9 @@ tracker state that survives a worker restart (Faust table changelog)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,7 +20,8 @@ from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
 from pipelines.stages.track.tracker import iou_matrix
 from schemas import DeadLetter, FrameHeaders, Tracks
-from tests.conftest import free_port, metric_value, scrape
+from tests import conftest
+from tests.conftest import metric_value, scrape
 from tests.integration.test_detect_stage import pets_frames
 from tests.kafka_utils import consume, consume_until
 from tools import stack as embedded
@@ -160,21 +158,7 @@ def own_worker(stack: Settings) -> Iterator[tuple[Settings, list[subprocess.Pope
 
 
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    port = free_port()
-    log_path = settings.stack_dir / f"test-worker-{settings.app_id}.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines", "--metrics-port", str(port)],
-                                cwd=REPO_ROOT, env={**os.environ, **settings.to_env()},
-                                stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("worker did not start")
+    return conftest.start_worker(settings)[0]
 
 
 def test_ids_survive_a_worker_restart(

@@ -9,20 +9,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from argus.kafka import make_producer
-from argus.settings import REPO_ROOT, Settings
+from argus.settings import Settings
 from schemas import Detections, Tracks
 from schemas.detections import Box
 from schemas.tracks import Track, Velocity
-from tests.conftest import free_port, metric_value, scrape
+from tests.conftest import free_port, metric_value, scrape, start_worker
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
 from tests.kafka_utils import consume_until
@@ -41,25 +39,10 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, stages: str = "", **env: str) -> tuple[subprocess.Popen[bytes], int]:
-        port = free_port()
-        log_path = self.settings.stack_dir / f"test-worker-{self.settings.app_id}.log"
-        args = [sys.executable, "-m", "pipelines", "--metrics-port", str(port)]
-        if stages:
-            args += ["--stages", stages]
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(args, cwd=REPO_ROOT,
-                                    env={**os.environ, **self.settings.to_env(), **env},
-                                    stdout=out, stderr=subprocess.STDOUT)
+        proc, port = start_worker(self.settings, *(["--stages", stages] if stages else []),
+                                  env=env)
         self.procs.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                return proc, port
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("worker did not start")
+        return proc, port
 
     def log_tail(self) -> str:
         path = self.settings.stack_dir / f"test-worker-{self.settings.app_id}.log"
