@@ -9,6 +9,7 @@ keeping a copy.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,14 @@ from argus.settings import REPO_ROOT
 
 YOLOX_PATH = REPO_ROOT / "triton_models" / "detector" / "1" / "yolox.py"
 """The detector's pre/post-processing (pure numpy + OpenCV)."""
+
+
+def triton_parameters(model: str) -> dict[str, str]:
+    """The ``parameters`` of ``triton_models/<model>/config.pbtxt`` (key → string value), so
+    that code running a model outside Triton uses the settings Triton serves it with."""
+    text = (REPO_ROOT / "triton_models" / model / "config.pbtxt").read_text(encoding="utf-8")
+    pattern = r'key:\s*"([^"]+)"(?:\s*#[^\n]*)?\s*value:\s*\{\s*string_value:\s*"([^"]*)"'
+    return dict(re.findall(pattern, text))
 
 
 def load_module_from_path(name: str, path: Path) -> ModuleType:

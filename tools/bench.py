@@ -6,7 +6,8 @@
   N-th detection on the topic, on isolated topics, once a warm-up frame has come back as a
   detection (so the worker's consumer-group join and table recovery are not counted).
 * **plain loop**: the same N JPEG frames through the same model code in one process —
-  JPEG decode → letterbox → onnxruntime → decode/NMS — no Kafka, no Triton.
+  JPEG decode → letterbox → onnxruntime → decode/NMS — no Kafka, no Triton (with
+  ``--reid``, the re-id policy of the detect stage too).
 
 The ratio pipeline/plain is the figure to drive up. Prints a table and JSON
 (``--json PATH`` also writes it). ``--frames 30`` is the smoke mode CI runs.
@@ -34,7 +35,7 @@ import numpy as np
 from kafka import KafkaConsumer
 
 from argus.log import setup_logging
-from argus.modelcode import load_yolox_module
+from argus.modelcode import load_yolox_module, triton_parameters
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import load_topology
 from tools import stack
@@ -70,16 +71,28 @@ def read_jpegs(video: Path, count: int, quality: int = 85) -> list[bytes]:
     return frames
 
 
-def bench_plain(settings: Settings, jpegs: list[bytes]) -> dict[str, Any]:
-    """The same model code, one frame after another, in this process."""
-    yolox = load_yolox_module()
-    runner = yolox.DetectorRunner(str(settings.models_dir / "yolox_nano.onnx"))
+def bench_plain(settings: Settings, jpegs: list[bytes], reid: bool = False) -> dict[str, Any]:
+    """The same model code and settings as the Triton model (its config.pbtxt), one frame
+    after another, in this process; ``reid``: with the detect stage's re-id policy too
+    (every person once per ``ARGUS_DETECT_REID_INTERVAL_S`` of wall time, as the fast
+    replay stamps frames, and the people near another person on the frames between)."""
+    from argus.inference.reid import LocalReid, ReidSchedule
+    from pipelines.stages.detect.stage import DetectSettings
+
+    params = triton_parameters("detector")
+    runner = load_yolox_module().DetectorRunner.configured(
+        str(settings.models_dir / params.get("model_file", "yolox_nano.onnx")), params)
+    local_reid = LocalReid(settings.models_dir, params) if reid else None
+    schedule = ReidSchedule(DetectSettings().reid_interval_s)
     runner.detect_jpeg(jpegs[0])  # warm-up
     per_frame = []
     started = time.perf_counter()
     for jpeg in jpegs:
         t = time.perf_counter()
-        runner.detect_jpeg(jpeg)
+        boxes, scores, classes, _ = runner.detect_jpeg(jpeg)
+        if local_reid is not None and local_reid.runner is not None:
+            full = schedule.due("bench", time.time())
+            local_reid.codes(jpeg, boxes, scores, classes, near_only=not full)
         per_frame.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - started
     return {"frames": len(jpegs), "seconds": round(elapsed, 3),
@@ -204,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"default: $ARGUS_SHARED/{DEFAULT_VIDEO}")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     parser.add_argument("--reid", action="store_true",
-                        help="pipeline with re-identification embeddings (as shipped); the "
-                             "default compares like for like with the plain loop")
+                        help="both paths with re-identification embeddings (as shipped: "
+                             "every person every 0.5 s, else those near another person)")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     base = get_settings()
@@ -213,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.up(base)
     jpegs = read_jpegs(video, args.frames)
     frames = len(jpegs)
-    plain = bench_plain(base, jpegs)
+    plain = bench_plain(base, jpegs, reid=args.reid)
     pipeline = bench_pipeline(base, video, frames, reid=args.reid)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -230,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         ("grabber→Kafka→detect(Triton)→detections" + (" +re-id" if args.reid else ""),
          str(frames), str(pipeline["seconds"]),
          str(pipeline["fps"])),
-        ("plain loop: decode→onnxruntime→NMS", str(frames), str(plain["seconds"]),
-         str(plain["fps"])),
+        ("plain loop: decode→onnxruntime→NMS" + (" +re-id" if args.reid else ""),
+         str(frames), str(plain["seconds"]), str(plain["fps"])),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = sys.stdout

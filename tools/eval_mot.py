@@ -47,8 +47,8 @@ import numpy as np
 from kafka import KafkaConsumer
 
 from argus.log import setup_logging
-from argus.modelcode import load_yolox_module
-from argus.settings import REPO_ROOT, Settings, get_settings
+from argus.modelcode import load_yolox_module, triton_parameters
+from argus.settings import Settings, get_settings
 from pipelines.stages.track.tracker import iou_matrix
 from schemas.tracks import Tracks
 from tools import stack
@@ -59,7 +59,6 @@ Polygon = list[tuple[float, float]]
 METRICS = ["mota", "motp", "idf1", "precision", "recall", "num_switches", "mostly_tracked",
            "partially_tracked", "mostly_lost", "num_false_positives", "num_misses",
            "num_fragmentations", "num_objects", "num_unique_objects"]
-CONFIG_PBTXT = REPO_ROOT / "triton_models" / "detector" / "config.pbtxt"
 
 
 def load_gt(path: Path, scale: float = 1.0) -> GtRows:
@@ -171,13 +170,8 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
     from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
     from schemas.frames import FrameHeaders
 
-    size = params.get("input_size", "auto")
-    runner = load_yolox_module().DetectorRunner(
-        str(base.models_dir / params.get("model_file", "yolox_nano.onnx")),
-        score_threshold=float(params.get("score_threshold", 0.3)),
-        nms_threshold=float(params.get("nms_threshold", 0.45)),
-        size=None if size == "auto" else int(size), decoder=params.get("decoder", "yolox"),
-        tiles=params.get("tiles", "1x1"))
+    runner = load_yolox_module().DetectorRunner.configured(
+        str(base.models_dir / params.get("model_file", "yolox_nano.onnx")), params)
     reid = LocalReid(base.models_dir, params)
     schedule = ReidSchedule(DetectSettings().reid_interval_s)  # as the detect stage does
     track_settings = TrackSettings()
@@ -212,12 +206,9 @@ def run_offline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps: 
     return out
 
 
-def detector_parameters(path: Path = CONFIG_PBTXT) -> dict[str, str]:
+def detector_parameters() -> dict[str, str]:
     """The ``parameters`` of the detector's Triton config (key → string value)."""
-    import re
-
-    pattern = r'key:\s*"([^"]+)"(?:\s*#[^\n]*)?\s*value:\s*\{\s*string_value:\s*"([^"]*)"'
-    return dict(re.findall(pattern, path.read_text()))
+    return triton_parameters("detector")
 
 
 def _free_port() -> int:

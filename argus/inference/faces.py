@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,7 +27,7 @@ from tritonclient.grpc.aio import InferInput
 
 from argus.inference.triton import TritonModel, jpeg_input
 from argus.log import get_logger
-from argus.modelcode import load_module_from_path
+from argus.modelcode import load_module_from_path, triton_parameters
 from argus.settings import REPO_ROOT
 from argus.stores.frame_cache import FrameCache, snapshot_key
 from argus.watchlist.index import WatchlistIndex
@@ -61,9 +60,7 @@ def load_facelib() -> ModuleType:
 def model_parameters() -> dict[str, str]:
     """The ``parameters`` of ``triton_models/faces/config.pbtxt`` (the local path uses the
     same thresholds, sizes and files as the served model)."""
-    text = (FACELIB_PATH.parent.parent / "config.pbtxt").read_text(encoding="utf-8")
-    pattern = r'key:\s*"([^"]+)"[^{]*\{\s*string_value:\s*"([^"]*)"'
-    return dict(re.findall(pattern, text))
+    return triton_parameters("faces")
 
 
 def local_analyzer(models_dir: Path, threads: int | None = None) -> Any:

@@ -54,6 +54,37 @@ def test_letterbox_ratio_padding_and_colour(
 
 
 @pytest.mark.parametrize(
+    ("height", "width", "shape"),
+    [
+        (360, 480, (320, 416)),  # PETS 4:3: 312 rows of image, padded to 320
+        (432, 768, (256, 416)),  # the Intel clips, 16:9: 234 rows
+        (1080, 1920, (256, 416)),  # full HD
+        (640, 320, (416, 224)),  # portrait: 208 columns
+        (100, 100, (416, 416)),  # square: as before
+    ],
+)
+def test_letterbox_fit_pads_only_to_a_multiple_of_32(
+    height: int, width: int, shape: tuple[int, int]
+) -> None:
+    image = np.full((height, width, 3), 7, dtype=np.uint8)
+    fitted, ratio = yolox.letterbox(image, SIZE, fit=True)
+    square, square_ratio = yolox.letterbox(image, SIZE)
+    assert fitted.shape == (1, 3, *shape) and ratio == square_ratio
+    # the same pixels where both have them: fit is a crop of the square input
+    assert np.array_equal(fitted[0], square[0, :, :shape[0], :shape[1]])
+    assert np.all(square[0, :, shape[0]:, :] == 114) and np.all(square[0, :, :, shape[1]:] == 114)
+
+
+@pytest.mark.parametrize(("shape", "points"), [(416, 3549), ((256, 416), 2184),
+                                               ((320, 416), 2730), ((416, 224), 1911)])
+def test_anchor_grid_of_a_non_square_input(shape: int | tuple[int, int], points: int) -> None:
+    raw = np.zeros((1, points, 85), dtype=np.float32)
+    assert yolox.decode(raw, shape).shape == (points, 85)
+    with pytest.raises(ValueError, match="raw output has"):
+        yolox.decode(np.zeros((1, points + 1, 85), dtype=np.float32), shape)
+
+
+@pytest.mark.parametrize(
     ("height", "width", "block"),
     [
         (360, 480, (250, 300, 400, 460)),  # y1, y2, x1, x2 of a white block
@@ -363,6 +394,38 @@ def check_persons_against_ground_truth(persons_px: np.ndarray, gt: np.ndarray) -
 def runner() -> Any:
     model = Settings().shared / "models" / "yolox_nano.onnx"
     return yolox.DetectorRunner(str(model), score_threshold=0.3, nms_threshold=0.45)
+
+
+@pytest.fixture(scope="module")
+def fit_runner() -> Any:
+    model = Settings().shared / "models" / "yolox_nano.onnx"
+    return yolox.DetectorRunner(str(model), score_threshold=0.3, nms_threshold=0.45, fit=True)
+
+
+def test_fit_frees_the_fixed_input_and_finds_what_square_finds(runner: Any,
+                                                               fit_runner: Any) -> None:
+    """The shipped setting (letterbox fit) runs the 416x416 export at 416x320 on PETS and
+    finds the same people as the square input, boxes within a few pixels."""
+    assert runner.session.get_inputs()[0].shape[2:] == [416, 416]
+    assert fit_runner.session.get_inputs()[0].shape[2:] == ["height", "width"]
+    square_boxes, _, square_classes, _ = runner.detect_jpeg(pets_jpeg(1))
+    fit_boxes, _, fit_classes, size = fit_runner.detect_jpeg(pets_jpeg(1))
+    assert size == (480, 360)
+    a = square_boxes[square_classes == 0] * np.array([480, 360, 480, 360], dtype=np.float32)
+    b = fit_boxes[fit_classes == 0] * np.array([480, 360, 480, 360], dtype=np.float32)
+    assert abs(len(a) - len(b)) <= 1, (len(a), len(b))
+    iou = iou_matrix(a, b)
+    assert int((iou.max(axis=1) >= 0.8).sum()) >= len(a) - 1, iou.round(2)
+    check_persons_against_ground_truth(b, pets_ground_truth(1))
+
+
+def test_configured_reads_the_triton_parameters() -> None:
+    model = str(Settings().shared / "models" / "yolox_nano.onnx")
+    runner = yolox.DetectorRunner.configured(
+        model, {"letterbox": "fit", "score_threshold": "0.2", "input_size": "auto"})
+    assert (runner.fit, runner.size, runner.score_threshold) == (True, 416, 0.2)
+    with pytest.raises(ValueError, match="unknown letterbox 'wide'"):
+        yolox.DetectorRunner.configured(model, {"letterbox": "wide"})
 
 
 def test_runner_finds_the_people_of_pets_frame_1(runner: Any) -> None:

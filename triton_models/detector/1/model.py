@@ -3,7 +3,8 @@
 The network is YOLOX-nano by default; ``parameters`` in ``../config.pbtxt`` choose another
 ONNX file (``model_file``), its output format (``decoder``: ``yolox`` or ``yolov8`` for
 YOLOv8/YOLO11 exports), the input size (``input_size``, or ``auto`` to take it from the
-model) and optional tiling (``tiles``, e.g. ``2x2``). ``reid`` (``osnet`` | ``none``) adds a
+model), the padding (``letterbox``: ``fit`` pads to a multiple of 32, ``square`` to the
+full square) and optional tiling (``tiles``, e.g. ``2x2``). ``reid`` (``osnet`` | ``none``) adds a
 person re-identification embedding (``appearance.py``) for person boxes scoring at least
 ``reid_score_threshold``, computed only when a request asks for ``EMBEDDINGS``.
 
@@ -66,16 +67,8 @@ class TritonPythonModel:
         params = Parameters("detector", args)
         model_path = params.model_file("model_file")
         threads = params.get("intra_op_threads", "0")
-        size = params.get("input_size", "auto")
-        self.runner = yolox.DetectorRunner(
-            model_path,
-            score_threshold=float(params.get("score_threshold", "0.3")),
-            nms_threshold=float(params.get("nms_threshold", "0.45")),
-            size=None if size == "auto" else int(size),
-            threads=int(threads) or None,
-            decoder=params.get("decoder", "yolox"),
-            tiles=params.get("tiles", "1x1"),
-        )
+        self.runner = yolox.DetectorRunner.configured(model_path, params,
+                                                      threads=int(threads) or None)
         self.reid = None
         self.reid_name = ""
         self.reid_score = float(params.get("reid_score_threshold", "0.5"))
@@ -91,7 +84,7 @@ class TritonPythonModel:
         log_info(
             f"detector: loaded {model_path} on {self.runner.session.get_providers()} "
             f"(decoder={self.runner.decoder}, score>={self.runner.score_threshold}, "
-            f"nms={self.runner.nms_threshold}, size={self.runner.size}, "
+            f"nms={self.runner.nms_threshold}, size={self.runner.size}, fit={self.runner.fit}, "
             f"tiles={self.runner.tiles}, reid={reid}, reid_score>={self.reid_score})"
         )
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "decode_jpeg",
     "decode_yolov8",
+    "free_input_size",
     "letterbox",
     "nms",
     "postprocess",
@@ -68,10 +69,22 @@ COCO_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416) -> tuple[FloatArray, float]:
-    """Resize keeping the aspect ratio, pad to ``size``x``size`` with 114 (bottom/right).
+Shape = int | tuple[int, int]
+"""A network input size: ``S`` (square SxS) or ``(height, width)``."""
 
-    Returns the network input (1x3xSxS float32, BGR 0-255, the image top-left aligned) and
+
+def _hw(size: Shape) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416, fit: bool = False,
+              ) -> tuple[FloatArray, float]:
+    """Resize keeping the aspect ratio so the long side is ``size``, pad with 114
+    (bottom/right) to ``size``x``size``, or with ``fit`` only up to the next multiple of
+    the largest stride (32): a 16:9 frame becomes 416x256 instead of 416x416, 40 % less
+    network work for the same pixels of the image.
+
+    Returns the network input (1x3xHxW float32, BGR 0-255, the image top-left aligned) and
     the scale ``ratio`` (network pixels per original pixel): an original coordinate ``c``
     lands at ``c * ratio`` in the tensor.
     """
@@ -84,8 +97,10 @@ def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416) -> tuple[FloatA
     new_w = min(size, max(1, round(width * ratio)))
     new_h = min(size, max(1, round(height * ratio)))
     resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    step = STRIDES[-1]
+    out_h, out_w = (-(-new_h // step) * step, -(-new_w // step) * step) if fit else (size, size)
     # straight into the float planes (no padded uint8 copy, no strided transpose copy)
-    tensor = np.empty((1, 3, size, size), dtype=np.float32)
+    tensor = np.empty((1, 3, out_h, out_w), dtype=np.float32)
     tensor[0, :, new_h:, :] = PAD_VALUE
     tensor[0, :, :new_h, new_w:] = PAD_VALUE
     for channel in range(3):
@@ -93,16 +108,16 @@ def letterbox(image_bgr: npt.NDArray[np.uint8], size: int = 416) -> tuple[FloatA
     return tensor, float(ratio)
 
 
-@lru_cache(maxsize=8)
-def _grid(size: int) -> tuple[FloatArray, FloatArray]:
-    """Anchor-point grid (Nx2, x then y) and per-point stride (Nx1) for a square input."""
+@lru_cache(maxsize=32)
+def _grid(height: int, width: int) -> tuple[FloatArray, FloatArray]:
+    """Anchor-point grid (Nx2, x then y) and per-point stride (Nx1) for an HxW input."""
     grids: list[FloatArray] = []
     strides: list[FloatArray] = []
     for stride in STRIDES:
-        cells = size // stride
-        xv, yv = np.meshgrid(np.arange(cells), np.arange(cells))
+        rows, cols = height // stride, width // stride
+        xv, yv = np.meshgrid(np.arange(cols), np.arange(rows))
         grids.append(np.stack((xv, yv), axis=2).reshape(-1, 2).astype(np.float32))
-        strides.append(np.full((cells * cells, 1), stride, dtype=np.float32))
+        strides.append(np.full((rows * cols, 1), stride, dtype=np.float32))
     grid = np.concatenate(grids, axis=0)
     stride_col = np.concatenate(strides, axis=0)
     grid.setflags(write=False)
@@ -117,7 +132,7 @@ def _one_image(raw_output: npt.NDArray[Any]) -> FloatArray:
     return pred[0] if pred.ndim == 3 else pred
 
 
-def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
+def decode(raw_output: npt.NDArray[Any], size: Shape = 416) -> FloatArray:
     """Decode raw YOLOX output ((1, N, 85) or (N, 85)) into (N, 85) in network pixels.
 
     Columns 0-3 become centre x, centre y, width, height (``(xy + grid) * stride`` and
@@ -131,14 +146,14 @@ def decode(raw_output: npt.NDArray[Any], size: int = 416) -> FloatArray:
     return out
 
 
-def _yolox_raw(raw_output: npt.NDArray[Any], size: int,
+def _yolox_raw(raw_output: npt.NDArray[Any], size: Shape,
                ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The (N, 85) raw rows of one image, checked against the anchor grid of ``size``, with
     that grid and the per-point stride."""
     pred = _one_image(raw_output)
     if pred.ndim != 2 or pred.shape[1] < 5:
         raise ValueError(f"expected (N, 5+classes) raw output, got shape {pred.shape}")
-    grid, stride = _grid(size)
+    grid, stride = _grid(*_hw(size))
     if pred.shape[0] != grid.shape[0]:
         raise ValueError(
             f"raw output has {pred.shape[0]} points, input size {size} needs {grid.shape[0]}"
@@ -146,7 +161,7 @@ def _yolox_raw(raw_output: npt.NDArray[Any], size: int,
     return pred, grid, stride
 
 
-def _yolox_candidates_above(raw_output: npt.NDArray[Any], size: int, floor: float,
+def _yolox_candidates_above(raw_output: npt.NDArray[Any], size: Shape, floor: float,
                             ) -> tuple[FloatArray, FloatArray]:
     """``candidates(raw_output, size, "yolox")`` restricted to the anchors whose best class
     score can reach ``floor``, with the same values for those rows.
@@ -176,7 +191,7 @@ def decode_yolov8(raw_output: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray]
     return np.ascontiguousarray(pred[:, :4]), np.ascontiguousarray(pred[:, 4:])
 
 
-def candidates(raw_output: npt.NDArray[Any], size: int, decoder: str = "yolox",
+def candidates(raw_output: npt.NDArray[Any], size: Shape, decoder: str = "yolox",
                ) -> tuple[FloatArray, FloatArray]:
     """Boxes (N, 4) ``cx, cy, w, h`` in network pixels and per-class scores (N, C) of every
     anchor, for either decoder (YOLOX: objectness x class score)."""
@@ -241,7 +256,7 @@ def postprocess(
     height: int,
     score_threshold: float,
     nms_threshold: float,
-    size: int = 416,
+    size: Shape = 416,
     decoder: str = "yolox",
 ) -> Detections:
     """Raw output of one image → detections in normalised image coordinates.
@@ -324,6 +339,27 @@ def merge_tiles(width: int, height: int, passes: list[tuple[tuple[int, int, int,
             classes_cat[order].astype(np.int32))
 
 
+def free_input_size(model_path: str) -> bytes:
+    """The ONNX model at ``model_path`` with its input's height and width made free (for
+    ``fit``), serialised. YOLOX's export is fully convolutional (its reshapes use -1 and its
+    upsampling scales), so only the declared sizes pin it; the inferred intermediate and
+    output shapes of the old size are dropped. Needs the ``onnx`` package."""
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - both environments install it
+        raise RuntimeError("letterbox fit on a fixed-size model needs the onnx package; "
+                           "install it or set letterbox to square") from exc
+    model = onnx.load(model_path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ValueError(f"{model_path}: expected an NCHW input, got {len(dims)} dimensions")
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return bytes(model.SerializeToString())
+
+
 def decode_jpeg(jpeg_bytes: bytes) -> npt.NDArray[np.uint8]:
     """Decode JPEG (or any OpenCV-readable image) bytes to HxWx3 BGR.
 
@@ -350,8 +386,33 @@ def decode_jpeg(jpeg_bytes: bytes) -> npt.NDArray[np.uint8]:
     return np.asarray(image, dtype=np.uint8)
 
 
+class Parameters(Protocol):
+    def get(self, key: str, default: str, /) -> str: ...
+
+
+LETTERBOXES: tuple[str, ...] = ("fit", "square")
+
+
 class DetectorRunner:
     """YOLOX ONNX model in an onnxruntime session, with the pre/post-processing above."""
+
+    @classmethod
+    def configured(cls, model_path: str, params: Parameters, threads: int | None = None,
+                   ) -> DetectorRunner:
+        """The runner ``config.pbtxt``'s ``parameters`` describe (``score_threshold``,
+        ``nms_threshold``, ``input_size``, ``letterbox``, ``decoder``, ``tiles``): one
+        reading for the Triton model, the evaluations and the benchmark's plain loop."""
+        size = params.get("input_size", "auto")
+        letterbox_mode = params.get("letterbox", "square")
+        if letterbox_mode not in LETTERBOXES:
+            raise ValueError(f"unknown letterbox {letterbox_mode!r} "
+                             f"(one of {', '.join(LETTERBOXES)})")
+        return cls(model_path,
+                   score_threshold=float(params.get("score_threshold", "0.3")),
+                   nms_threshold=float(params.get("nms_threshold", "0.45")),
+                   size=None if size == "auto" else int(size), threads=threads,
+                   decoder=params.get("decoder", "yolox"), tiles=params.get("tiles", "1x1"),
+                   fit=letterbox_mode == "fit")
 
     def __init__(
         self,
@@ -363,11 +424,14 @@ class DetectorRunner:
         providers: Sequence[str] | None = None,
         decoder: str = "yolox",
         tiles: str = "1x1",
+        fit: bool = False,
     ) -> None:
         """Load ``model_path``.
 
-        ``size`` is the square network input; None takes it from the model (a model with a
-        fixed input of another size is an error). ``threads`` sets onnxruntime's intra-op
+        ``size`` is the network input's long side; None takes it from the model (a model
+        with a fixed input of another size is an error). ``fit``: pad each image only to a
+        multiple of 32 (see :func:`letterbox`); a fixed-size export gets its height and
+        width freed (:func:`free_input_size`). ``threads`` sets onnxruntime's intra-op
         threads (default: onnxruntime decides). ``providers`` defaults to CUDA when this
         onnxruntime build has it, else CPU. ``decoder``: ``yolox`` or ``yolov8``;
         ``tiles``: ``"CxR"`` adds a pass per tile (``"1x1"``: whole image only).
@@ -396,19 +460,37 @@ class DetectorRunner:
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r} (one of {', '.join(DECODERS)})")
         self.decoder = decoder
+        self.fit = fit
+        if fit and fixed is not None:
+            self.session = ort.InferenceSession(free_input_size(str(model_path)), options,
+                                                providers=list(providers))
+            self._check_fit(str(model_path))
         self.tiles = tiles
         tile_windows(self.size, self.size, tiles)  # validate early
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
 
+    def _check_fit(self, model_path: str) -> None:
+        """One inference at a non-square size: a graph with sizes baked in fails here, at
+        load, with a clear message, not on the first frame."""
+        shape = (self.size // 2 // STRIDES[-1] * STRIDES[-1] or STRIDES[-1], self.size)
+        try:
+            raw = self.session.run(None, {self.input_name: np.full(
+                (1, 3, *shape), PAD_VALUE, dtype=np.float32)})[0]
+            candidates(raw, shape, self.decoder)
+        except Exception as exc:
+            raise ValueError(f"{model_path}: cannot run at {shape[1]}x{shape[0]} ({exc}); "
+                             "use letterbox square for this model") from exc
+
     def _detect_one(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
-        tensor, ratio = letterbox(image_bgr, self.size)
+        tensor, ratio = letterbox(image_bgr, self.size, self.fit)
+        shape = (int(tensor.shape[2]), int(tensor.shape[3]))
         if self.decoder == "yolov8":  # RGB 0-1
             tensor = np.ascontiguousarray(tensor[:, ::-1] / np.float32(255.0))
         raw = self.session.run(None, {self.input_name: tensor})[0]
         height, width = image_bgr.shape[:2]
         return postprocess(raw, ratio, width, height, self.score_threshold,
-                           self.nms_threshold, self.size, self.decoder)
+                           self.nms_threshold, shape, self.decoder)
 
     def detect_image(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
         """Detect on one decoded BGR image (and its tiles); see :func:`postprocess`."""
