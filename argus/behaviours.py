@@ -16,20 +16,20 @@ Lines (tripwires) belong to a camera; the other behaviours to a camera zone::
               running: {speed: 1.8, frames: 5}
 
 Every behaviour may carry a ``schedule`` (site-local time: ``hours`` and/or ``site:
-open|closed`` by the site's opening hours) and ``enabled: false``. Speeds and distances
-are in *box heights* (of the object itself), so one threshold works near and far from
-the camera. The models are frozen and strict (unknown keys are errors); the topology
-loader reports errors with file, line and field. docs/behaviours.md has every parameter.
+open|closed`` by the site's opening hours; the ``Schedule`` of ``argus/schedule.py``, as
+rules have) and ``enabled: false``. Speeds and distances are in *box heights* (of the
+object itself), so one threshold works near and far from the camera. The models are
+frozen and strict (unknown keys are errors); the topology loader reports errors with file,
+line and field. docs/behaviours.md has every parameter.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from argus.schedule import WEEKDAYS, Weekday
+from argus.schedule import Schedule
 
 Point = tuple[float, float]
 PEOPLE = ["person"]
@@ -39,55 +39,6 @@ VEHICLES = ["car", "bus", "truck", "motorcycle"]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-def _clock(value: Any) -> Any:
-    """Accept "22:00"; YAML 1.1 reads an unquoted 22:00 as 1320 (base 60).
-
-    >>> _clock(1320), _clock("06:30")
-    ('22:00', '06:30')
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value // 60:02d}:{value % 60:02d}"
-    return value
-
-
-Clock = Annotated[str, BeforeValidator(_clock),
-                  Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
-
-
-def minutes(clock: str) -> int:
-    """Minutes since midnight of a ``HH:MM`` clock.
-
-    >>> minutes("22:30"), minutes("24:00")
-    (1350, 1440)
-    """
-    hours, _, mins = clock.partition(":")
-    return int(hours) * 60 + int(mins)
-
-
-class TimeWindow(_Frozen):
-    """Site-local ``from`` to ``to`` on ``days``; ``to`` at or before ``from`` runs past
-    midnight (``days`` names the day the window starts)."""
-
-    start: Clock = Field(alias="from")
-    end: Clock = Field(alias="to")
-    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
-
-
-class Schedule(_Frozen):
-    """When a behaviour may emit events: inside any of ``hours`` and/or while the site is
-    ``open``/``closed`` (its ``opening_hours``). Both given: both must hold. State (dwell
-    times, counts) is kept at all times; only the events are gated."""
-
-    hours: list[TimeWindow] | None = Field(default=None, min_length=1)
-    site: Literal["open", "closed"] | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Schedule:
-        if self.hours is None and self.site is None:
-            raise ValueError("a schedule needs hours or site")
-        return self
 
 
 def _normalised(point: Point) -> Point:

@@ -14,13 +14,12 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -29,7 +28,7 @@ from pydantic import (
 )
 
 from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
-from argus.schedule import WEEKDAYS, Weekday
+from argus.schedule import Clock, Weekday, every_day
 from argus.sources import parse_source
 from schemas.sensors import SensorType
 
@@ -49,31 +48,23 @@ class SiteZone(_Frozen):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
-ALL_DAYS: list[Weekday] = list(WEEKDAYS)
-
-
-def _clock(value: Any) -> Any:
-    """Accept "08:00"; YAML 1.1 reads an unquoted 08:00 as 480 (base 60).
-
-    >>> _clock(480), _clock("22:30")
-    ('08:00', '22:30')
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value // 60:02d}:{value % 60:02d}"
-    return value
-
-
-Clock = Annotated[str, BeforeValidator(_clock),
-                  Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
-
-
 class OpeningHours(_Frozen):
     """Open from ``open`` to ``close`` (site local time) on ``days``; a ``close`` at or
-    before ``open`` runs past midnight."""
+    before ``open`` runs past midnight. The window of ``argus/schedule.py`` (a
+    :class:`~argus.schedule.Window`: ``start``/``end`` read ``open``/``close``), under the
+    keys sites have always used."""
 
-    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1)
+    days: list[Weekday] = Field(default_factory=every_day, min_length=1)
     open: Clock
     close: Clock
+
+    @property
+    def start(self) -> str:
+        return self.open
+
+    @property
+    def end(self) -> str:
+        return self.close
 
 
 class Site(_Frozen):

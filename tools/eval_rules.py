@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from argus.schedule import TimeWindow
 from argus.settings import REPO_ROOT, get_settings
 from argus.topology import Topology
 from pipelines.stages.correlate.rules import (
@@ -48,7 +49,6 @@ from pipelines.stages.correlate.rules import (
     SiteContext,
     load_rules,
 )
-from pipelines.stages.correlate.rules.model import TimeRange
 from schemas.alerts import Alert, Severity
 from schemas.sensors import SensorEvent, SensorType
 from services.sensor_gateway.replay import iter_kasteren
@@ -288,7 +288,7 @@ def kasteren_site(opening: list[dict[str, str]]) -> tuple[Topology, SiteContext]
     })
     context = SiteContext(lat=52.37, lon=4.89, name="van Kasteren house A",
                           timezone=KASTEREN_TZ,
-                          opening_hours=tuple(TimeRange.model_validate(r) for r in opening),
+                          opening_hours=tuple(TimeWindow.model_validate(r) for r in opening),
                           zone_names={"hall": "hall", "kitchen": "kitchen", "toilet": "toilet"})
     return topology, context
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from argus.behaviours import Crowd, Schedule
+from argus.behaviours import Crowd
+from argus.schedule import Schedule
 from argus.settings import REPO_ROOT
 from argus.topology import TopologyError, load_topology, parse_topology
 
@@ -66,7 +67,7 @@ def test_good_config_and_defaults() -> None:
         ("site_zone: lobby", "site_zone: roof", "line 'door': unknown site zone 'roof'"),
         ("      - id: door", "      - id: floor", "line id 'floor' repeats a zone or line id"),
         ("from: 22:00", "from: '25:00'",
-         "t.yaml:14: cameras[0].lines[0].schedule.hours[0].from: String should match"),
+         "t.yaml:14: cameras[0].lines[0].schedule.hours[0].from: Value error, a clock time"),
         ("schedule: {hours: [{from: 22:00, to: '06:00'}]}", "schedule: {}",
          "t.yaml:14: cameras[0].lines[0].schedule: Value error, a schedule needs hours or site"),
         ("loitering: {dwell_s: 60}", "loitering: {grace_s: 2}",

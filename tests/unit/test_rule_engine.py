@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from argus.schedule import TimeWindow
 from argus.topology import Topology
 from pipelines.stages.correlate.rules import (
     AlertChange,
@@ -22,7 +23,6 @@ from pipelines.stages.correlate.rules import (
     parse_rules,
     site_contexts,
 )
-from pipelines.stages.correlate.rules.model import TimeRange
 from schemas.detections import Box
 from schemas.events import VideoEvent, VideoKind
 from schemas.sensors import SensorEvent
@@ -56,8 +56,8 @@ CAMERA_ZONES = {"lobby": "floor", "door": "gate", "yard": "yardcam", None: "sky"
 CONTEXTS = site_contexts(TOPOLOGY)
 CONTEXTS["s1"] = replace(
     CONTEXTS["s1"], timezone=TZ,
-    opening_hours=(TimeRange.model_validate({"from": "08:00", "to": "18:00",
-                                             "days": ["mon", "tue", "wed", "thu", "fri"]}),),
+    opening_hours=(TimeWindow.model_validate({"from": "08:00", "to": "18:00",
+                                              "days": ["mon", "tue", "wed", "thu", "fri"]}),),
     positions={"zone:lobby": (52.0, 4.0), "zone:yard": (52.0, 4.0005),
                "zone:door": (52.0, 4.01)})
 T = 1_795_000_000.0

@@ -53,7 +53,7 @@ def _line(text: str, needle: str) -> int:
         ("({site_name})\"\n    severity: high", "({site_nme})\"\n    severity: high",
          "- id: confirmed_intrusion", "title: unknown name 'site_nme'"),
         ('hours: [{from: "22:00"', 'hours: [{from: "25:00"', 'from: "25:00"',
-         "rules[5].schedule.hours[0].from: Input should be in a valid time format"),
+         "rules[5].schedule.hours[0].from: Value error, a clock time must be HH:MM"),
         ("- id: forced_entry", "- id: confirmed_intrusion",
          "- id: confirmed_intrusion\n    title: \"Forced",
          "rules[1].id: duplicate rule id 'confirmed_intrusion'"),

@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from argus.schedule import TimeWindow, in_any
 from argus.topology import Topology
 from pipelines.stages.correlate.rules import site_contexts
-from pipelines.stages.correlate.rules.context import in_range
-from pipelines.stages.correlate.rules.model import TimeRange
 from tests.unit.test_rule_engine import Step, at, engine_for, play, s, summary, tick, v
 
 RULES = """
@@ -109,7 +108,7 @@ def test_absence_and_schedules(rule: str, steps: list[Step], expected: list[str]
 
 
 @pytest.mark.parametrize(
-    ("range_", "local", "inside"),
+    ("window", "local", "inside"),
     [
         ({"from": "08:00", "to": "18:00"}, "2026-11-23 08:00", True),
         ({"from": "08:00", "to": "18:00"}, "2026-11-23 18:00", False),
@@ -120,9 +119,9 @@ def test_absence_and_schedules(rule: str, steps: list[Step], expected: list[str]
         ({"from": "18:00", "to": "24:00"}, "2026-11-24 00:01", False),
     ],
 )
-def test_time_ranges(range_: dict[str, object], local: str, inside: bool) -> None:
+def test_time_windows(window: dict[str, object], local: str, inside: bool) -> None:
     when = datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("Europe/Amsterdam"))
-    assert in_range(TimeRange.model_validate(range_), when) is inside
+    assert in_any([TimeWindow.model_validate(window)], when) is inside
 
 
 def test_silent_sensors_open_one_alert_until_heard_again() -> None:

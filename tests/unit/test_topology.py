@@ -86,7 +86,7 @@ def test_site_timezone_and_opening_hours(extra: str, timezone: str,
     [
         ("timezone: Mars/Olympus", "topology.yaml:6: sites[0].timezone: Value error, unknown"),
         ("opening_hours: [{open: '25:00', close: '06:00'}]",
-         "sites[0].opening_hours[0].open: String should match pattern"),
+         "sites[0].opening_hours[0].open: Value error, a clock time must be HH:MM"),
         ("opening_hours: [{days: [someday], open: '08:00', close: '18:00'}]",
          "sites[0].opening_hours[0].days[0]: Input should be"),
     ],

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-from argus.behaviours import Schedule
+from argus.schedule import Schedule
 from argus.topology import Camera, Site
 from pipelines.stages.behaviour.schedule import schedule_allows
 from schemas.detections import Box

@@ -1,11 +1,9 @@
-"""Behaviour schedules in site-local time (the windows themselves: ``argus/schedule.py``).
+"""Behaviour schedules in site-local time (the model and the windows: ``argus/schedule.py``).
 
->>> from argus.behaviours import Schedule, TimeWindow
+>>> from argus.schedule import TimeWindow
 >>> night = TimeWindow.model_validate({"from": "22:00", "to": "06:00"})
->>> in_window(night.days, night.start, night.end, datetime(2026, 11, 23, 23, 30))
-True
->>> in_window(night.days, night.start, night.end, datetime(2026, 11, 23, 12, 0))
-False
+>>> in_any([night], datetime(2026, 11, 23, 23, 30)), in_any([night], datetime(2026, 11, 23, 12))
+(True, False)
 """
 
 from __future__ import annotations
@@ -13,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from argus.behaviours import Schedule
-from argus.schedule import allows, in_window
+from argus.schedule import Schedule, allows, in_any
 from argus.topology import Site
 
 
@@ -22,8 +19,7 @@ def site_open(site: Site, ts: float) -> bool:
     """Whether the site is open at ``ts`` (a site without opening hours always is)."""
     if site.opening_hours is None:
         return True
-    local = datetime.fromtimestamp(ts, ZoneInfo(site.timezone))
-    return any(in_window(h.days, h.open, h.close, local) for h in site.opening_hours)
+    return in_any(site.opening_hours, datetime.fromtimestamp(ts, ZoneInfo(site.timezone)))
 
 
 def schedule_allows(schedule: Schedule | None, site: Site, ts: float) -> bool:

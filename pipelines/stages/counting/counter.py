@@ -19,7 +19,8 @@ Windows follow capture time: ``floor(capture_ts / window_s) * window_s``. The fi
 frame of a later window closes the current one: :meth:`CameraCounter.update` returns one
 :class:`~schemas.counts.Counts` per area for it, then counts the frame in the new window.
 A frame not newer than the last one (a replay) changes nothing. The state is JSON-safe
-(:meth:`CameraCounter.to_dict`) for the stage's ``counting-state`` table.
+(:meth:`CameraCounter.to_dict`) for the stage's ``counting-state`` table, which
+:func:`save_due` says when to write.
 
 >>> from argus.topology import parse_topology
 >>> topo = parse_topology('''
@@ -59,6 +60,8 @@ DEFAULT_GROUPS: dict[str, list[str]] = {
     "vehicles": ["car", "truck", "bus", "motorcycle", "bicycle"],
 }
 Direction = Literal["in", "out"]
+Tallies = tuple[tuple[int, int, int], ...]
+"""(entries, exits, max occupancy) of every area and group in the current window."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,11 @@ class CameraCounter:
                        groups=area.group_counts())
                 for area in self.areas]
 
+    def tallies(self) -> Tallies:
+        """The current window's counts, to compare (see :func:`save_due`)."""
+        return tuple((t.entries, t.exits, t.max_occupancy)
+                     for area in self.areas for t in area.tallies.values())
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe state (for the ``counting-state`` table)."""
         return {"window_start": self.window_start, "frames": self.frames,
@@ -340,3 +348,35 @@ class CameraCounter:
         for area in self.areas:
             if area.id in areas:
                 area.load(areas[area.id])
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A camera's state as the stage last wrote it to (or read it from) its table: the
+    ``last_ts`` and the tallies."""
+
+    last_ts: float | None
+    tallies: Tallies
+
+    @classmethod
+    def of(cls, counter: CameraCounter) -> Saved:
+        return cls(counter.last_ts, counter.tallies())
+
+
+def save_due(saved: Saved | None, now: Saved, closed: bool, every_s: float) -> bool:
+    """Whether the stage writes the camera's state now (``now``, after a frame): when it
+    wrote none yet, the frame closed a window, the counts changed, or ``every_s`` of
+    capture time passed since the last write (``saved``). In between, only track
+    positions change.
+
+    >>> saved = Saved(100.0, ((1, 0, 1),))
+    >>> save_due(saved, Saved(104.0, ((1, 0, 1),)), closed=False, every_s=5.0)
+    False
+    >>> save_due(saved, Saved(104.0, ((1, 1, 1),)), closed=False, every_s=5.0)
+    True
+    """
+    if saved is None or closed or now.tallies != saved.tallies:
+        return True
+    if saved.last_ts is None or now.last_ts is None:
+        return True
+    return now.last_ts - saved.last_ts >= every_s

@@ -2,8 +2,9 @@
 camera zone and across every line, occupancy, per minute of capture time).
 
 The logic is ``counter.py``; this module keeps one counter per camera, in memory and in
-the ``counting-state`` table (JSON-safe, restored after a restart or a rebalance), writes
-each closed window to Redis (``argus.stores.counts``) before it is sent, and exports
+the ``counting-state`` table (JSON-safe, restored after a restart or a rebalance; written
+when a window closes or the counts change, else every ``state_every_s``), writes each
+closed window to Redis (``argus.stores.counts``) before it is sent, and exports
 ``argus_zone_occupancy`` and ``argus_counted_total``. docs/adding-a-stage.md walks
 through it.
 """
@@ -22,7 +23,13 @@ from argus.metrics import ALL_CAMERAS, COUNTED, STAGE_SKIPPED, ZONE_OCCUPANCY, c
 from argus.stores import counts as store
 from argus.topology import Camera, Topology
 from pipelines.stage import OneByOne, Record, Rejected, Skipped, StageContext, StageSettings
-from pipelines.stages.counting.counter import DEFAULT_GROUPS, CameraCounter, FrameResult
+from pipelines.stages.counting.counter import (
+    DEFAULT_GROUPS,
+    CameraCounter,
+    FrameResult,
+    Saved,
+    save_due,
+)
 from schemas.counts import Counts
 from schemas.tracks import Tracks
 
@@ -47,6 +54,15 @@ class CountingSettings(StageSettings):
     exits (zones reaching the image border); false: only moves seen across the edge."""
     redis_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     """How long each window's counts stay in Redis (the latest per area stays)."""
+    state_every_s: float = Field(default=5.0, ge=0, le=3600)
+    """Capture time between writes of a camera's state to the ``counting-state`` table
+    (each a changelog message) while only track positions change; a closed window or
+    changed counts (entries, exits, max occupancy) are written at once; 0: every frame.
+    A crash loses at most this many seconds of frames not replayed after the restart:
+    their track membership (which tracks were where, re-learnt from the next frames; a
+    track first seen in them that crosses a line or zone edge just after the restart may
+    go uncounted) and their share of the window's ``frames``. Keep it below
+    ``forget_s``, or tracks may be counted out and in again after a restart."""
 
 
 class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
@@ -67,6 +83,8 @@ class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
         self.settings = settings
         self.per_camera = per_camera
         self.counters: dict[str, CameraCounter] = {}
+        self.saved: dict[str, Saved] = {}
+        """camera → its state in the table as this worker last wrote or read it."""
         self.occupancy: dict[tuple[str, str, str], int] = {}
         """(camera, zone, group) → occupancy now, for the summed gauge without per-camera
         metrics."""
@@ -102,7 +120,11 @@ class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
         if result is None:
             STAGE_SKIPPED.labels(self.name, "stale").inc()
             return []
-        self.state[camera.id] = counter.to_dict()
+        now = Saved.of(counter)
+        if save_due(self.saved.get(camera.id), now, bool(result.closed),
+                    self.settings.state_every_s):
+            self.state[camera.id] = counter.to_dict()
+            self.saved[camera.id] = now
         self.export(camera.id, result)
         return result.closed
 
@@ -110,11 +132,14 @@ class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
         return out.site_id.encode()
 
     def counter(self, camera: Camera) -> CameraCounter:
-        """The camera's counter: the one in memory unless the table holds a different
-        state (another worker counted this camera since: a rebalance)."""
+        """The camera's counter: the one in memory (which may be ahead of the table, see
+        ``state_every_s``) unless the table changed since this worker last wrote or read
+        it (another worker counted this camera since: a rebalance)."""
         stored = self.state.get(camera.id)
         counter = self.counters.get(camera.id)
-        if counter is not None and (stored is None or stored.get("last_ts") == counter.last_ts):
+        saved = self.saved.get(camera.id)
+        if counter is not None and (stored is None or (
+                saved is not None and stored.get("last_ts") == saved.last_ts)):
             return counter
         s = self.settings
         counter = CameraCounter(camera, camera.site, s.groups, window_s=s.window_s,
@@ -122,6 +147,7 @@ class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
                                 appearances=s.appearances)
         if stored:
             counter.load(stored)
+            self.saved[camera.id] = Saved.of(counter)  # what the table holds
         self.counters[camera.id] = counter
         return counter
 

@@ -5,8 +5,9 @@ name, default UTC) and ``opening_hours`` (a list of ``{days, open, close}``); zo
 cameras and sensors may carry ``lat``/``lon`` (default: the site's position). Fields the
 topology does not have yet read as their defaults.
 
+>>> from argus.schedule import TimeWindow
 >>> ctx = SiteContext(lat=52.37, lon=4.89, timezone="Europe/Amsterdam")
->>> in_range(TimeRange.model_validate({"from": "22:00", "to": "06:00"}), ctx.local(0.0))
+>>> in_any([TimeWindow.model_validate({"from": "22:00", "to": "06:00"})], ctx.local(0.0))
 True
 >>> round(distance_m((52.0, 4.0), (52.0, 4.001)))
 68
@@ -21,9 +22,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from argus.schedule import allows, in_window
-from argus.topology import Topology
-from pipelines.stages.correlate.rules.model import Schedule, TimeRange
+from argus.schedule import Schedule, Window, allows, in_any
+from argus.topology import OpeningHours, Topology
 
 Position = tuple[float, float]
 EARTH_RADIUS_M = 6_371_008.8
@@ -37,8 +37,9 @@ class SiteContext:
     lon: float
     name: str | None = None
     timezone: str = "UTC"
-    opening_hours: tuple[TimeRange, ...] | None = None
-    """``None``: no opening hours known, the site counts as always open."""
+    opening_hours: tuple[Window, ...] | None = None
+    """``None``: no opening hours known, the site counts as always open. The topology's
+    ``OpeningHours``, or (tests, evaluations) any window, e.g. a ``TimeWindow``."""
     zone_names: Mapping[str, str] = field(default_factory=dict)
     positions: Mapping[str, Position] = field(default_factory=dict)
     """``zone:<id>``, ``camera:<id>``, ``sensor:<id>`` → (lat, lon), where known."""
@@ -47,22 +48,13 @@ class SiteContext:
         return datetime.fromtimestamp(ts, ZoneInfo(self.timezone))
 
     def is_open(self, ts: float) -> bool:
-        if self.opening_hours is None:
-            return True
-        now = self.local(ts)
-        return any(in_range(r, now) for r in self.opening_hours)
+        return self.opening_hours is None or in_any(self.opening_hours, self.local(ts))
 
     def position(self, ev: Mapping[str, Any]) -> Position:
         """Where an event happened: its sensor or camera, else its zone, else the site."""
         keys = [f"sensor:{ev.get('sensor')}", f"camera:{ev.get('camera')}",
                 f"zone:{ev.get('zone')}"]
         return next((self.positions[k] for k in keys if k in self.positions), (self.lat, self.lon))
-
-
-def in_range(r: TimeRange, local: datetime) -> bool:
-    """Is the local time inside the range (across midnight included)? See
-    ``argus/schedule.py``, which behaviours and opening hours share."""
-    return in_window(r.days, r.start, r.end, local)
 
 
 def schedule_allows(schedule: Schedule | None, ctx: SiteContext, ts: float) -> bool:
@@ -80,24 +72,12 @@ def distance_m(a: Position, b: Position) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-def _hours(raw: Any) -> tuple[TimeRange, ...] | None:
-    """Opening hours from the topology: ``TimeRange`` items, or items (objects or mappings)
-    with ``days`` and ``open``/``close`` (or ``from``/``to``)."""
+def _hours(raw: Any) -> tuple[OpeningHours, ...] | None:
+    """A site's opening hours: its ``OpeningHours`` (objects or mappings with ``days``,
+    ``open`` and ``close`` are validated as one)."""
     if raw is None:
         return None
-    out = []
-    for item in raw:
-        if isinstance(item, TimeRange):
-            out.append(item)
-            continue
-        fields: dict[str, Any] = dict(item) if isinstance(item, Mapping) else {
-            k: getattr(item, k, None) for k in ("days", "open", "close")}
-        spec: dict[str, Any] = {"from": fields.get("open", fields.get("from")),
-                                "to": fields.get("close", fields.get("to"))}
-        if fields.get("days") is not None:
-            spec["days"] = list(fields["days"])
-        out.append(TimeRange.model_validate(spec))
-    return tuple(out)
+    return tuple(OpeningHours.model_validate(item, from_attributes=True) for item in raw)
 
 
 def _position(obj: Any) -> Position | None:

@@ -2,16 +2,16 @@
 
 A rule combines *events* (matched by source, type/kind and attributes), *where* they
 happen (same site, same zone, or within ``radius_m``), *when* (all within ``window_s``,
-in ``sequence``, and the *absence* of other events), under a *schedule*, and produces an
-alert (title template, severity, evidence, actions) that is de-duplicated within
-``cooldown_s`` and escalated. A ``silence`` rule instead fires when sensors stop reporting.
+in ``sequence``, and the *absence* of other events), under a *schedule* (the
+``Schedule`` of ``argus/schedule.py``, as behaviours have), and produces an alert (title
+template, severity, evidence, actions) that is de-duplicated within ``cooldown_s`` and
+escalated. A ``silence`` rule instead fires when sensors stop reporting.
 Matchers test the engine's compact events (see :mod:`pipelines.stages.correlate.rules.events`).
 """
 
 from __future__ import annotations
 
 import string
-from datetime import time
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from argus.schedule import WEEKDAYS, Weekday
+from argus.schedule import Schedule
 from schemas.alerts import Severity
 from schemas.events import VideoKind
 from schemas.sensors import SensorType
@@ -209,43 +209,6 @@ class AbsentSpec(Matcher):
     def _some_window(self) -> AbsentSpec:
         if self.before_s == 0 and self.after_s == 0:
             raise ValueError("an absence needs before_s or after_s > 0")
-        return self
-
-
-def _clock(value: Any) -> Any:
-    """``"22:00"`` (or YAML 1.1's unquoted 22:00 = 1320, base 60) → ``time(22, 0)``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value <= 24 * 60:
-            raise ValueError(f"a clock time must be HH:MM, got {value}")
-        value = f"{value // 60:02d}:{value % 60:02d}"
-    if isinstance(value, str) and value.strip() == "24:00":
-        return time(0, 0)
-    return value
-
-
-Clock = Annotated[time, BeforeValidator(_clock)]
-
-
-class TimeRange(_Strict):
-    """Local time ``from`` to ``to`` on ``days``; ``to`` <= ``from`` runs past midnight (the
-    day is the one the range starts on); ``from`` == ``to`` is the whole day."""
-
-    start: Clock = Field(alias="from")
-    end: Clock = Field(alias="to")
-    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
-
-
-class Schedule(_Strict):
-    """When a rule may fire, in the site's timezone: within any of ``hours`` and/or when
-    the site is ``open`` / ``closed`` by its opening hours. Both given: both must hold."""
-
-    hours: list[TimeRange] | None = Field(default=None, min_length=1)
-    site: Literal["open", "closed"] | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Schedule:
-        if self.hours is None and self.site is None:
-            raise ValueError("a schedule needs hours or site")
         return self
 
 
