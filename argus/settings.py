@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:39092"
     kafka_controller_port: int = 39093
     redis_url: str = "redis://127.0.0.1:36379/0"
+    """May hold a password (``redis://:pass@host:6379/0``): log or print it only through
+    :func:`argus.redact.redact_url`."""
     triton_host: str = "127.0.0.1"
     triton_http_port: int = 38000
     triton_grpc_port: int = 38001

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
+from argus.redact import redact_url
 from argus.schedule import Clock, Weekday, every_day
 from argus.sources import parse_source
 from schemas.sensors import SensorType
@@ -261,7 +262,8 @@ def parse_topology(text: str, source: str = "<string>", defaults: dict[str, str]
         node = yaml.compose(expanded)
         data: Any = yaml.safe_load(expanded)
     except yaml.YAMLError as exc:
-        raise TopologyError(f"{source}: invalid YAML: {exc}") from exc
+        # the message quotes the offending line, which may hold a camera URL's password
+        raise TopologyError(redact_url(f"{source}: invalid YAML: {exc}")) from None
     if not isinstance(data, dict):
         raise TopologyError(f"{source}:1: the topology must be a mapping with 'sites'")
     try:

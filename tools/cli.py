@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from argus.log import setup_logging
+from argus.redact import redact_url
 from argus.settings import get_settings
 
 ENTRY_POINTS = {
@@ -66,7 +67,8 @@ def _stack(args: argparse.Namespace) -> int:
         print(f"  {status.name:<11} {status.state:<9} pid={status.pid or '-'}")
         if status.state in ("crashed", "unhealthy"):
             bad += 1
-            print("    " + status.detail.replace("\n", "\n    "))
+            # the tail of the server's log: it may quote connection URLs
+            print("    " + redact_url(status.detail).replace("\n", "\n    "))
     return 1 if bad else 0
 
 
@@ -76,7 +78,7 @@ def _models(args: argparse.Namespace) -> int:
     try:
         fetched = fetch(get_settings(), args.names or None)
     except ModelFetchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     for name, path in fetched.items():
         print(f"{name}: {path}")
@@ -98,7 +100,7 @@ def _topology(args: argparse.Namespace) -> int:
     try:
         topo = load_topology(Path(args.file) if args.file else settings.topology, settings.shared)
     except TopologyError as exc:
-        print(exc, file=sys.stderr)
+        print(redact_url(str(exc)), file=sys.stderr)
         return 2
     print(f"ok: {len(topo.sites)} site(s), {len(topo.cameras)} camera(s), "
           f"{len(topo.sensors)} sensor(s)")

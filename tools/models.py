@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from argus.log import get_logger
+from argus.redact import redact_url
 from argus.settings import REPO_ROOT, Settings
 
 log = get_logger(__name__)
@@ -95,7 +96,7 @@ def load_manifest(path: Path | str | None = None) -> list[ModelEntry]:
         raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
         entries = _Manifest.model_validate(raw).models
     except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ModelFetchError(f"bad model manifest {manifest_path}: {exc}") from exc
+        raise ModelFetchError(redact_url(f"bad model manifest {manifest_path}: {exc}")) from None
     seen: set[str] = set()
     for entry in entries:
         for key in (entry.name, f"file:{entry.file}"):
@@ -196,7 +197,7 @@ def _download(entry: ModelEntry, url: str, dest: Path) -> None:
         os.chmod(tmp, 0o644)
         if digest.hexdigest() != entry.sha256:
             raise ModelFetchError(
-                f"sha256 mismatch for {url}: got {digest.hexdigest()} ({size} bytes), "
+                f"sha256 mismatch for {redact_url(url)}: got {digest.hexdigest()} ({size} bytes), "
                 f"manifest says {entry.sha256}"
             )
         os.replace(tmp, dest)
@@ -219,14 +220,15 @@ def _fetch_one(entry: ModelEntry, settings: Settings, cache: _ShaCache) -> Path:
     if _matches(entry, dest, cache):  # an earlier download (or a link that still holds)
         return dest
     for url in entry.urls:
-        log.info("models.download", extra={"model": entry.name, "url": url})
+        shown = redact_url(url)  # a signed or token URL: its secrets masked
+        log.info("models.download", extra={"model": entry.name, "url": shown})
         try:
             _download(entry, url, dest)
         except ModelFetchError as exc:
             notes.append(str(exc))
             continue
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            notes.append(f"cannot download {url}: {exc}")
+            notes.append(redact_url(f"cannot download {shown}: {exc}"))
             continue
         cache.sha256(dest)
         return dest

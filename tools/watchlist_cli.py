@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
+from argus.redact import redact_url
 from argus.settings import get_settings
 from argus.watchlist.photos import ENROLL_MIN_QUALITY, embed_photos, embed_photos_local
 from argus.watchlist.store import Person, WatchList, WatchlistError, WatchlistStore, load_key
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
-        print(f"error: Redis: {exc}", file=sys.stderr)
+        print(f"error: Redis: {redact_url(str(exc))}", file=sys.stderr)
         return 1
 
 

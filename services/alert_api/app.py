@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from argus import __version__
 from argus.log import get_logger
+from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
@@ -164,7 +165,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         await runtime.feed.start()
         await runtime.publisher.start()
         app.state.runtime = runtime
-        log.info("alert_api.started", extra={"redis": settings.redis_url, "keys": len(keys),
+        log.info("alert_api.started", extra={"redis": redact_url(settings.redis_url),
+                                             "keys": len(keys),
                                              "kafka": runtime.publisher.connected})
         try:
             yield

@@ -42,6 +42,7 @@ from argus.metrics import (
     SOURCE_RECONNECTS,
     camera_label,
 )
+from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.sources import SourceKind, parse_source
 from argus.topology import Camera
@@ -134,6 +135,8 @@ class CameraWorker:
         self.camera = camera
         self.settings = settings
         self.source = parse_source(camera.source)
+        self.shown_source = redact_url(self.source.target)
+        """The source as logs show it: a URL's password and tokens masked (argus.redact)."""
         self.topic = settings.topic(FRAMES_TOPIC)
         self._producer = producer
         self._key = camera.id.encode()
@@ -177,7 +180,7 @@ class CameraWorker:
         self._started = True
         LIVENESS.track(self.label, self.camera.id, self.clock)
         log.info("camera starting", extra={"camera": self.camera.id, "kind": self.source.kind,
-                                           "source": self.source.target, "fps": self.camera.fps,
+                                           "source": self.shown_source, "fps": self.camera.fps,
                                            "topic": self.topic})
         self._publisher.start()
         self._reader.start()
@@ -276,7 +279,7 @@ class CameraWorker:
                 end = self._read_pass(cap)
             except Exception:
                 log.exception("camera read failed; reopening the source",
-                              extra={"camera": self.camera.id, "source": self.source.target})
+                              extra={"camera": self.camera.id, "source": self.shown_source})
                 end = _PassEnd.FAILED
             finally:
                 cap.release()
@@ -289,7 +292,7 @@ class CameraWorker:
                 if end is _PassEnd.EMPTY:
                     if not self.camera.loop:
                         log.warning("camera file has no readable frames; camera finished",
-                                    extra={"camera": self.camera.id, "path": self.source.target})
+                                    extra={"camera": self.camera.id, "path": self.shown_source})
                         return
                     retry = True  # a looping file that yields nothing: back off, don't spin
                     continue
@@ -302,7 +305,7 @@ class CameraWorker:
                                                      "frames": self._seq})
                 return
             log.warning("camera stopped returning frames; reconnecting",
-                        extra={"camera": self.camera.id, "source": self.source.target})
+                        extra={"camera": self.camera.id, "source": self.shown_source})
             retry = True
 
     def _open(self, retry: bool) -> cv2.VideoCapture | None:
@@ -324,10 +327,10 @@ class CameraWorker:
             if cap is not None:
                 if retry:
                     log.info("camera source reopened", extra={"camera": self.camera.id,
-                                                              "source": self.source.target})
+                                                              "source": self.shown_source})
                 return cap
             delay = self._backoff.next_delay()
-            extra = {"camera": self.camera.id, "source": self.source.target,
+            extra = {"camera": self.camera.id, "source": self.shown_source,
                      "retry_in_s": delay, "attempt": self._backoff.attempts}
             path = self.source.path
             if path is not None and not path.is_file():

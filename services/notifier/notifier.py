@@ -33,6 +33,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from argus.log import get_logger
+from argus.redact import redact_url
 from schemas.alerts import Alert, ChangeKind, Severity
 
 log = get_logger(__name__)
@@ -191,7 +192,8 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 error = f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            status, outcome, error = None, "retry", f"{type(exc).__name__}: {exc}"[:300]
+            # aiohttp's messages may quote the URL (a token in its query): masked, then cut
+            status, outcome, error = None, "retry", redact_url(f"{type(exc).__name__}: {exc}")[:300]
         if attempt < policy.attempts:
             await asyncio.sleep(policy.delay(attempt, retry_after))
     final: Literal["delivered", "failed"] = "delivered" if outcome == "delivered" else "failed"

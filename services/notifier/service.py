@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from argus.log import get_logger
+from argus.redact import redact_url
 from argus.settings import Settings
 from schemas.alerts import Alert
 from schemas.commands import Command
@@ -77,7 +78,8 @@ def load_webhooks(config: NotifierConfig) -> list[Webhook]:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise WebhookConfigError(f"{path}: {exc}") from None
+            # a YAML error quotes the offending line, which may hold a webhook's token
+            raise WebhookConfigError(redact_url(f"{path}: {exc}")) from None
         if not isinstance(data, dict) or not isinstance(data.get("webhooks"), list):
             raise WebhookConfigError(f"{path}: expected a mapping with a 'webhooks' list")
         for index, item in enumerate(data["webhooks"]):

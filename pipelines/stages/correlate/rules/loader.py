@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from argus.redact import redact_url
 from argus.topology import Topology, _field, _line_of
 from pipelines.stages.correlate.rules.model import LightsAction, Matcher, PtzAction, RuleSet
 
@@ -83,7 +84,8 @@ def parse_rules(text: str, source: str = "<string>", topology: Topology | None =
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: invalid YAML: {exc}") from exc
+        # the message quotes the offending line, which may hold a webhook URL's token
+        raise RuleError(redact_url(f"{source}: invalid YAML: {exc}")) from None
     if not isinstance(data, dict):
         raise RuleError(f"{source}:1: the rules file must be a mapping with 'rules'")
     try:
