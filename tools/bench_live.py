@@ -17,6 +17,10 @@ zone) and measures, after a warm-up (``--warmup`` s after the first detection):
 * a verdict: "keeps up" or "falls behind" (``tools.bench_measure.verdict``).
 
 ``--find-max`` runs 2, 4, 6, 8, 12, ... cameras at ``--fps`` until one falls behind.
+``--overload N`` runs N cameras (a second grabber for the extra ones) during the measured
+window, then stops the extra ones and reports how long the lag took to settle, the latency
+after that, and where every published frame went (detected, skipped as stale,
+dead-lettered, still queued; ``unaccounted`` must be 0).
 Prints a table per run; ``--json PATH`` writes everything. Servers that were already
 running are reused and left running; those it started are stopped (``--keep-stack``: not).
 """
@@ -27,11 +31,8 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +40,6 @@ import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,11 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from argus.log import setup_logging
-from argus.settings import REPO_ROOT, Settings, get_settings
+from argus.settings import Settings, get_settings
 from services.sensor_gateway.logic import event_id
 from tools import bench_measure as m
 from tools import stack
+from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
 
 DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
                    "data/videos/person-bicycle-car-detection.mp4",
@@ -58,70 +59,6 @@ DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
 LAG_TOPICS = ("frames.raw", "detections", "tracks", "events.video", "events.face",
               "sensors.events", "correlation.ticks")
 FIND_MAX_STEPS = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-REDIS_LOCK = "argus:test-session"  # the test sessions' lock: never share a database
-STOP_GRACE_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str, timeout: float = 2.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode())
-
-
-def _claim_redis_db(base_url: str, token: str, ttl_s: int) -> int:
-    for db in range(1, 16):
-        client = redis.Redis.from_url(f"{base_url}/{db}")
-        if client.set(REDIS_LOCK, token, nx=True, ex=ttl_s):
-            client.flushdb()
-            client.set(REDIS_LOCK, token, ex=ttl_s)
-            return db
-    raise RuntimeError("every Redis database 1-15 is held by a test session or bench")
-
-
-class Children:
-    """The processes this run started, stopped in reverse order: SIGTERM, then SIGKILL."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir, self.env = workdir, env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], health_port: int) -> None:
-        with open(self.workdir / f"{name}.log", "ab") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, *args], cwd=REPO_ROOT, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            self.check()
-            with contextlib.suppress(OSError):
-                _get(f"http://127.0.0.1:{health_port}/healthz", 1)
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"{name} not healthy after 90 s; see {self.workdir}/{name}.log")
-
-    def check(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited ({proc.returncode}); see "
-                                   f"{self.workdir}/{name}.log")
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs.values()):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in reversed(self.procs.values()):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 class Probe:
@@ -225,55 +162,29 @@ def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
     return {**out, "total": sum(out.values())}
 
 
-def versions(settings: Settings) -> dict[str, str | None]:
-    """Python, Kafka (jar), faust, kafka-python, onnxruntime (Triton's venv), Triton."""
-    def dist(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    kafka = sorted((settings.cache_dir / "kafka" / "libs").glob("kafka_2.13-*.jar"))
-    ort = sorted((REPO_ROOT / ".venv-triton").glob("lib/python*/site-packages/"
-                                                  "onnxruntime-*.dist-info"))
-    triton = None
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        triton = json.loads(_get(f"http://127.0.0.1:{settings.triton_http_port}/v2"))["version"]
-    return {"python": platform.python_version(),
-            "kafka": kafka[-1].stem.split("-", 1)[1] if kafka else None,
-            "faust-streaming": dist("faust-streaming"), "kafka-python": dist("kafka-python"),
-            "onnxruntime_triton": (ort[-1].name.removesuffix(".dist-info").split("-")[1]
-                                   if ort else None),
-            "tritonserver": triton}
-
-
-def _cleanup_kafka(settings: Settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        ours = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)
-                or t.startswith(f"{settings.app_id}-")]
-        if ours:
-            admin.delete_topics(ours, raise_errors=False)
-    finally:
-        admin.close()
-
-
 def run_live(base: Settings, cameras: int, fps: float, duration: float, sources: list[str],
              warmup: float = 15.0, sensor_period: float = 10.0,
-             detect_workers: int = 0) -> dict[str, Any]:
-    """One run; returns its figures (see the module docstring)."""
+             detect_workers: int = 0, overload: int = 0, recovery: float = 90.0,
+             ) -> dict[str, Any]:
+    """One run; returns its figures (see the module docstring). ``overload`` > ``cameras``:
+    that many cameras during the measured window, then the extra ones stop and the
+    recovery is measured (:func:`_recover`, at most ``recovery`` s)."""
     run_id = f"bl{uuid.uuid4().hex[:6]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"argus-bench-live-{run_id}-"))
-    (workdir / "topology.yaml").write_text(m.topology_yaml(run_id, cameras, fps, sources))
+    total = max(cameras, overload)
+    (workdir / "topology.yaml").write_text(m.topology_yaml(run_id, total, fps, sources))
+    grabbers = {"grabber": [f"{run_id}-cam-{i}" for i in range(cameras)],
+                "grabber-extra": [f"{run_id}-cam-{i}" for i in range(cameras, total)]}
+    grabbers = {name: ids for name, ids in grabbers.items() if ids}
     admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
     offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
                             enable_auto_commit=False)
     redis_base = base.redis_url.rsplit("/", 1)[0]
-    db = _claim_redis_db(redis_base, run_id, int(duration + warmup + 1800))
+    db = claim_redis_db(redis_base, run_id, int(duration + warmup + 1800))
     settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
                         redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
     workers = [f"worker-{i}" for i in range(detect_workers + 1)] if detect_workers else ["worker"]
-    ports = {name: _free_port() for name in (*workers, "gateway", "grabber")}
+    ports = {name: free_port() for name in (*workers, "gateway", *grabbers)}
     children = Children(workdir, {**os.environ, **settings.to_env()})
     probe = Probe(settings, [f"{run_id}-pir-{i}" for i in range(cameras)],
                   f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events", sensor_period)
@@ -285,8 +196,10 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
                                    str(ports["gateway"])], ports["gateway"])
         for thread in probe.threads:
             thread.start()
-        children.start("grabber", ["-m", "services.frame_grabber", "--metrics-port",
-                                   str(ports["grabber"])], ports["grabber"])
+        for name, ids in grabbers.items():
+            children.start(name, ["-m", "services.frame_grabber", "--metrics-port",
+                                  str(ports[name]), *(f"--camera={c}" for c in ids)],
+                           ports[name])
         deadline = time.monotonic() + 180
         while probe.first_detection is None:
             children.check()
@@ -300,9 +213,10 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
         def snapshot() -> dict[str, Any]:
             return {"t": time.time(), "procs": m.sample_processes(roots),
                     "cpu": m.machine_ticks(), "lag": _lag(admin, offsets, settings, groups),
-                    "worker": "\n".join(_get(f"http://127.0.0.1:{ports[w]}/metrics")
+                    "worker": "\n".join(get(f"http://127.0.0.1:{ports[w]}/metrics")
                                         for w in workers),
-                    "grabber": _get(f"http://127.0.0.1:{ports['grabber']}/metrics")}
+                    "grabber": "\n".join(get(f"http://127.0.0.1:{ports[g]}/metrics")
+                                          for g in grabbers)}
 
         first = snapshot()
         lags = [(first["t"], float(first["lag"]["total"]))]
@@ -320,7 +234,10 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
         result = _report(settings, first, last, lags, probe, {
             "cameras": cameras, "fps": fps, "duration_s": duration, "warmup_s": warmup,
             "sensor_period_s": sensor_period, "sources": [Path(x).name for x in sources],
-            "detect_workers": detect_workers})
+            "detect_workers": detect_workers, "overload_cameras": total})
+        if total > cameras:
+            result["recovery"] = _recover(children, ports, workers, probe, admin, offsets,
+                                          settings, groups, cameras * fps, recovery)
         ok = True
         return result
     finally:
@@ -331,7 +248,7 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
         admin.close()
         offsets.close()
         with contextlib.suppress(Exception):
-            _cleanup_kafka(settings)
+            cleanup_kafka(settings)
         with contextlib.suppress(Exception):
             redis.Redis.from_url(settings.redis_url).flushdb()  # also drops the lock
         shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
@@ -340,6 +257,55 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"bench live did not finish; logs kept in {workdir}", file=sys.stderr)
+
+
+def _recover(children: Children, ports: dict[str, int], workers: list[str], probe: Probe,
+             admin: KafkaAdminClient, offsets: KafkaConsumer, settings: Settings,
+             groups: list[str], base_fps: float, limit_s: float) -> dict[str, Any]:
+    """After an overload window: stop the extra cameras and time the return to a steady
+    lag (total at most :func:`tools.bench_measure.verdict`'s end-lag limit for the base
+    input, for 5 s in a row); then stop every camera, let the worker drain ``frames.raw``
+    and check that every published frame is accounted for: detected, skipped as stale, or
+    dead-lettered."""
+    children.stop_one("grabber-extra")
+    t_stop = time.time()
+    steady = 3 * base_fps + 10
+    timeline: list[tuple[float, int, int]] = []
+    recovered_at: float | None = None
+    streak_from: float | None = None
+    while time.time() < t_stop + limit_s:
+        children.check()
+        lag = _lag(admin, offsets, settings, groups)
+        now = time.time() - t_stop
+        timeline.append((round(now, 1), lag["total"], lag["frames.raw"]))
+        if lag["total"] <= steady:
+            streak_from = now if streak_from is None else streak_from
+            if now - streak_from >= 5.0:
+                recovered_at = streak_from
+                break
+        else:
+            streak_from = None
+        time.sleep(1.0)
+    after = [lat for at, lat in probe.samples["detections"] if at >= t_stop + (recovered_at or 0)]
+    children.stop_one("grabber")
+    drained = time.time() + 30
+    while time.time() < drained and _lag(admin, offsets, settings, groups)["frames.raw"] > 0:
+        time.sleep(0.5)
+    worker = "\n".join(get(f"http://127.0.0.1:{ports[w]}/metrics") for w in workers)
+    return {"recovered": recovered_at is not None,
+            "recovery_s": None if recovered_at is None else round(recovered_at, 1),
+            "steady_lag_limit": round(steady), "lag_timeline": timeline,
+            "latency_after_recovery": m.percentiles(after),
+            "accounting": m.frame_accounting(_published(offsets, settings), worker,
+                                             _lag(admin, offsets, settings,
+                                                  groups)["frames.raw"])}
+
+
+def _published(consumer: KafkaConsumer, settings: Settings) -> int:
+    """Frames on this run's ``frames.raw`` (its end offsets: the topic is the run's own)."""
+    topic = settings.topic("frames.raw")
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    return int(sum(consumer.end_offsets(parts).values()))
 
 
 def _start_workers(children: Children, ports: dict[str, int], workers: list[str],
@@ -394,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-workers", type=int, default=0,
                         help="N workers running only the detect stage and one for the rest "
                              "(0: one worker for the whole graph, as shipped)")
+    parser.add_argument("--overload", type=int, default=0, metavar="N",
+                        help="N cameras (more than --cameras) during the measured window, "
+                             "then back to --cameras: reports the recovery time and where "
+                             "every frame went")
+    parser.add_argument("--recovery", type=float, default=120.0,
+                        help="--overload: longest wait for the lag to settle (s)")
     parser.add_argument("--keep-stack", action="store_true",
                         help="leave running the servers this command had to start")
     args = parser.parse_args(argv)
@@ -416,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         started = stack.up(base)
         if not args.find_max:
             result = run_live(base, args.cameras, args.fps, args.duration, sources,
-                              args.warmup, args.sensor_period, args.detect_workers)
+                              args.warmup, args.sensor_period, args.detect_workers,
+                              args.overload, args.recovery)
             print(m.format_table(result), flush=True)
         else:
             steps: list[dict[str, Any]] = []

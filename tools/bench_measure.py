@@ -190,8 +190,10 @@ def machine() -> dict[str, Any]:
 
 def verdict(lag_slope: float, end_lag: float, input_fps: float, p95_event_ms: float | None,
             dropped_share: float = 0.0) -> tuple[bool, list[str]]:
-    """Keeps up when the lag does not grow (slope below :data:`MAX_SLOPE`), the lag at the
-    end is at most ~3 s of input (the worker commits once a second), p95 capture →
+    """Keeps up when the lag does not grow (slope below :data:`MAX_SLOPE`), the
+    ``frames.raw`` lag at the end is at most ~3 s of input (the worker commits once a
+    second; downstream topics each hold up to a second of their own rate between
+    commits, and a backlog there shows in the latencies), p95 capture →
     ``events.video`` is at most :data:`MAX_P95_EVENT_S` and at most
     :data:`MAX_DROPPED_SHARE` of the input frames were dropped or skipped as stale (a
     pipeline that skips frames is behind even when its lag is flat). Returns the reasons
@@ -199,15 +201,16 @@ def verdict(lag_slope: float, end_lag: float, input_fps: float, p95_event_ms: fl
 
     >>> verdict(0.1, 12, 10.0, 420.0)
     (True, [])
-    >>> verdict(2.0, 300, 10.0, None, 0.2)[1]
-    ['lag grows 2.00 msg/s', 'end lag 300 > 40', 'no events.video to time', '20% of frames dropped']
+    >>> verdict(2.0, 300, 10.0, None, 0.2)[1]  # doctest: +NORMALIZE_WHITESPACE
+    ['lag grows 2.00 msg/s', 'end frames.raw lag 300 > 40', 'no events.video to time',
+     '20% of frames dropped']
     """
     reasons = []
     if lag_slope >= MAX_SLOPE:
         reasons.append(f"lag grows {lag_slope:.2f} msg/s")
     limit = 3 * input_fps + 10
     if end_lag > limit:
-        reasons.append(f"end lag {end_lag:.0f} > {limit:.0f}")
+        reasons.append(f"end frames.raw lag {end_lag:.0f} > {limit:.0f}")
     if p95_event_ms is None:
         reasons.append("no events.video to time")
     elif p95_event_ms > MAX_P95_EVENT_S * 1000:
@@ -256,7 +259,7 @@ def report(first: Mapping[str, Any], last: Mapping[str, Any],
                                     "rss_mib": None}
     processes["machine (all cores)"] = {"cpu_pct": busy, "rss_mib": None}
     lag_slope = slope([(t - t0, y) for t, y in lags])
-    keeps_up, reasons = verdict(lag_slope, last["lag"]["total"], published / window,
+    keeps_up, reasons = verdict(lag_slope, last["lag"]["frames.raw"], published / window,
                                 latency["events.video"]["p95_ms"],
                                 sum(dropped.values()) / max(1, published))
     return {
@@ -268,12 +271,34 @@ def report(first: Mapping[str, Any], last: Mapping[str, Any],
                    for s in sorted(set(s_in) | set(s_out))},
         "latency": latency,
         "lag": {"group": group, "start": dict(first["lag"]), "end": dict(last["lag"]),
-                "slope_per_s": round(lag_slope, 3), "samples": len(lags)},
+                "slope_per_s": round(lag_slope, 3), "samples": len(lags),
+                "series": [(round(t - t0, 1), round(y)) for t, y in lags]},
         "sensor": {"posted": len(ours), "alerted": sum(e in alerted for e in ours)},
         "processes": processes,
         "keeps_up": keeps_up, "verdict": "keeps up" if keeps_up else "falls behind",
         "verdict_reasons": reasons,
     }
+
+
+def frame_accounting(published: int, workers: str, raw_lag: int) -> dict[str, Any]:
+    """Where every published frame went: ``published`` (the frames on ``frames.raw``), the
+    workers' final scrape and the ``frames.raw`` lag left. ``unaccounted`` = published -
+    detected - skipped - dead-lettered (detect stage) - still queued; 0 when nothing was
+    lost.
+
+    >>> w = "\\n".join(['argus_stage_messages_out_total{stage="detect"} 11.0',
+    ...                 'argus_frames_skipped_total{camera="a",reason="stale"} 3.0',
+    ...                 'argus_dlq_messages_total{stage="detect",reason="corrupt_jpeg"} 1.0'])
+    >>> frame_accounting(15, w, 0)["unaccounted"], frame_accounting(15, w, 2)["unaccounted"]
+    (0, -2)
+    """
+    detected = round(prom_sum(workers, "argus_stage_messages_out_total", "stage").get(
+        "detect", 0.0))
+    skipped = round(sum(prom_sum(workers, "argus_frames_skipped_total", "reason").values()))
+    dead = round(prom_sum(workers, "argus_dlq_messages_total", "stage").get("detect", 0.0))
+    return {"published": published, "detected": detected, "skipped": skipped,
+            "dead_lettered": dead, "queued": raw_lag,
+            "unaccounted": published - detected - skipped - dead - raw_lag}
 
 
 def topology_yaml(run_id: str, cameras: int, fps: float, sources: Sequence[str]) -> str:
@@ -319,7 +344,8 @@ def _rows(rows: list[tuple[str, ...]]) -> list[str]:
 def format_table(run: Mapping[str, Any]) -> str:
     """The readable report of one run (see ``tools.bench_live`` for the fields)."""
     p = run["parameters"]
-    lines = [f"argus bench live: {p['cameras']} camera(s) at {p['fps']:g} fps, "
+    cameras = p.get("overload_cameras") or p["cameras"]
+    lines = [f"argus bench live: {cameras} camera(s) at {p['fps']:g} fps, "
              f"{run['window_s']:.0f} s measured (first {p['warmup_s']:g} s after the first "
              "detection discarded: consumer-group join, Triton warm-up)",
              f"input: {run['input_fps']:.2f} frames/s published, frames dropped "
@@ -342,4 +368,14 @@ def format_table(run: Mapping[str, Any]) -> str:
                       for name, v in run["processes"].items()]])
     lines += ["", f"verdict: {run['verdict']}"
               + (f" ({'; '.join(run['verdict_reasons'])})" if run["verdict_reasons"] else "")]
+    recovery = run.get("recovery")
+    if recovery:
+        after = recovery["latency_after_recovery"]
+        lines += [f"overload: {p['overload_cameras']} cameras during the window, then "
+                  f"{p['cameras']}: " + (f"lag settled (total <= {recovery['steady_lag_limit']}"
+                                         f" for 5 s) {recovery['recovery_s']:g} s after"
+                                         if recovery["recovered"] else "lag did NOT settle"),
+                  f"capture→detections after that: p50 {_cell(after['p50_ms'])} ms, "
+                  f"p95 {_cell(after['p95_ms'])} ms (n {after['n']})",
+                  "frames: " + ", ".join(f"{k} {v}" for k, v in recovery["accounting"].items())]
     return "\n".join(lines)
