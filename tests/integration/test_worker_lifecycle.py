@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,75 @@ def test_two_detect_workers_one_killed_mid_clip(workers: Workers) -> None:
     seen = {(r.key, Tracks.model_validate_json(r.value).seq) for r in records}
     for camera in cameras:
         assert {s for k, s in seen if k == camera.encode()} >= set(range(40)), camera
+
+
+PANIC_SITES = {"site-test": "lobby", "site-faces": "entrance", "site-behaviour": "walkway",
+               "site-counting": "hall"}
+
+
+def send_panics(settings: Settings, round_: str, ts: float) -> dict[str, str]:
+    """One panic event per site (the shipped rule ``panic_button`` alerts on each);
+    returns site → event id."""
+    producer = make_producer(settings)
+    ids = {}
+    for site, zone in PANIC_SITES.items():
+        ids[site] = f"panic-{round_}-{site}-{uuid.uuid4().hex[:6]}"
+        reading = {"schema_version": 1, "event_id": ids[site], "sensor_id": f"panic-{site}",
+                   "site_id": site, "zone_id": zone, "type": "panic", "state": "pressed",
+                   "ts": ts}
+        producer.send(settings.topic("sensors.events"), key=site.encode(),
+                      value=json.dumps(reading).encode())
+    producer.flush()
+    producer.close()
+    return ids
+
+
+def test_two_correlate_workers_one_killed_no_alert_lost_or_duplicated(
+        workers: Workers) -> None:
+    """Two ``--stages correlate`` workers share four sites; after the first panic of each
+    site has made its alert, the worker that handled most of them is killed (``kill -9``),
+    then the second panics arrive. The other worker takes its sites over with their state
+    (the rule engine's table): every site ends with exactly one alert (one id) holding both
+    panics once each, count 2."""
+    settings = workers.settings
+    first = workers.start("correlate")
+    second = workers.start("correlate")
+    now = time.time()
+    round1 = send_panics(settings, "r1", now)
+    created = consume_until(settings, "alerts", lambda rs: {
+        json.loads(r.value)["site_id"] for r in rs} >= set(PANIC_SITES), 90)
+    assert {json.loads(r.value)["site_id"] for r in created} >= set(PANIC_SITES), \
+        workers.log_tail()
+    opened = [(metric_value(scrape(port), "argus_alerts_total", rule="panic_button",
+                            severity="critical"),
+               proc) for proc, port in (first, second)]
+    victim = max(opened, key=lambda item: item[0])[1]  # it holds those sites' state
+    assert sum(count for count, _ in opened) == len(PANIC_SITES), opened
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    round2 = send_panics(settings, "r2", now + 5.0)
+
+    def latest(records: list[Any]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in records:
+            alert = json.loads(r.value)
+            if alert["alert_id"] not in out or alert["version"] >= out[alert["alert_id"]][
+                    "version"]:
+                out[alert["alert_id"]] = alert
+        return out
+
+    def both_panics(records: list[Any]) -> bool:
+        seen = {e["event_id"] for a in latest(records).values() for e in a["evidence"]}
+        return seen >= set(round1.values()) | set(round2.values())
+
+    records = consume_until(settings, "alerts", both_panics, 120)
+    alerts = latest(records)
+    by_site: dict[str, list[str]] = {}
+    for alert_id, alert in alerts.items():
+        by_site.setdefault(alert["site_id"], []).append(alert_id)
+    assert {s: len(ids) for s, ids in by_site.items()} == dict.fromkeys(PANIC_SITES, 1), (
+        by_site, workers.log_tail())
+    for site, (alert_id,) in by_site.items():
+        evidence = [e["event_id"] for e in alerts[alert_id]["evidence"]]
+        assert sorted(evidence) == sorted([round1[site], round2[site]]), (site, evidence)
+        assert alerts[alert_id]["count"] == 2, (site, alerts[alert_id]["count"])
