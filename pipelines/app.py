@@ -94,9 +94,13 @@ def create_app(settings: Settings, topology: Topology,
                        cached_cameras=cached, send=send, tables=table)
     built: list[Stage[Any, Any]] = []
     for cls in classes:
+        if not cls.settings_class().enabled:
+            prefix = str(cls.settings_class.model_config.get("env_prefix", ""))
+            log.info("stage off", extra={"stage": cls.name, "by": f"{prefix}ENABLED"})
+            continue
         stage = cls.build(ctx)
         if stage is None:
-            log.info("stage off", extra={"stage": cls.name})
+            log.info("stage off", extra={"stage": cls.name, "by": "nothing to do"})
             continue
         built.append(stage)
         add_agent(app, StageRunner(stage, app, settings))

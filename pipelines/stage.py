@@ -2,10 +2,12 @@
 
 A stage is a small class: a ``name`` (metric label, dead-letter key, settings prefix
 ``ARGUS_<NAME>_``), the logical topics it reads (``inputs``) and writes (``output``), a
-settings class with ``enabled`` and the micro-batch size, and four methods:
+settings class (``settings_class``) with ``enabled`` and the micro-batch size, and four
+methods:
 
-* ``build(ctx)`` (class method): the stage, or ``None`` when it has nothing to do here
-  (switched off, no watchlist key, no trained model...);
+* ``build(ctx)`` (class method): the stage, or ``None`` when it has nothing to do here (no
+  watchlist key, no trained model...); the worker does not build a stage whose settings
+  say ``enabled=false``;
 * ``parse(record)``: the typed input of one Kafka record, or raise :class:`Rejected`
   (a dead letter with that reason) or :class:`Skipped` (counted, not an error);
 * ``async handle(batch)``: the outputs of each parsed input, one list per input, or a

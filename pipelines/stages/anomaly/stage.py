@@ -25,8 +25,6 @@ class Anomaly(OneByOne[Record, VideoEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> Anomaly | None:
         config = AnomalySettings()
-        if not config.enabled:
-            return None
         return cls(AnomalyAgent(ctx.settings, ctx.topology, ctx.frame_cache, config))
 
     def parse(self, record: Record) -> Record:

@@ -48,8 +48,6 @@ class Behaviour(OneByOne[tuple[Tracks, Camera], VideoEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> Behaviour | None:
         settings = BehaviourSettings()
-        if not settings.enabled:
-            return None
         # Person-down confirmation: MoveNet on Triton, only if some camera has `fall:` set.
         pose = TritonPose(ctx.settings.triton_grpc_url) if any(
             c.fall is not None and c.fall.enabled for c in ctx.topology.cameras) else None

@@ -92,7 +92,7 @@ class Correlate(OneByOne[Input, Message]):
     @classmethod
     def build(cls, ctx: StageContext) -> Correlate | None:
         settings = CorrelateSettings()
-        return cls(ctx, settings) if settings.enabled else None
+        return cls(ctx, settings)
 
     def parse(self, record: Record) -> Input:
         if record.topic == TICKS:

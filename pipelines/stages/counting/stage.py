@@ -92,8 +92,6 @@ class Counting(OneByOne[tuple[Tracks, Camera], Counts]):
     @classmethod
     def build(cls, ctx: StageContext) -> Counting | None:
         settings = CountingSettings()
-        if not settings.enabled:
-            return None
         return cls(ctx.topology, ctx.redis, ctx.table("counting-state"), settings,
                    per_camera=ctx.settings.metrics_per_camera)
 

@@ -80,8 +80,6 @@ class Detect(Stage[Frame, Detections]):
     @classmethod
     def build(cls, ctx: StageContext) -> Detect | None:
         config = DetectSettings()
-        if not config.enabled:
-            return None
         return cls(ctx.settings, ctx.topology, ctx.frame_cache, ctx.cached_cameras, config)
 
     def parse(self, record: Record) -> Frame:

@@ -37,7 +37,7 @@ class Faces(OneByOne[Record, FaceEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> Faces | None:
         config = FacesSettings()
-        if not (config.enabled and faces_enabled()):
+        if not faces_enabled():
             return None
         return cls(FaceAgent(ctx.settings, ctx.topology, ctx.frame_cache, config))
 

@@ -27,8 +27,6 @@ class Track(OneByOne[Detections, Tracks]):
     @classmethod
     def build(cls, ctx: StageContext) -> Track | None:
         settings = TrackSettings()
-        if not settings.enabled:
-            return None
         registry = TrackerRegistry(settings.tracker_config(COCO_CLASSES), COCO_CLASSES,
                                    store=ctx.table("tracker-state"),
                                    persist_every_s=settings.persist_every_s)

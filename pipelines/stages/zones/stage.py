@@ -44,7 +44,7 @@ class Zones(OneByOne[tuple[Detections, Camera], VideoEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> Zones | None:
         settings = ZonesSettings()
-        return cls(ctx.topology, settings) if settings.enabled else None
+        return cls(ctx.topology, settings)
 
     def parse(self, record: Record) -> tuple[Detections, Camera]:
         frame = Detections.model_validate_json(record.value or b"")

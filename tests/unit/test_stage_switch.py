@@ -1,0 +1,28 @@
+"""A stage whose settings say ``enabled=false`` is not built: the worker's app has no agent
+for it (``ARGUS_<STAGE>_ENABLED``, read through the stage's ``settings_class``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from argus.settings import Settings
+from argus.topology import load_topology
+from pipelines.app import create_app
+
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topology.yaml"
+
+
+@pytest.mark.parametrize(("off", "expected"), [
+    ("", {"zones", "track"}),
+    ("ZONES", {"track"}),
+    ("TRACK", {"zones"}),
+])
+def test_disabled_stage_gets_no_agent(off: str, expected: set[str], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if off:
+        monkeypatch.setenv(f"ARGUS_{off}_ENABLED", "false")
+    settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY)
+    app = create_app(settings, load_topology(TOPOLOGY, settings.shared), ["zones", "track"])
+    assert {name.rsplit(".", 1)[-1] for name in app.agents} == expected
