@@ -11,16 +11,22 @@ machine (``TRANSITIONS``)::
 The pure functions here (``next_state``, ``apply_action``, ``merge_update``, ``classify``)
 are what ``argus.stores.alerts`` applies inside its Redis transactions.
 
+Evidence is capped by one rule, ``cap_evidence`` (the trigger and the newest others), in
+the rule engine (at the rule's ``evidence.max``, default ``MAX_EVIDENCE``) and in the
+store (``MAX_EVIDENCE``); the full list of contributing event ids is in the alert's audit
+trail (``schemas.audit``).
+
 Schema version 2 added the lifecycle fields (who/when, ``history``, ``change``,
 ``updated_at``); version 1 messages still validate (the new fields default).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.base import Message
 
@@ -76,7 +82,11 @@ TRANSITIONS: dict[tuple[AlertState, Action], AlertState] = {
 """Every allowed operator transition; anything else raises ``InvalidTransition``."""
 
 MAX_EVIDENCE = 100
-"""Evidence kept per alert: the first item (the trigger) and the newest others."""
+"""Evidence kept per alert: the first item (the trigger) and the newest others
+(``cap_evidence``). The store's cap, and the default (and upper bound) of a rule's
+``evidence.max``. Every event id an alert ever had is in its audit trail."""
+
+_Item = TypeVar("_Item")
 
 
 class InvalidTransition(ValueError):
@@ -190,24 +200,54 @@ def apply_action(alert: Alert, action: Action, actor: str, comment: str, now: fl
     return _replace(alert, update)
 
 
+def cap_evidence(items: Sequence[_Item], cap: int = MAX_EVIDENCE) -> list[_Item]:
+    """``items`` (oldest first) within ``cap``: the first (the trigger) and the newest
+    ``cap - 1``. The one capping rule of the rule engine and the store.
+
+    >>> cap_evidence(["trigger", "a", "b", "c"], 3)
+    ['trigger', 'b', 'c']
+    >>> cap_evidence(["trigger", "a"], 1)
+    ['trigger']
+    """
+    if cap < 1:
+        raise ValueError(f"an evidence cap is at least 1, not {cap}")
+    if len(items) <= cap:
+        return list(items)
+    return [items[0], *items[len(items) - cap + 1:]]
+
+
 def merge_evidence(old: list[Evidence], new: list[Evidence], cap: int = MAX_EVIDENCE
                    ) -> list[Evidence]:
-    """``old`` then the items of ``new`` not yet in it (by event id); past ``cap`` items the
-    first (the trigger) and the newest ``cap - 1`` are kept.
+    """``old`` then the items of ``new`` not yet in it (by event id), within ``cap``
+    (``cap_evidence``: the first, the trigger, and the newest ``cap - 1``).
 
     >>> e = [Evidence(source="sensor", event_id=str(i), ts=i) for i in range(4)]
     >>> [x.event_id for x in merge_evidence(e[:2], e[1:], cap=3)]
     ['0', '2', '3']
     """
-    seen = {item.event_id for item in old}
+    wanted = set(added_event_ids(old, new))
     merged = list(old)
+    for item in new:
+        if item.event_id in wanted:
+            wanted.discard(item.event_id)
+            merged.append(item)
+    return cap_evidence(merged, cap)
+
+
+def added_event_ids(old: Sequence[Evidence], new: Sequence[Evidence]) -> list[str]:
+    """The event ids of ``new`` that ``old`` lacks, in order, each once.
+
+    >>> e = [Evidence(source="sensor", event_id=str(i), ts=i) for i in range(3)]
+    >>> added_event_ids(e[:2], [e[2], e[1], e[2]])
+    ['2']
+    """
+    seen = {item.event_id for item in old}
+    added: list[str] = []
     for item in new:
         if item.event_id not in seen:
             seen.add(item.event_id)
-            merged.append(item)
-    if len(merged) > cap:
-        merged = [merged[0], *merged[len(merged) - cap + 1:]]
-    return merged
+            added.append(item.event_id)
+    return added
 
 
 def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
@@ -217,8 +257,13 @@ def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
     never narrowed), the count (never lowered), the evidence (merged) and the severity
     (escalates, never de-escalates). The lifecycle side (state, who/when, history,
     created_at) and the identity (rule, site, zone) stay as stored. Version + 1.
+
+    The merged evidence is capped (``cap_evidence``) at the longer of the two lists, at
+    most ``MAX_EVIDENCE``: the engine sends at most its rule's ``evidence.max`` items, so
+    a rule's lower cap holds in the stored alert too, and the stored list never shrinks.
     """
     severity = max(stored.severity, incoming.severity, key=lambda s: s.rank)
+    cap = min(MAX_EVIDENCE, max(1, len(stored.evidence), len(incoming.evidence)))
     return _replace(stored, {
         "title": incoming.title,
         "severity": severity,
@@ -228,7 +273,7 @@ def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
         "first_seen": min(stored.first_seen, incoming.first_seen),
         "last_seen": max(stored.last_seen, incoming.last_seen),
         "count": max(stored.count, incoming.count),
-        "evidence": merge_evidence(stored.evidence, incoming.evidence),
+        "evidence": merge_evidence(stored.evidence, incoming.evidence, cap),
         "version": stored.version + 1,
         "change": ChangeKind.UPDATED,
         "updated_at": now,
@@ -270,17 +315,3 @@ def classify(state: AlertState | None, source_version: int | None, incoming_vers
     if state is AlertState.RESOLVED:
         return Outcome.CLOSED
     return Outcome.UPDATED
-
-
-class AuditEntry(BaseModel):
-    """One entry of the ``argus:audit`` stream (all values are strings in Redis)."""
-
-    id: str = ""
-    ts: float
-    actor: str
-    action: Action
-    alert_id: str
-    comment: str
-    from_state: AlertState
-    to_state: AlertState
-    version: int

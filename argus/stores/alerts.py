@@ -15,8 +15,8 @@ Keys (``argus:`` prefix):
 - ``argus:alerts:recent``                stream of recent changes (capped, ~1000)
 - ``argus:alerts:unpublished``           sorted set of ids whose latest version is not on
   Kafka yet (score = time of the change): the outbox ``unpublished`` drains
-- ``argus:audit``                        append-only stream of operator actions, trimmed
-  only past ``audit_retention_s``
+- ``argus:audit``, ``argus:audit:alert:<id>`` the audit trail (``argus.stores.audit``):
+  operator actions and the event ids each engine write added to the evidence
 - channel ``argus:alerts``               pub/sub: each change as the alert's JSON
 
 Active = open or acknowledged. Every write is one Redis transaction (``WATCH`` on the
@@ -37,18 +37,27 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from argus.metrics import ALERTS_RESOLVED, redis_command
+from argus.stores.audit import (
+    AUDIT,
+    DEFAULT_AUDIT_RETENTION_S,
+    alert_audit_key,
+    audit_entries,
+    queue_audit,
+)
 from schemas.alerts import (
     Action,
     Alert,
-    AuditEntry,
     Outcome,
     Severity,
     apply_action,
     classify,
     merge_update,
 )
+from schemas.audit import AuditAction, AuditEntry, evidence_entry
 
-__all__ = ["AuditEntry", "Outcome", "classify"]  # re-exported: part of the sink's API
+# re-exported: part of the sink's API
+__all__ = ["AUDIT", "DEFAULT_AUDIT_RETENTION_S", "AuditEntry", "Outcome", "alert_audit_key",
+           "audit_entries", "classify"]
 
 PREFIX = "argus:"
 CHANNEL = f"{PREFIX}alerts"
@@ -58,12 +67,10 @@ ACTIVE = f"{PREFIX}alerts:active"
 RANKED = f"{PREFIX}alerts:active:ranked"
 RESOLVED = f"{PREFIX}alerts:resolved"
 UNPUBLISHED = f"{PREFIX}alerts:unpublished"
-AUDIT = f"{PREFIX}audit"
 
 RECENT_MAXLEN = 1000
 DEFAULT_TTL_S = 7 * 24 * 3600
 DEFAULT_RESOLVED_TTL_S = 24 * 3600
-DEFAULT_AUDIT_RETENTION_S = 365 * 24 * 3600
 RANK_FACTOR = 1e10
 """Severity weight in ``RANKED`` (last seen stays below it until the year 2286)."""
 _MAX_WATCH_RETRIES = 50
@@ -216,6 +223,7 @@ async def _watch_and_write(client: aioredis.Redis, alert_id: str,
 
 async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFAULT_TTL_S, *,
                          resolved_ttl_s: int = DEFAULT_RESOLVED_TTL_S,
+                         audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S,
                          now: float | None = None,
                          also: Callable[[Pipeline], None] | None = None) -> Change:
     """Apply an alert from the rule engine: create it, or update the stored one if
@@ -224,6 +232,7 @@ async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFA
     A replay of an applied version (DUPLICATE), an older one (STALE) or an update of a
     resolved alert (CLOSED) writes nothing and returns the stored alert. ``also`` queues
     more writes into the same transaction when the change applies (the command outbox).
+    An applied change that adds event ids to the evidence is audited (``evidence_entry``).
     """
     result: list[Change] = []
 
@@ -235,13 +244,16 @@ async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFA
             pending = stored.published_version < stored.alert.version
             result.append(Change(outcome, stored.alert, pending))
             return None
-        new = alert if stored.alert is None else merge_update(
-            stored.alert, alert, time.time() if now is None else now)
+        when = time.time() if now is None else now
+        new = alert if stored.alert is None else merge_update(stored.alert, alert, when)
         result.append(Change(outcome, new, True))
+        entry = evidence_entry(stored.alert, new, alert.evidence, when)
 
         def writes(pipe: Pipeline) -> None:
             _queue_write(pipe, new, stored.alert, ttl_s=ttl_s, resolved_ttl_s=resolved_ttl_s,
                          source_version=alert.version)
+            if entry is not None:
+                queue_audit(pipe, entry, audit_retention_s)
             if also is not None:
                 also(pipe)
         return writes
@@ -250,17 +262,24 @@ async def open_or_update(client: aioredis.Redis, alert: Alert, ttl_s: int = DEFA
     return result[0]
 
 
-async def write_alert(client: aioredis.Redis, alert: Alert, ttl_s: int) -> bool:
-    """Write a new ``alert``; returns False (writing nothing) if that id exists already."""
+async def write_alert(client: aioredis.Redis, alert: Alert, ttl_s: int, *,
+                      audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S) -> bool:
+    """Write a new ``alert`` (its evidence audited); returns False (writing nothing) if
+    that id exists already."""
     written: list[bool] = []
 
     def decide(stored: _Stored) -> Callable[[Pipeline], None] | None:
         written[:] = [stored.alert is None]
         if stored.alert is not None:
             return None
-        return lambda pipe: _queue_write(pipe, alert, None, ttl_s=ttl_s,
-                                         resolved_ttl_s=DEFAULT_RESOLVED_TTL_S,
-                                         source_version=alert.version)
+        entry = evidence_entry(None, alert, alert.evidence, time.time())
+
+        def writes(pipe: Pipeline) -> None:
+            _queue_write(pipe, alert, None, ttl_s=ttl_s, resolved_ttl_s=DEFAULT_RESOLVED_TTL_S,
+                         source_version=alert.version)
+            if entry is not None:
+                queue_audit(pipe, entry, audit_retention_s)
+        return writes
 
     await _transaction(client, alert.alert_id, decide, "alert_write")
     return written[0]
@@ -276,15 +295,15 @@ async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str
         when = time.time() if now is None else now
         new = apply_action(stored.alert, action, actor, comment, when)  # may raise
         result[:] = [Change(Outcome.UPDATED, new, True)]
-        entry = AuditEntry(ts=when, actor=actor, action=action, alert_id=alert_id,
-                           comment=comment, from_state=stored.alert.state, to_state=new.state,
-                           version=new.version)
+        entry = AuditEntry(ts=when, actor=actor, action=AuditAction(action.value),
+                           alert_id=alert_id, comment=comment, from_state=stored.alert.state,
+                           to_state=new.state, version=new.version)
         prior = stored.alert
 
         def writes(pipe: Pipeline) -> None:
             _queue_write(pipe, new, prior, ttl_s=None, resolved_ttl_s=resolved_ttl_s,
                          source_version=None)
-            _queue_audit(pipe, entry, audit_retention_s)
+            queue_audit(pipe, entry, audit_retention_s)
         return writes
 
     await _transaction(client, alert_id, decide, f"alert_{action.value}")
@@ -292,14 +311,6 @@ async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str
     if action is Action.RESOLVE:
         ALERTS_RESOLVED.labels(change.alert.rule, change.alert.severity.value).inc()
     return change
-
-
-def _queue_audit(pipe: Pipeline, entry: AuditEntry, retention_s: int) -> None:
-    """Append to the audit stream; only entries older than ``retention_s`` are trimmed."""
-    fields = entry.model_dump(mode="json", exclude={"id"})
-    oldest_ms = max(0, int((entry.ts - retention_s) * 1000))
-    pipe.xadd(AUDIT, {k: str(v) for k, v in fields.items()}, minid=f"{oldest_ms}-0",
-              approximate=True)
 
 
 async def acknowledge(client: aioredis.Redis, alert_id: str, who: str, comment: str = "", *,
@@ -321,19 +332,6 @@ async def resolve(client: aioredis.Redis, alert_id: str, who: str, comment: str 
     return await _act(client, alert_id, Action.RESOLVE, who, comment,
                       resolved_ttl_s=resolved_ttl_s, audit_retention_s=audit_retention_s,
                       now=now)
-
-
-async def audit_entries(client: aioredis.Redis, count: int = 100, alert_id: str | None = None
-                        ) -> list[AuditEntry]:
-    """The newest audit entries (newest first), optionally of one alert among the newest
-    10 * ``count`` scanned."""
-    rows = await client.xrevrange(AUDIT, count=count * 10 if alert_id else count) or []
-    entries = [AuditEntry.model_validate({**{_text(k): _text(v) for k, v in (fields or {}).items()},
-                                          "id": _text(entry_id)})
-               for entry_id, fields in rows]
-    if alert_id is not None:
-        entries = [e for e in entries if e.alert_id == alert_id]
-    return entries[:count]
 
 
 def change_message(alert: Alert) -> tuple[bytes, bytes]:

@@ -278,6 +278,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     async def audit_route(request: Request, alert_id: str | None = None,
                           limit: Annotated[int, Query(ge=1, le=1000)] = 100
                           ) -> list[alert_sink.AuditEntry]:
+        """The audit log, newest first, or one alert's: operator actions, and the rule
+        engine's ``evidence`` entries with the ``event_ids`` each of its writes added to
+        the alert's evidence (together, every event that made or updated it)."""
         return await alert_sink.audit_entries(_runtime(request).redis, limit, alert_id)
 
     @app.get("/healthz", tags=["ops"])

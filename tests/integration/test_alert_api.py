@@ -227,9 +227,11 @@ def test_ack_and_resolve_flow(api: TestClient, stack: Settings) -> None:
 
     audit = api.get("/v1/audit", params={"alert_id": alert.alert_id}, headers=READ).json()
     assert [(e["actor"], e["action"], e["comment"], e["from_state"], e["to_state"],
-             e["version"]) for e in audit] == [
-        ("alice", "resolve", "cat on the fence", "acknowledged", "resolved", 3),
-        ("alice", "acknowledge", "guard sent", "open", "acknowledged", 2)]
+             e["version"], e["change"], e["event_ids"]) for e in audit] == [
+        ("alice", "resolve", "cat on the fence", "acknowledged", "resolved", 3, None, []),
+        ("alice", "acknowledge", "guard sent", "open", "acknowledged", 2, None, []),
+        ("engine", "evidence", "", "open", "open", 1, "created",  # the seeded creation
+         [e.event_id for e in alert.evidence])]
 
     assert [(a.version, a.state.value, a.change.value)
             for a in on_kafka(stack, alert.alert_id, 2)] == [

@@ -1,5 +1,6 @@
 """The Redis alert sink on the real Redis: idempotent writes, the lifecycle (versions,
-acknowledge, resolve), the indexes, the audit stream and the Kafka outbox marks."""
+acknowledge, resolve), the indexes, the audit streams (operator actions and the evidence
+each engine write added) and the Kafka outbox marks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from prometheus_client import REGISTRY
 from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from schemas import Alert, AlertState, Evidence, Severity
-from schemas.alerts import InvalidTransition
+from schemas.alerts import InvalidTransition, cap_evidence
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,9 @@ def test_write_alert_is_idempotent(stack: Settings) -> None:
         alert.last_seen)
     assert sync.xlen(alert_sink.RECENT) == stream_before + 1
     assert sync.geopos(alert_sink.GEO, alert.alert_id)[0] is not None
+    audited = entries_of(sync, alert_sink.AUDIT, alert.alert_id)  # once, not per write
+    assert [(f["actor"], f["action"], f["change"], f["event_ids"]) for f in audited] == [
+        ("engine", "evidence", "created", '["e1"]')]
     messages: list[dict[str, object]] = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not messages:
@@ -185,16 +189,27 @@ def test_lifecycle_versions_audit_and_indexes(stack: Settings) -> None:
     assert [(f["version"], f["change"]) for f in recent] == [
         ("1", "created"), ("2", "updated"), ("3", "acknowledged"), ("4", "updated"),
         ("5", "resolved")]
+    # the audit trail: each engine write that added evidence (the replays, the stale
+    # version and v3, which added no event, wrote none) and each operator action
     audit = entries_of(sync, alert_sink.AUDIT, alert_id)
     assert audit == [
+        {"ts": "1000.0", "actor": "engine", "action": "evidence", "alert_id": alert_id,
+         "comment": "", "from_state": "open", "to_state": "open", "version": "1",
+         "change": "created", "event_ids": '["e1"]'},
+        {"ts": "1001.0", "actor": "engine", "action": "evidence", "alert_id": alert_id,
+         "comment": "escalated: high -> critical", "from_state": "open", "to_state": "open",
+         "version": "2", "change": "updated", "event_ids": '["e2"]'},
         {"ts": "1002.0", "actor": "alice", "action": "acknowledge", "alert_id": alert_id,
          "comment": "on my way", "from_state": "open", "to_state": "acknowledged",
          "version": "3"},
         {"ts": "1004.0", "actor": "bob", "action": "resolve", "alert_id": alert_id,
          "comment": "false alarm", "from_state": "acknowledged", "to_state": "resolved",
          "version": "5"}]
+    assert entries_of(sync, alert_sink.alert_audit_key(alert_id), alert_id) == audit
+    assert sync.ttl(alert_sink.alert_audit_key(alert_id)) > 300 * 24 * 3600
     entries = asyncio.run(_audit(stack, alert_id))
-    assert [(e.actor, e.version) for e in entries] == [("bob", 5), ("alice", 3)]
+    assert [(e.actor, e.version, e.event_ids) for e in entries] == [
+        ("bob", 5, []), ("alice", 3, []), ("engine", 2, ["e2"]), ("engine", 1, ["e1"])]
 
 
 async def _audit(stack: Settings, alert_id: str) -> list[alert_sink.AuditEntry]:
@@ -203,6 +218,39 @@ async def _audit(stack: Settings, alert_id: str) -> list[alert_sink.AuditEntry]:
         return await alert_sink.audit_entries(client, count=10, alert_id=alert_id)
     finally:
         await client.aclose()
+
+
+def test_audit_lists_every_event_id_beyond_the_cap_once(stack: Settings) -> None:
+    """An engine alert (rule cap 5) updated by 30 events: the stored evidence is the
+    trigger and the newest 4, the audit trail names all 31 ids, one entry per version;
+    replaying every version (at-least-once delivery) adds no entry."""
+    alert_id = f"audit-{uuid.uuid4().hex[:8]}"
+    first = make_alert(alert_id)
+    versions = [first]
+    for i in range(1, 31):
+        evidence = [*versions[-1].evidence, Evidence(source="video", event_id=f"v{i}",
+                                                     ts=first.last_seen + i)]
+        versions.append(first.model_copy(update={
+            "version": i + 1, "count": i + 1, "last_seen": first.last_seen + i,
+            "evidence": cap_evidence(evidence, 5)}))
+    sync = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+
+    async def scenario() -> list[alert_sink.AuditEntry]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            for alert in versions + versions:  # the second round: a replay
+                await alert_sink.open_or_update(client, alert, ttl_s=600)
+            return await alert_sink.audit_entries(client, count=100, alert_id=alert_id)
+        finally:
+            await client.aclose()
+
+    entries = asyncio.run(scenario())
+    assert [e.event_id for e in stored_alert(sync, alert_id).evidence] == [
+        "e1", "v27", "v28", "v29", "v30"]
+    assert [e.version for e in entries] == list(range(31, 0, -1))
+    assert [i for e in reversed(entries) for i in e.event_ids] == [
+        "e1", *(f"v{i}" for i in range(1, 31))]
+    assert len(entries_of(sync, alert_sink.AUDIT, alert_id)) == 31
 
 
 def test_indexes_while_active_and_escalation(stack: Settings) -> None:
@@ -253,7 +301,8 @@ def test_concurrent_acknowledgements_apply_once(stack: Settings) -> None:
     results = asyncio.run(scenario())
     assert sorted(results) == ["ok"] + ["refused"] * 9
     sync = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    assert len(entries_of(sync, alert_sink.AUDIT, alert_id)) == 1
+    assert [f["action"] for f in entries_of(sync, alert_sink.AUDIT, alert_id)] == [
+        "evidence", "acknowledge"]  # the creation's evidence, then one acknowledgement
     assert stored_alert(sync, alert_id).version == 2
 
 

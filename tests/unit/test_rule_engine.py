@@ -23,6 +23,7 @@ from pipelines.stages.correlate.rules import (
     parse_rules,
     site_contexts,
 )
+from schemas.alerts import MAX_EVIDENCE
 from schemas.detections import Box
 from schemas.events import VideoEvent, VideoKind
 from schemas.sensors import SensorEvent
@@ -227,6 +228,33 @@ def test_alert_content_and_deterministic_id() -> None:
     assert [e.source for e in alert.evidence] == ["sensor", "video", "video"]
     assert alert.evidence[1].snapshot_ref == f"frames.raw/c1/{int(T * 10) % 10_000_000}"
     assert opened.alert.created_at == T + 10  # ``now`` when it opened
+
+
+@pytest.mark.parametrize(("evidence", "kept"), [
+    ("", list(range(1, 31))),  # the default cap (MAX_EVIDENCE) holds them all
+    ("evidence: {max: 20}", list(range(12, 31))),
+    ("evidence: {max: 5}", [27, 28, 29, 30]),
+    ("evidence: {max: 2}", [30]),
+    ("evidence: {max: 1}", []),
+])
+def test_evidence_keeps_the_trigger_and_the_newest(evidence: str, kept: list[int]) -> None:
+    """30 people seen within the cool-down of one sensor trigger: the alert keeps the
+    trigger and the newest video events, the last one included (one cap for the engine
+    and the store: ``cap_evidence``)."""
+    rules = RULES.replace("    escalate: [{repeats: 3, severity: critical}]\n",
+                          f"    {evidence}\n" if evidence else "")
+    sensor = s(0, "pir", "active")
+    videos = [v(i) for i in range(1, 31)]
+    changes = play(engine_for(rules, "pair"), [sensor, *videos], round_trip=True)
+    assert [c.alert.count for c in changes] == list(range(1, 31))
+    ids = [e.event_id for e in changes[-1].alert.evidence]
+    assert ids == [sensor.event_id, *(videos[i - 1].event_id for i in kept)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_evidence_cap_defaults_to_the_store_cap() -> None:
+    [rule] = parse_rules(RULES, "test.yaml", TOPOLOGY).rules[:1]
+    assert rule.evidence.max == MAX_EVIDENCE
 
 
 def test_redelivered_event_changes_nothing() -> None:

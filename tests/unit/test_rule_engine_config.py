@@ -59,6 +59,8 @@ def _line(text: str, needle: str) -> int:
          "rules[1].id: duplicate rule id 'confirmed_intrusion'"),
         ("      - repeats: 6 ", "      - repeats: 1 ", "repeats: 1",
          "rules[0].escalate[0].repeats: Input should be greater than or equal to 2"),
+        ("evidence: {max: 30}", "evidence: {max: 101}", "evidence: {max: 101}",
+         "rules[2].evidence.max: Input should be less than or equal to 100"),  # MAX_EVIDENCE
         ("rules:", "rules: [", "rules: [", "invalid YAML"),
     ],
 )

@@ -288,6 +288,7 @@ class AlertWriter:
         stored = await alert_sink.open_or_update(
             self.redis, alert, self.settings.alert_ttl_s,
             resolved_ttl_s=self.settings.alert_resolved_ttl_s,
+            audit_retention_s=self.settings.audit_retention_s,
             also=queue_commands(commands, self.settings.alert_ttl_s) if commands else None)
         if stored.needs_publish:
             await alert_sink.publish_change(self.redis, stored.alert, self.send)

@@ -2,7 +2,9 @@
 
 A record is opened by a rule's first trigger in a place (site, zone); later triggers in
 the same place within the rule's cool-down update it (count, last seen, more evidence,
-version + 1) and repeats past an escalation step raise its severity.
+version + 1) and repeats past an escalation step raise its severity. Its evidence keeps
+the trigger and the newest items within the rule's ``evidence.max``
+(``schemas.alerts.cap_evidence``, the store's rule too).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pipelines.stages.correlate.rules.model import (
     Rule,
     raise_severity,
 )
-from schemas.alerts import Alert, Evidence, Severity
+from schemas.alerts import Alert, Evidence, Severity, cap_evidence
 
 Record = dict[str, Any]
 
@@ -75,7 +77,7 @@ def _add_evidence(rule: Rule, rec: Record, events: Mapping[str, Compact]) -> Non
             have.add(ev["id"])
             if rec["camera"] is None and ev["src"] == "video":
                 rec["camera"] = ev["camera"]
-    rec["evidence"] = rec["evidence"][: rule.evidence.max]
+    rec["evidence"] = cap_evidence(rec["evidence"], rule.evidence.max)
 
 
 def open_record(rule: Rule, ctx: SiteContext, events: Mapping[str, Compact], now: float,
@@ -126,10 +128,10 @@ def escalate(rec: Record, step: int, severity: Severity) -> bool:
 
 
 def add_escalation_evidence(rule: Rule, rec: Record, ev: Compact) -> None:
-    """Keep the event that escalated the alert (within the evidence cap)."""
+    """Keep the event that escalated the alert (the newest item, within the cap)."""
     if ev["id"] not in {e["event_id"] for e in rec["evidence"]}:
         rec["evidence"].append(evidence_of(ev))
-        rec["evidence"] = rec["evidence"][: rule.evidence.max]
+        rec["evidence"] = cap_evidence(rec["evidence"], rule.evidence.max)
 
 
 def change_of(rule: Rule, ctx: SiteContext, rec: Record, kind: ChangeKind) -> AlertChange:

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from argus.schedule import Schedule
-from schemas.alerts import Severity
+from schemas.alerts import MAX_EVIDENCE, Severity
 from schemas.events import VideoKind
 from schemas.sensors import SensorType
 
@@ -264,8 +264,13 @@ class Silence(_Strict):
 
 
 class EvidenceSpec(_Strict):
+    """Which events an alert keeps as evidence, and how many: the trigger (the first) and
+    the newest ``max - 1`` (``schemas.alerts.cap_evidence``; the store keeps no more than
+    ``MAX_EVIDENCE``, the default). The alert's audit trail lists every one of them."""
+
     events: list[str] | None = Field(default=None, description="Aliases to keep; default all")
-    max: int = Field(default=20, ge=1, le=200)
+    max: int = Field(default=MAX_EVIDENCE, ge=1, le=MAX_EVIDENCE,
+                     description="The trigger and the newest max - 1 are kept")
 
 
 TEMPLATE_NAMES = {"site", "site_name", "zone", "zone_name", "rule", "count", "severity"}
