@@ -31,17 +31,17 @@ class Settings(BaseSettings):
     rules: Path = Path("config/rules.yaml")
     """Correlation rules (hot-reloaded by the workers; see docs/rules.md)."""
 
-    kafka_bootstrap: str = "127.0.0.1:39092"
-    kafka_controller_port: int = 39093
-    redis_url: str = "redis://127.0.0.1:36379/0"
+    kafka_bootstrap: str = "127.0.0.1:29092"
+    kafka_controller_port: int = 29093
+    redis_url: str = "redis://127.0.0.1:26379/0"
     """May hold a password (``redis://:pass@host:6379/0``): log or print it only through
     :func:`argus.redact.redact_url`."""
     triton_host: str = "127.0.0.1"
-    triton_http_port: int = 38000
-    triton_grpc_port: int = 38001
-    triton_metrics_port: int = 38002
-    prometheus_port: int = 39090
-    mqtt_port: int = 31883
+    triton_http_port: int = 28000
+    triton_grpc_port: int = 28001
+    triton_metrics_port: int = 28002
+    prometheus_port: int = 29090
+    mqtt_port: int = 21883
     """The embedded Mosquitto broker (MQTT sensor input), on 127.0.0.1."""
 
     metrics_host: str = "127.0.0.1"

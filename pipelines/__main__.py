@@ -1,4 +1,4 @@
-"""Run the stream workers: ``argus worker [--stages detect,track] [--metrics-port 39102]``.
+"""Run the stream workers: ``argus worker [--stages detect,track] [--metrics-port 29102]``.
 
 Without ``--stages`` the worker runs every declared stage (``argus graph`` lists them);
 with it, only those, in a consumer group of their own (see pipelines/app.py), so stages
@@ -21,7 +21,7 @@ from pipelines.stages import STAGES, stage_classes
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="argus worker", description=__doc__)
-    parser.add_argument("--metrics-port", type=int, default=39102)
+    parser.add_argument("--metrics-port", type=int, default=29102)
     parser.add_argument("--stages", default="",
                         help="comma-separated subset of: " + ",".join(s.name for s in STAGES))
     parser.add_argument("--loglevel", default="warn",

@@ -1,6 +1,6 @@
 """Kafka consumer lag and broker disk, computed from the broker, served to Prometheus.
 
-    python -m services.lag_exporter [--port 39105] [--interval 10] [--groups REGEX]
+    python -m services.lag_exporter [--port 29105] [--interval 10] [--groups REGEX]
 
 Every ``--interval`` seconds it asks the broker (kafka-python's admin API) for every
 consumer group and its committed offsets, and for the end offsets of those partitions,
@@ -62,7 +62,7 @@ from argus.stores.alert_gauges import ActiveAlerts, count_active
 
 log = get_logger(__name__)
 
-DEFAULT_PORT = 39105
+DEFAULT_PORT = 29105
 DEFAULT_INTERVAL_S = 10.0
 
 

@@ -148,7 +148,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
     settings = Settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
                         app_id=f"argus-bench-{uuid.uuid4().hex[:8]}", topology=topology_path)
     stack.create_topics(settings)
-    port = 39199
+    port = 29199
     # Like for like: the detect stage alone (the plain loop does no tracking), every frame
     # detected however late (a fast replay is all backlog: no stale-frame skipping).
     env = {**os.environ, **settings.to_env(), "ARGUS_DETECT_REID": str(reid).lower(),

@@ -57,7 +57,11 @@ def _stack(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if args.action == "up":
-        started = stack.up(settings, args.only or None)
+        try:
+            started = stack.up(settings, args.only or None)
+        except stack.StackError as exc:
+            print(f"stack up failed: {redact_url(str(exc))}", file=sys.stderr)
+            return 1
         print(f"stack up ({', '.join(started) or 'already running'})")
     elif args.action == "down":
         stack.down(settings, args.only or None)

@@ -129,15 +129,15 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     faces: face_demo.FaceDemo | None = None
     try:
         faces = face_demo.prepare(settings, out)  # the watchlist camera (before the children)
-        procs.start("worker", ["-m", "pipelines", "--metrics-port", "39102"], str(log_dir))
+        procs.start("worker", ["-m", "pipelines", "--metrics-port", "29102"], str(log_dir))
         procs.start("sensor-gateway", ["-m", "services.sensor_gateway", "serve", "--port",
-                                       "39103"], str(log_dir))
+                                       "29103"], str(log_dir))
         procs.start("frame-grabber", ["-m", "services.frame_grabber", "--metrics-port",
-                                      "39101"], str(log_dir))
+                                      "29101"], str(log_dir))
         procs.start("sensor-replay", ["-m", "services.sensor_gateway", "replay", "--file",
                                       str(REPO_ROOT / "config/demo-sensors.csv"), "--loop",
-                                      "--metrics-port", "39104"], str(log_dir))
-        procs.start("lag-exporter", ["-m", "services.lag_exporter", "--port", "39105"],
+                                      "--metrics-port", "29104"], str(log_dir))
+        procs.start("lag-exporter", ["-m", "services.lag_exporter", "--port", "29105"],
                     str(log_dir))
         out.write(
             "\nRunning. Where to look:\n"
@@ -147,12 +147,12 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
             f"{alert_sink.PREFIX}site:<site>:alerts:active, channel {alert_sink.CHANNEL}\n"
             f"  alerts (Kafka)     topic {settings.topic('alerts')} on {settings.kafka_bootstrap}\n"
             f"  Prometheus         http://127.0.0.1:{settings.prometheus_port}\n"
-            "  metrics            http://127.0.0.1:39101/metrics (grabber), :39102 (workers), "
-            ":39103 (sensor gateway), :39105 (Kafka lag)\n"
+            "  metrics            http://127.0.0.1:29101/metrics (grabber), :29102 (workers), "
+            ":29103 (sensor gateway), :29105 (Kafka lag)\n"
             f"  alert rules        http://127.0.0.1:{settings.prometheus_port}/alerts "
             "(runbooks: docs/operations.md)\n"
             f"  Triton metrics     http://127.0.0.1:{settings.triton_metrics_port}/metrics\n"
-            f"  sensor HTTP        POST http://127.0.0.1:39103/v1/sensors/events\n"
+            f"  sensor HTTP        POST http://127.0.0.1:29103/v1/sensors/events\n"
             f"  logs               {log_dir}/\n\n"
             "Alerts as they arrive"
             + (f" (stopping after {duration:.0f}s)" if duration else " (Ctrl-C to stop)")

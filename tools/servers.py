@@ -23,6 +23,7 @@ from pathlib import Path
 
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
+from tools.ports import port_free, port_holder
 
 log = get_logger(__name__)
 
@@ -140,10 +141,10 @@ class Server(ABC):
     def start(self) -> None:
         """Start the process (not waiting for health)."""
         for port in self.ports:
-            if _port_open(port):
+            if not port_free(port):
                 raise StackError(
-                    f"{self.name}: port {port} is already taken by another process; "
-                    "stop it or change the ARGUS_* port settings"
+                    f"{self.name}: port {port} is taken ({port_holder(port)}); stop that "
+                    "or change the ARGUS_* port settings"
                 )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prepare()

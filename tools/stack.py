@@ -18,6 +18,7 @@ import yaml
 
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
+from tools.ports import ephemeral_unreserved
 from tools.servers import (
     SERVERS,
     Kafka,
@@ -53,6 +54,12 @@ def up(settings: Settings, only: list[str] | None = None) -> list[str]:
     """
     started: list[str] = []
     chosen = servers(settings, only)
+    risky = ephemeral_unreserved([port for server in chosen for port in server.ports])
+    if risky:
+        log.warning("stack ports inside the kernel's ephemeral range: a client's outgoing "
+                    "connection can take one while its server is down, and the server then "
+                    "cannot restart; move them below it or reserve them "
+                    "(sysctl net.ipv4.ip_local_reserved_ports)", extra={"ports": risky})
     for server in chosen:
         status = server.status()
         if status.state == "running":

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m services.alert_api [--host 127.0.0.1] [--port 39106]
+    python -m services.alert_api [--host 127.0.0.1] [--port 29106]
 
 Needs at least one API key (``ARGUS_API_KEYS`` or ``ARGUS_API_KEYS_FILE``). Serves the
 API, ``/docs``, ``/metrics``, ``/healthz`` and ``/readyz`` on one port; stops cleanly on
@@ -24,7 +24,7 @@ from services.alert_api.config import ApiConfig
 
 log = get_logger("services.alert_api")
 
-PORT = 39106
+PORT = 29106
 
 
 def _parser() -> argparse.ArgumentParser:

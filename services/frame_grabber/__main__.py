@@ -1,7 +1,7 @@
 """``python -m services.frame_grabber``: publish the topology's cameras to ``frames.raw``.
 
     python -m services.frame_grabber [--topology PATH] [--camera ID ...]
-                                     [--metrics-port 39101] [--once]
+                                     [--metrics-port 29101] [--once]
 
 Runs until SIGINT/SIGTERM (then stops cleanly: buffered frames are published and the
 producer is flushed) or until every source has ended (non-looping files). ``--once``
@@ -28,7 +28,7 @@ from services.frame_grabber.grabber import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_F
 
 log = get_logger("services.frame_grabber")
 
-DEFAULT_METRICS_PORT = 39101
+DEFAULT_METRICS_PORT = 29101
 
 
 def build_parser() -> argparse.ArgumentParser:

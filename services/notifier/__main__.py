@@ -2,7 +2,7 @@
 
 ::
 
-    python -m services.notifier [--metrics-port 39107] [--from-beginning]
+    python -m services.notifier [--metrics-port 29107] [--from-beginning]
 
 Webhooks from ``ARGUS_WEBHOOKS_FILE`` / ``ARGUS_WEBHOOK_URLS``, plus the rules' webhook
 actions from the ``commands`` topic (``ARGUS_COMMAND_WEBHOOKS=false`` turns them off);
@@ -24,7 +24,7 @@ from services.notifier.service import NotifierConfig, WebhookConfigError, load_w
 
 log = get_logger("services.notifier")
 
-METRICS_PORT = 39107
+METRICS_PORT = 29107
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -2,8 +2,8 @@
 
 ::
 
-    python -m services.sensor_gateway serve [--host H] [--port 39103]
-    python -m services.sensor_gateway mqtt [--host 127.0.0.1] [--port 31883]
+    python -m services.sensor_gateway serve [--host H] [--port 29103]
+    python -m services.sensor_gateway mqtt [--host 127.0.0.1] [--port 21883]
         [--topic 'argus/sensors/{site}/{sensor_id}'] [--client-id ID] [--share-group G]
     python -m services.sensor_gateway replay --file F [--format csv|kasteren|placelab|uci]
         [--speed S] [--loop [--period P]] [--start UNIX_TS] [--map 24=door-lobby-1 ...]
@@ -11,8 +11,8 @@
 
 ``serve`` answers ``POST /v1/sensors/events`` and serves ``/metrics``, ``/healthz`` and
 ``/readyz`` on the same port. ``mqtt`` subscribes to the broker (``--port`` defaults to the
-``mqtt_port`` setting) and serves the metrics on ``--metrics-port`` (39108); ``replay``
-on ``--metrics-port`` (39104). All stop cleanly on SIGINT/SIGTERM (pending Kafka sends are
+``mqtt_port`` setting) and serves the metrics on ``--metrics-port`` (29108); ``replay``
+on ``--metrics-port`` (29104). All stop cleanly on SIGINT/SIGTERM (pending Kafka sends are
 flushed).
 """
 
@@ -45,9 +45,9 @@ from services.sensor_gateway.replay import replay
 
 log = get_logger("services.sensor_gateway")
 
-SERVE_PORT = 39103
-REPLAY_METRICS_PORT = 39104
-MQTT_METRICS_PORT = 39108
+SERVE_PORT = 29103
+REPLAY_METRICS_PORT = 29104
+MQTT_METRICS_PORT = 29108
 
 
 def _sensor_mapping(text: str) -> tuple[str, str]:
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     mq = commands.add_parser("mqtt", help="subscribe to sensor readings on an MQTT broker")
     mq.add_argument("--host", default="127.0.0.1", help="the broker's address")
     mq.add_argument("--port", type=int, default=None,
-                    help="the broker's port (default: the mqtt_port setting, 31883)")
+                    help="the broker's port (default: the mqtt_port setting, 21883)")
     mq.add_argument("--topic", default=DEFAULT_TOPIC,
                     help="topic pattern with {site} and {sensor_id} levels")
     mq.add_argument("--client-id", default="argus-sensor-gateway",

@@ -110,7 +110,7 @@ class MqttOptions:
     """Where and how to subscribe."""
 
     host: str = "127.0.0.1"
-    port: int = 31883
+    port: int = 21883
     topic: str = DEFAULT_TOPIC
     client_id: str = "argus-sensor-gateway"
     qos: int = 1

@@ -51,7 +51,7 @@ from tools import stack as embedded
 pytestmark = pytest.mark.integration
 
 RULES = REPO_ROOT / "ops" / "prometheus" / "rules" / "argus.rules.yml"
-GRABBER_JOB_PORT = 39101
+GRABBER_JOB_PORT = 29101
 """The grabber port the embedded Prometheus scrapes (ops/prometheus/prometheus.yml)."""
 
 

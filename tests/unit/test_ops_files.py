@@ -42,8 +42,8 @@ def test_prometheus_config_is_valid(config: str, tmp_path: Path) -> None:
     if promtool is None:
         pytest.fail("promtool missing: run make bootstrap")
     text = (REPO_ROOT / "ops" / "prometheus" / config).read_text()
-    text = text.replace("{{triton_metrics_port}}", "38002").replace("{{prometheus_port}}",
-                                                                     "39090")
+    text = text.replace("{{triton_metrics_port}}", "28002").replace("{{prometheus_port}}",
+                                                                     "29090")
     path = tmp_path / "prometheus.yml"
     path.write_text(text)
     result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
