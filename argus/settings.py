@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,11 @@ class Settings(BaseSettings):
 
     max_frame_bytes: int = 4 * 1024 * 1024
     """Frames larger than this are dead-lettered (``oversize``)."""
+    worker_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    """How long Kafka waits for a silent worker before moving its partitions to the others
+    (and before a restarted worker gets them back): 10 s, not Faust's 60 s. Heartbeats go
+    every third of it. Lower is faster failover; too low and a worker whose event loop is
+    starved of CPU for that long is taken for dead (a rebalance, then redelivery)."""
     correlation_window_s: float = 30.0
     """Default window for pairing events (the rules file sets each rule's own)."""
     frame_cache_s: float = 20.0

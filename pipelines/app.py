@@ -69,6 +69,8 @@ def create_app(settings: Settings, topology: Topology,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
     )
     redis_client = aioredis.Redis.from_url(settings.redis_url)

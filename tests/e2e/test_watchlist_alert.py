@@ -39,7 +39,12 @@ pytestmark = pytest.mark.e2e
 
 SITE = "site-faces"
 GALLERY = ("img1.jpg", "img2.jpg")  # identity G00 in identities_derived.csv
-TARGET = ("img4.jpg", "img5.jpg")  # G00 again, other photos
+# G00 again, other photos. img5 first: faces on a track are matched only when the face is
+# the track's best so far (FacesSettings: one shot per track and person), and img4, the
+# better face by quality, is below the strict threshold (similarity 0.78), so the order
+# img4, img5 never tries img5 (0.87); which of the two ranks higher hangs on a few pixels of
+# the person box (it flipped with the detector's letterbox fit).
+TARGET = ("img5.jpg", "img4.jpg")
 OTHER = "img26.jpg"  # someone else
 FRAMES_PER_PHOTO = 3  # a track is confirmed on its second frame
 
