@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from argus.kafka import make_producer
 from argus.settings import Settings
+from pipelines.app import group_id
 from schemas import Detections, Tracks
 from schemas.detections import Box
 from schemas.tracks import Track, Velocity
@@ -25,6 +27,7 @@ from tests.conftest import free_port, metric_value, scrape, start_worker
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
 from tests.kafka_utils import consume_until
+from tests.tcp_proxy import TcpProxy
 from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
@@ -282,3 +285,50 @@ def test_two_correlate_workers_one_killed_no_alert_lost_or_duplicated(
         evidence = [e["event_id"] for e in alerts[alert_id]["evidence"]]
         assert sorted(evidence) == sorted([round1[site], round2[site]]), (site, evidence)
         assert alerts[alert_id]["count"] == 2, (site, alerts[alert_id]["count"])
+
+
+def test_triton_outage_mid_stream_leaves_no_partition_stuck(workers: Workers) -> None:
+    """Triton cut for 10 s while frames stream (through a proxy, so the shared server stays
+    up), then back: every frame is detected, the group's committed offsets on ``frames.raw``
+    reach the end offsets and ``in_flight`` returns to 0 (no record left unacknowledged)."""
+    settings = workers.settings
+    proxy = TcpProxy(settings.triton_grpc_port)
+    proxy.up()
+    try:
+        _, port = workers.start("detect", ARGUS_TRITON_GRPC_PORT=str(proxy.port))
+        jpegs = pets_frames(settings, 40)
+        start = time.time()
+        send_frames(settings, "cam-test", jpegs[:20], list(range(20)), start)
+        consume_until(settings, "detections", lambda rs: len(rs) >= 3, 60)
+        proxy.cut()
+        send_frames(settings, "cam-pets", jpegs[20:], list(range(20, 40)), start + 2.0)
+        time.sleep(10)
+        assert metric_value(scrape(port), "argus_stage_errors_total", stage="detect",
+                            kind="triton"), workers.log_tail()
+        proxy.up()
+        assert detections_for(settings, "cam-test", set(range(20))) >= set(range(20))
+        assert detections_for(settings, "cam-pets", set(range(20, 40))) >= set(range(20, 40))
+        group = group_id(settings, ["detect"])
+        topic = settings.topic("frames.raw")
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            ends = consumer.end_offsets(parts)
+            deadline = time.monotonic() + 30
+            behind: dict[int, int] = {}
+            while time.monotonic() < deadline:
+                committed = admin.list_group_offsets([group]).get(group, {})
+                behind = {tp.partition: ends[tp] - (committed[tp].offset if tp in committed
+                                                    else 0)
+                          for tp in parts if ends[tp]}
+                if not any(behind.values()):
+                    break
+                time.sleep(1)
+            assert not any(behind.values()), (behind, workers.log_tail())
+        finally:
+            admin.close()
+            consumer.close()
+        assert metric_value(scrape(port), "argus_stage_in_flight", stage="detect") == 0
+    finally:
+        proxy.cut()
