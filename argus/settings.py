@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     audit_retention_s: int = 365 * 24 * 3600
     command_ttl_s: float = 300.0
     """Rule-action commands (lights, PTZ, webhooks) expire this long after they are issued."""
-    api_keys: str = ""
-    """Alert API keys: ``name=key:role,...`` (roles: read, operator); see docs/alerts.md."""
+    api_keys: str = Field(default="", repr=False)
+    """Alert API keys: ``name=key:role,...`` (roles: read, operator); see docs/alerts.md.
+    Secret: left out of the settings' repr (tracebacks, test reports)."""
     api_keys_file: Path | None = None
 
     @field_validator("shared", "stack_dir", "cache_dir", "topology", "rules")

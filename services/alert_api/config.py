@@ -19,8 +19,9 @@ class ApiConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ARGUS_", frozen=True, extra="ignore")
 
-    api_keys: str = ""
-    """``KEY:ROLE`` or ``NAME:KEY:ROLE``, comma separated; roles ``read``, ``operator``."""
+    api_keys: str = Field(default="", repr=False)
+    """``KEY:ROLE`` or ``NAME:KEY:ROLE``, comma separated; roles ``read``, ``operator``.
+    Secret: left out of the repr."""
     api_keys_file: Path | None = None
     """A YAML file of keys (``keys: [{name, key, role}]``), added to ``api_keys``."""
     alert_resolved_ttl_s: int = Field(default=DEFAULT_RESOLVED_TTL_S, ge=60)

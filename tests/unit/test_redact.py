@@ -173,3 +173,13 @@ def test_webhook_delivery_errors_are_masked() -> None:
                             "hook-1", RetryPolicy(attempts=1)))
     assert done.outcome == "failed"
     assert done.error == "InvalidURL: https://hooks.example/argus?token=***&x=1"
+
+
+def test_api_keys_are_left_out_of_the_settings_repr() -> None:
+    from argus.settings import Settings
+    from services.alert_api.config import ApiConfig
+
+    secret = "ops=s3cr3t-key-value:operator"
+    for settings in (Settings(api_keys=secret), ApiConfig(api_keys=secret)):
+        assert settings.api_keys == secret
+        assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings)
