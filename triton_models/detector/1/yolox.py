@@ -339,11 +339,13 @@ def merge_tiles(width: int, height: int, passes: list[tuple[tuple[int, int, int,
             classes_cat[order].astype(np.int32))
 
 
-def free_input_size(model_path: str) -> bytes:
+def free_input_size(model_path: str) -> tuple[bytes | None, int | None]:
     """The ONNX model at ``model_path`` with its input's height and width made free (for
-    ``fit``), serialised. YOLOX's export is fully convolutional (its reshapes use -1 and its
-    upsampling scales), so only the declared sizes pin it; the inferred intermediate and
-    output shapes of the old size are dropped. Needs the ``onnx`` package."""
+    ``fit``), serialised, and the (square) size its input declared; ``(None, None)`` when
+    the input's width is free already. YOLOX's export is fully convolutional (its reshapes
+    use -1 and its upsampling scales), so only the declared sizes pin it; the inferred
+    intermediate and output shapes of the old size are dropped. Needs the ``onnx``
+    package."""
     try:
         import onnx
     except ImportError as exc:  # pragma: no cover - both environments install it
@@ -353,11 +355,14 @@ def free_input_size(model_path: str) -> bytes:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4:
         raise ValueError(f"{model_path}: expected an NCHW input, got {len(dims)} dimensions")
+    if not dims[3].HasField("dim_value"):
+        return None, None
+    declared = int(dims[3].dim_value)
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     del model.graph.value_info[:]
     for output in model.graph.output:
         output.type.tensor_type.ClearField("shape")
-    return bytes(model.SerializeToString())
+    return bytes(model.SerializeToString()), declared
 
 
 def decode_jpeg(jpeg_bytes: bytes) -> npt.NDArray[np.uint8]:
@@ -447,10 +452,15 @@ class DetectorRunner:
             providers = [
                 p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
             ]
-        self.session = ort.InferenceSession(str(model_path), options, providers=list(providers))
+        # one session per runner (on a GPU, building one can take long): with fit, a
+        # fixed-size file is freed first and its declared size read from the file
+        freed, declared = free_input_size(str(model_path)) if fit else (None, None)
+        self.session = ort.InferenceSession(freed or str(model_path), options,
+                                            providers=list(providers))
         model_input = self.session.get_inputs()[0]
         self.input_name: str = model_input.name
-        fixed = model_input.shape[-1] if isinstance(model_input.shape[-1], int) else None
+        width = model_input.shape[-1]
+        fixed = declared if freed is not None else width if isinstance(width, int) else None
         if size is None and fixed is None:
             raise ValueError(f"{model_path}: dynamic input size; set the input size")
         if size is not None and fixed is not None and size != fixed:
@@ -461,9 +471,7 @@ class DetectorRunner:
             raise ValueError(f"unknown decoder {decoder!r} (one of {', '.join(DECODERS)})")
         self.decoder = decoder
         self.fit = fit
-        if fit and fixed is not None:
-            self.session = ort.InferenceSession(free_input_size(str(model_path)), options,
-                                                providers=list(providers))
+        if freed is not None:
             self._check_fit(str(model_path))
         self.tiles = tiles
         tile_windows(self.size, self.size, tiles)  # validate early
