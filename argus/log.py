@@ -8,6 +8,13 @@ nested ones too, and the exception text), so a camera or connection URL logged b
 code path shows ``rtsp://admin:***@host/...``, never its password. :func:`setup_logging`
 also masks the message and traceback of every record when it is created, which covers
 handlers it did not install (the Faust worker replaces the root handler with its own).
+
+Client libraries that retry on their own (aiokafka, kafka-python, redis, tritonclient,
+paho) can write the same line hundreds of times a second while a server is down
+(``Unable connect to node with id 1``). :class:`RepeatLimiter` lets the first one through,
+leaves the same line out for a minute (counted in ``argus_log_repeats_suppressed_total``)
+and lets the next one through with ``repeats_suppressed``: one line per change of state,
+plus a counter.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from argus.metrics import LOG_REPEATS_SUPPRESSED
 from argus.redact import redact_url
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -81,6 +89,53 @@ class _RedactingRecords:
         return record
 
 
+CLIENT_LOGGERS = ("aiokafka", "kafka", "redis", "tritonclient", "paho", "faust", "mode")
+"""Loggers (and their children) of the libraries that retry connections by themselves."""
+
+
+class RepeatLimiter(logging.Filter):
+    """Let a line through at most once per ``window_s`` per (logger, message template);
+    the repeats in between are counted and the next line that passes carries their
+    number (``repeats_suppressed``). The template, not the formatted message, is the key:
+    ``Unable connect to node with id %s: %s`` is one line whatever the node and error."""
+
+    def __init__(self, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        passed_at, suppressed = self._seen.get(key, (None, 0))
+        if passed_at is not None and now - passed_at < self.window_s:
+            self._seen[key] = (passed_at, suppressed + 1)
+            LOG_REPEATS_SUPPRESSED.labels(record.name).inc()
+            return False
+        if len(self._seen) > 10_000:  # bounded: forget old templates
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if suppressed:
+            record.repeats_suppressed = suppressed
+        return True
+
+
+_LIMITER = RepeatLimiter()
+
+
+def limit_client_repeats(limiter: logging.Filter = _LIMITER) -> None:
+    """Attach ``limiter`` to every logger of :data:`CLIENT_LOGGERS` created so far (a
+    logger's filters see only its own records, not its children's, so each one gets it)."""
+    names = [name for name in logging.Logger.manager.loggerDict
+             if name.split(".")[0] in CLIENT_LOGGERS]
+    for name in [*CLIENT_LOGGERS, *names]:
+        logger = logging.getLogger(name)
+        if limiter not in logger.filters:
+            logger.addFilter(limiter)
+
+
 def setup_logging(level: str | None = None) -> None:
     """Configure the root logger once per process (level from ``ARGUS_LOG_LEVEL``)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -96,6 +151,7 @@ def setup_logging(level: str | None = None) -> None:
     # kafka-python 3 warns whenever one of its I/O tasks runs > 100 ms, which a busy 2-core
     # machine does all the time while connecting; real failures are logged as errors.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    limit_client_repeats()
 
 
 def get_logger(name: str) -> logging.Logger:

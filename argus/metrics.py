@@ -173,6 +173,12 @@ REDIS_LATENCY = Histogram(
 REDIS_ERRORS = Counter("argus_redis_errors_total", "Redis commands that raised",
                        ["command", "error"])
 
+# --- Logging ----------------------------------------------------------------------
+LOG_REPEATS_SUPPRESSED = Counter(
+    "argus_log_repeats_suppressed_total",
+    "Log lines of a client library (Kafka, Redis, Triton, MQTT) left out because the same "
+    "line was written less than a minute before (argus.log.RepeatLimiter)", ["logger"])
+
 # --- Kafka broker, from the lag exporter (services.lag_exporter) ----------------------
 KAFKA_CONSUMER_LAG = Gauge(
     "argus_kafka_consumer_lag",

@@ -17,7 +17,7 @@ import faust
 import redis.asyncio as aioredis
 
 from argus.kafka import DLQ_REQUEST_BYTES
-from argus.log import get_logger
+from argus.log import get_logger, limit_client_repeats
 from argus.settings import Settings
 from argus.stores.frame_cache import FrameCache, cameras_needing_frames
 from argus.topology import Topology
@@ -73,6 +73,7 @@ def create_app(settings: Settings, topology: Topology,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
     )
+    limit_client_repeats()  # the Kafka client's loggers exist now (argus.log)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
     # The detect stage caches the frames of cameras whose frames a later stage reads
     # (wherever that stage runs): snapshots, pose, faces on person tracks.

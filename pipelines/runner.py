@@ -11,7 +11,9 @@ What every stage would otherwise repeat lives here, once:
 * **dead letters** for records the stage rejects (``Rejected``, schema errors, its own
   exceptions), with the source topic/partition/offset and the original bytes;
 * **retries** of the errors a stage declares as external (``retry_on``: Triton, Redis),
-  with backoff and a time limit on every attempt (``attempt_timeout_s``);
+  with bounded, jittered exponential backoff (:class:`argus.backoff.Backoff`; one log line
+  when the failure starts and one when it ends, every attempt counted) and a time limit on
+  every attempt (``attempt_timeout_s``);
 * **acknowledgements**: a record is acknowledged only after its outputs were sent, its dead
   letter written or its skip counted — never by the iterator. Faust's own acks would ack a
   record whose processing was cancelled;
@@ -34,6 +36,7 @@ from faust.streams import _current_event  # Faust's "current event" (tables use 
 from faust.types import EventT
 from pydantic import ValidationError
 
+from argus.backoff import Backoff
 from argus.kafka import dead_letter
 from argus.log import get_logger
 from argus.metrics import (
@@ -162,25 +165,33 @@ class StageRunner:
         """``stage.handle`` with a time limit per attempt; declared external errors are
         retried with backoff until they pass (or the worker stops); anything else fails
         only the record that caused it (a batch is re-run one record at a time)."""
-        delay = 0.5
+        backoff = Backoff(initial=0.5, cap=MAX_BACKOFF_S)
         limit = self.stage.settings.attempt_timeout_s
         retry_on = self.stage.retry_on
+        failing_since: float | None = None
         while True:
             try:
                 results = await asyncio.wait_for(self.stage.handle(batch), limit)
                 if len(results) != len(batch):
                     raise RuntimeError(f"{self.name}.handle returned {len(results)} results "
                                        f"for {len(batch)} inputs")
+                if failing_since is not None:  # one line per state change, not per retry
+                    log.warning("external call recovered", extra={
+                        "stage": self.name, "attempts": backoff.attempts,
+                        "failing_s": round(time.monotonic() - failing_since, 1)})
                 return results
             except Exception as exc:
                 kind = error_kind(exc)
                 if retry_on and isinstance(exc, (*retry_on, TimeoutError)):
                     STAGE_ERRORS.labels(self.name, kind).inc()
-                    log.error("external call failed; retrying", extra={
-                        "stage": self.name, "kind": kind, "error": repr(exc),
-                        "retry_in_s": delay})
+                    delay = backoff.next_delay()
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.error("external call failed; retrying with backoff (every "
+                                  "attempt is counted in argus_stage_errors_total)", extra={
+                                      "stage": self.name, "kind": kind, "error": repr(exc),
+                                      "retry_in_s": round(delay, 2)})
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, MAX_BACKOFF_S)
                     continue
                 if len(batch) > 1:
                     return [(await self.handle([one], [event]))[0]

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from argus.backoff import Backoff
 from argus.log import get_logger
 from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert
@@ -76,7 +77,7 @@ class Feed:
                 self._drop(queue)
 
     async def _run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(initial=0.5, cap=30.0)
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -84,7 +85,9 @@ class Feed:
                 async for message in pubsub.listen():
                     if message["type"] == "subscribe":
                         self.subscribed.set()
-                        delay = 0.5
+                        if backoff.attempts:
+                            log.warning("feed.redis_back", extra={"attempts": backoff.attempts})
+                        backoff.reset()
                     elif message["type"] == "message":
                         try:
                             self._fan_out(Alert.model_validate_json(message["data"]))
@@ -92,9 +95,11 @@ class Feed:
                             log.warning("feed.bad_message", extra={"error": str(exc)})
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
-                log.warning("feed.redis_lost", extra={"error": str(exc), "retry_in_s": delay})
+                delay = backoff.next_delay()
+                if backoff.attempts == 1:  # one line per outage, not per attempt
+                    log.warning("feed.redis_lost", extra={"error": str(exc),
+                                                          "retry_in_s": round(delay, 2)})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()

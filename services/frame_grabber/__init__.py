@@ -8,10 +8,9 @@ many of them in one process with one producer. Run it with
 
 from argus.sources import SourceKind, parse_source
 from services.frame_grabber.grabber import CameraWorker, Frame, FrameBuffer, FrameGrabber
-from services.frame_grabber.source import Backoff, FrameSampler
+from services.frame_grabber.source import FrameSampler
 
 __all__ = [
-    "Backoff",
     "CameraWorker",
     "Frame",
     "FrameBuffer",

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from kafka import KafkaProducer
 
+from argus.backoff import Backoff
 from argus.kafka import make_producer
 from argus.log import get_logger
 from argus.metrics import (
@@ -49,7 +50,7 @@ from argus.topology import Camera
 from schemas.frames import FrameHeaders
 from services.frame_grabber.buffer import FrameBuffer
 from services.frame_grabber.liveness import LIVENESS, CameraClock
-from services.frame_grabber.source import Backoff, FrameSampler, MediaClock, open_source, source_fps
+from services.frame_grabber.source import FrameSampler, MediaClock, open_source, source_fps
 
 log = get_logger(__name__)
 

@@ -3,8 +3,8 @@ pure decisions around it.
 
 Everything is read through OpenCV's ``cv2.VideoCapture``. Classifying a source string
 (:func:`argus.sources.parse_source`) lives in ``argus`` because the topology validates
-with it too. The pure parts here — :class:`FrameSampler`, :class:`MediaClock` and
-:class:`Backoff` — hold no I/O and are unit-tested on their own.
+with it too. The pure parts here — :class:`FrameSampler` and :class:`MediaClock` (reconnect delays:
+:class:`argus.backoff.Backoff`) — hold no I/O and are unit-tested on their own.
 """
 
 from __future__ import annotations
@@ -153,29 +153,3 @@ class MediaClock:
         stamp = self._anchor + self._elapsed
         self._elapsed += 1.0 / fps
         return stamp
-
-
-class Backoff:
-    """Exponential reconnect delays: 0.5 s, 1, 2, 4, … capped at 30 s; reset on success."""
-
-    def __init__(self, initial: float = 0.5, factor: float = 2.0, cap: float = 30.0) -> None:
-        if initial <= 0 or factor < 1 or cap < initial:
-            raise ValueError("need initial > 0, factor >= 1 and cap >= initial")
-        self.initial = initial
-        self.factor = factor
-        self.cap = cap
-        self._next = initial
-        self.attempts = 0
-        """Delays handed out since the last reset."""
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt (and advance the sequence)."""
-        delay = self._next
-        self._next = min(self._next * self.factor, self.cap)
-        self.attempts += 1
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the initial delay (call after a success)."""
-        self._next = self.initial
-        self.attempts = 0

@@ -30,6 +30,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from argus.backoff import Backoff
 from argus.kafka import make_producer
 from argus.log import get_logger
 from argus.metrics import SENSOR_REJECTED
@@ -269,15 +270,18 @@ class MqttIngest:
     def _work(self) -> None:
         while not self._stop.is_set():
             batch = self._take()
-            delay = float(self.options.min_backoff_s)
+            backoff = Backoff(float(self.options.min_backoff_s),
+                              cap=float(self.options.max_backoff_s))
             while batch and not self._stop.is_set():
                 try:
                     self._publish(batch)
                 except PublishError as exc:
-                    log.error("mqtt.kafka_retry", extra={"error": str(exc), "retry_in_s": delay,
-                                                         "messages": len(batch)})
+                    delay = backoff.next_delay()
+                    if backoff.attempts == 1:  # one line per outage, not per attempt
+                        log.error("mqtt.kafka_retry", extra={
+                            "error": str(exc), "retry_in_s": round(delay, 2),
+                            "messages": len(batch)})
                     self._stop.wait(delay)
-                    delay = min(delay * 2, float(self.options.max_backoff_s))
 
     def _publish(self, batch: list[_Pending]) -> None:
         """Submit the batch, then confirm and acknowledge in order, removing each

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from argus.sources import SourceKind, parse_source, source_kind
 from services.frame_grabber.grabber import FrameBuffer, downscale
-from services.frame_grabber.source import Backoff, FrameSampler
+from services.frame_grabber.source import FrameSampler
 
 # --- FrameSampler -------------------------------------------------------------------
 
@@ -93,45 +93,6 @@ def test_sampler_rejects_bad_rates(source_fps: float, target_fps: float) -> None
 def test_sampler_by_time_needs_now() -> None:
     with pytest.raises(ValueError):
         FrameSampler(None, 5).keep(0)
-
-
-# --- Backoff --------------------------------------------------------------------------
-
-
-def test_backoff_sequence_and_cap() -> None:
-    backoff = Backoff()
-    delays = [backoff.next_delay() for _ in range(10)]
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
-    assert backoff.attempts == 10
-
-
-def test_backoff_reset_after_success() -> None:
-    backoff = Backoff()
-    for _ in range(4):
-        backoff.next_delay()
-    backoff.reset()
-    assert backoff.attempts == 0
-    assert [backoff.next_delay() for _ in range(3)] == [0.5, 1.0, 2.0]
-
-
-@pytest.mark.parametrize(
-    ("initial", "factor", "cap", "expected"),
-    [
-        (0.1, 3.0, 1.0, [0.1, 0.30000000000000004, 0.9000000000000001, 1.0, 1.0]),
-        (1.0, 1.0, 1.0, [1.0, 1.0, 1.0, 1.0, 1.0]),
-        (2.0, 2.0, 5.0, [2.0, 4.0, 5.0, 5.0, 5.0]),
-    ],
-)
-def test_backoff_parameters(initial: float, factor: float, cap: float,
-                            expected: list[float]) -> None:
-    backoff = Backoff(initial, factor, cap)
-    assert [backoff.next_delay() for _ in range(5)] == expected
-
-
-@pytest.mark.parametrize(("initial", "factor", "cap"), [(0, 2, 30), (1, 0.5, 30), (10, 2, 5)])
-def test_backoff_rejects_bad_parameters(initial: float, factor: float, cap: float) -> None:
-    with pytest.raises(ValueError):
-        Backoff(initial, factor, cap)
 
 
 # --- FrameBuffer ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The project's logger masks URL credentials in every event, whatever logged it."""
+"""The project's logger masks URL credentials in every event, whatever logged it, and
+lets a chatty client library's repeated line through once a minute."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from argus.log import get_logger, setup_logging
+from argus.log import RepeatLimiter, get_logger, limit_client_repeats, setup_logging
 
 URL = "rtsp://admin:s3cret-pw@10.0.0.5:554/stream?token=tok-123"
 SECRETS = ("s3cret-pw", "tok-123")
@@ -118,3 +120,69 @@ def test_grabber_reconnect_logs_show_no_password(monkeypatch: pytest.MonkeyPatch
     (record,) = [r for r in caplog.records if r.name == grabber.__name__]
     assert record.__dict__["source"] == "rtsp://admin:***@10.0.0.5:554/stream?token=***"
     assert worker.source.target == URL  # the grabber still opens the real URL
+
+
+# --- RepeatLimiter: one line per state change for chatty client libraries ---------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _record(name: str, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+
+@pytest.mark.parametrize(
+    ("events", "passed", "suppressed_on_pass"),
+    [
+        # the same template with other arguments within the window: one line
+        ([(0.0, "aiokafka", "Unable connect to node with id %s: %s", (1, "refused")),
+          (0.1, "aiokafka", "Unable connect to node with id %s: %s", (1, "reset")),
+          (0.2, "aiokafka", "Unable connect to node with id %s: %s", (1, "refused"))],
+         [True, False, False], [None, None, None]),
+        # after the window the next one passes and says how many were left out
+        ([(0.0, "aiokafka", "Unable connect %s", (1,)),
+          (30.0, "aiokafka", "Unable connect %s", (1,)),
+          (59.0, "aiokafka", "Unable connect %s", (1,)),
+          (61.0, "aiokafka", "Unable connect %s", (1,))],
+         [True, False, False, True], [None, None, None, 2]),
+        # another message (a change of state) or another logger always passes
+        ([(0.0, "aiokafka", "Unable connect %s", (1,)),
+          (0.1, "aiokafka", "Connected to %s", (1,)),
+          (0.2, "kafka.net.connection", "Unable connect %s", (1,))],
+         [True, True, True], [None, None, None]),
+    ],
+)
+def test_repeat_limiter(events: list[tuple[float, str, str, tuple[object, ...]]],
+                        passed: list[bool], suppressed_on_pass: list[int | None]) -> None:
+    clock = _Clock()
+    limiter = RepeatLimiter(window_s=60.0, clock=clock)
+    before = REGISTRY.get_sample_value("argus_log_repeats_suppressed_total",
+                                       {"logger": "aiokafka"}) or 0.0
+    results, notes = [], []
+    for at, name, msg, args in events:
+        clock.now = at
+        record = _record(name, msg, *args)
+        results.append(limiter.filter(record))
+        notes.append(getattr(record, "repeats_suppressed", None))
+    assert results == passed
+    assert notes == suppressed_on_pass
+    after = REGISTRY.get_sample_value("argus_log_repeats_suppressed_total",
+                                      {"logger": "aiokafka"}) or 0.0
+    assert after - before == sum(1 for ok, (_, n, _, _) in zip(results, events, strict=True)
+                                 if not ok and n == "aiokafka")
+
+
+def test_client_loggers_get_the_limiter_and_app_loggers_do_not() -> None:
+    limiter = RepeatLimiter()
+    limit_client_repeats(limiter)
+    assert limiter in logging.getLogger("aiokafka").filters
+    assert limiter in logging.getLogger("kafka.net.connection").filters
+    assert limiter not in logging.getLogger("argus.anything").filters
+    for name in ["", *logging.Logger.manager.loggerDict]:
+        logging.getLogger(name).removeFilter(limiter)
