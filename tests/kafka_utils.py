@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from argus.settings import Settings
@@ -47,3 +47,28 @@ def consume_until(settings: Settings, topic: str,
     finally:
         consumer.close()
     return records
+
+
+def committed_behind(settings: Settings, group: str, topic: str,
+                     timeout_s: float = 30.0) -> dict[int, int]:
+    """Wait until consumer group ``group`` has committed the end offset of every partition
+    of a logical topic (or ``timeout_s`` passed); returns partition → messages not yet
+    committed (all zero when it caught up: assert on it)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    name = settings.topic(topic)
+    try:
+        parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name)]
+        ends = consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout_s
+        behind: dict[int, int] = {}
+        while True:
+            committed = admin.list_group_offsets([group]).get(group, {})
+            behind = {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0)
+                      for tp in parts if ends[tp]}
+            if not any(behind.values()) or time.monotonic() > deadline:
+                return behind
+            time.sleep(1)
+    finally:
+        admin.close()
+        consumer.close()

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from argus.kafka import make_producer
 from argus.settings import Settings
@@ -26,7 +25,7 @@ from schemas.tracks import Track, Velocity
 from tests.conftest import free_port, metric_value, scrape, start_worker
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
-from tests.kafka_utils import consume_until
+from tests.kafka_utils import committed_behind, consume_until
 from tests.tcp_proxy import TcpProxy
 from tools import stack as embedded
 
@@ -308,27 +307,8 @@ def test_triton_outage_mid_stream_leaves_no_partition_stuck(workers: Workers) ->
         proxy.up()
         assert detections_for(settings, "cam-test", set(range(20))) >= set(range(20))
         assert detections_for(settings, "cam-pets", set(range(20, 40))) >= set(range(20, 40))
-        group = group_id(settings, ["detect"])
-        topic = settings.topic("frames.raw")
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-        try:
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-            ends = consumer.end_offsets(parts)
-            deadline = time.monotonic() + 30
-            behind: dict[int, int] = {}
-            while time.monotonic() < deadline:
-                committed = admin.list_group_offsets([group]).get(group, {})
-                behind = {tp.partition: ends[tp] - (committed[tp].offset if tp in committed
-                                                    else 0)
-                          for tp in parts if ends[tp]}
-                if not any(behind.values()):
-                    break
-                time.sleep(1)
-            assert not any(behind.values()), (behind, workers.log_tail())
-        finally:
-            admin.close()
-            consumer.close()
+        behind = committed_behind(settings, group_id(settings, ["detect"]), "frames.raw")
+        assert not any(behind.values()), (behind, workers.log_tail())
         assert metric_value(scrape(port), "argus_stage_in_flight", stage="detect") == 0
     finally:
         proxy.cut()
