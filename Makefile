@@ -1,5 +1,5 @@
 # Argus — the two commands:  make demo  and  make test
-.PHONY: bootstrap demo test unit lint bench bench-live bench-gpu graph stack-up stack-down stack-status schemas constraints clean
+.PHONY: bootstrap demo test unit lint bench bench-live bench-gpu chaos graph stack-up stack-down stack-status schemas constraints clean
 
 PY := .venv/bin/python
 DURATION ?=
@@ -32,6 +32,9 @@ bench: bootstrap  ## throughput: grabber → Kafka → detect vs. a plain model 
 
 bench-live: bootstrap  ## real time: CAMERAS=8 cameras at FPS=5 for BENCH_DURATION=120 s, verdict
 	@$(PY) -m tools.cli bench live --cameras $(CAMERAS) --fps $(FPS) --duration $(BENCH_DURATION)
+
+chaos: bootstrap  ## scripted faults (worker kill, Triton/Redis/Kafka down, overload) vs a baseline
+	@mkdir -p bench-results && $(PY) -m tools.cli chaos --json bench-results/chaos.json
 
 bench-gpu:  ## on a host with an NVIDIA GPU: bench live --find-max with Triton's models on CUDA
 	@bash ops/gpu-bench.sh $(FPS)

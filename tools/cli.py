@@ -39,6 +39,7 @@ ENTRY_POINTS = {
     "lag-exporter": "services.lag_exporter",
     "watchlist": "tools.watchlist_cli",
     "bench": "tools.bench",
+    "chaos": "tools.chaos",
 }
 EVALUATIONS = {
     "mot": "tools.eval_mot",
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
     sub.add_parser("bench", help="throughput benchmark; `bench live`: real-time load")
+    sub.add_parser("chaos", help="scripted infrastructure faults against a baseline "
+                                 "(stops and starts the embedded servers)")
     sub.add_parser("eval", help="evaluations: mot | faces | rules | fall")
     sub.add_parser("train", help="model training: anomaly")
     args = parser.parse_args(argv)

@@ -1,0 +1,337 @@
+"""``argus chaos`` (``make chaos``): scripted infrastructure faults on the embedded stack.
+
+Each fault runs the same scripted input as a fault-free baseline: N live cameras replaying
+real clips in real time (the ``bench live`` topology: one site, zone and ``intrusion``
+sensor per camera) plus one ``panic`` button per site, the whole pipeline as shipped
+(worker with every stage, sensor gateway, frame grabber, as child processes on topics,
+consumer group and Redis database of the run's own), and one sensor event per sensor every
+``--sensor-period`` s. After ``--before`` s of normal running the fault is injected for
+``--down`` s, then cleared:
+
+* ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job);
+* ``triton`` / ``redis`` / ``kafka``: stop that embedded server, start it again;
+* ``overload``: a second grabber doubles the cameras for ``--down`` s.
+
+Reported per fault: recovered by itself (yes/no) and the time from the fault's end to
+detections flowing again within 2 s of capture with the consumer lag settled; sensor
+events posted and without alert — ``panic`` alerts need no video, so every panic event
+must reach an alert (``lost``), intrusion alerts also need a person on camera (their share
+is compared with the baseline's); alert changes published twice (``duplicated``, same
+alert id and version on the ``alerts`` topic); dead letters by stage and reason; frames
+and events skipped by reason; and the operator-visible signals (worker health, stage
+errors by kind, the lag and frame age at their worst).
+
+**It stops and starts the shared embedded servers**: run it with nothing else using the
+stack. Table per fault, ``--json PATH`` for everything; results in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from argus.log import setup_logging
+from argus.settings import Settings, get_settings
+from services.sensor_gateway.logic import event_id
+from tools import bench_measure as m
+from tools import stack
+from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers
+from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
+
+FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "overload")
+SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka"}
+FRESH_S = 2.0
+"""Recovered: a detection arrives within this many seconds of its frame's capture."""
+
+
+def _topology(run_id: str, cameras: int, fps: float, sources: list[str]) -> str:
+    """``bench live``'s topology for ``2 * cameras`` (the second half is the overload's)
+    with one panic button per site."""
+    text = m.topology_yaml(run_id, 2 * cameras, fps, sources)
+    panics = [f"  - {{id: {run_id}-panic-{i}, site: {run_id}-s{i}, zone: zone-{i}, "
+              "type: panic}" for i in range(2 * cameras)]
+    return text + "\n".join(panics) + "\n"
+
+
+def _alert_changes(settings: Settings) -> list[dict[str, Any]]:
+    """Every record on the run's ``alerts`` topic."""
+    return [json.loads(r) for r in _read_topic(settings, "alerts")]
+
+
+def _read_topic(settings: Settings, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=None, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def duplicates(changes: list[dict[str, Any]]) -> int:
+    """Alert changes published more than once (same alert id and version).
+
+    >>> duplicates([{"alert_id": "a", "version": 1}, {"alert_id": "a", "version": 2},
+    ...             {"alert_id": "a", "version": 2}, {"alert_id": "b", "version": 1}])
+    1
+    """
+    seen = Counter((c["alert_id"], c["version"]) for c in changes)
+    return sum(n - 1 for n in seen.values())
+
+
+def recovery_time(samples: list[tuple[float, float]], lags: list[tuple[float, int]],
+                  cleared_at: float, steady_lag: float) -> float | None:
+    """Seconds from ``cleared_at`` until both hold: the consumer lag stays at most
+    ``steady_lag`` from then on, and a detection has arrived within :data:`FRESH_S` of its
+    frame's capture; None if that never happens in the samples.
+
+    >>> recovery_time([(10.0, 9.0), (12.0, 1.0), (13.0, 0.5)],
+    ...               [(11.0, 80), (12.5, 5), (14.0, 3)], 10.0, 10)
+    2.5
+    >>> recovery_time([(12.0, 1.0)], [(11.0, 5), (14.0, 80)], 10.0, 10) is None
+    True
+    """
+    after = [(t, lag) for t, lag in lags if t >= cleared_at]
+    lag_ok_at = cleared_at
+    for i, (_, lag) in enumerate(after):
+        if lag > steady_lag:
+            if i + 1 == len(after):
+                return None  # still behind at the end
+            lag_ok_at = after[i + 1][0]
+    fresh = [t for t, latency in samples if t >= cleared_at and latency <= FRESH_S]
+    if not fresh:
+        return None
+    return round(max(lag_ok_at, fresh[0]) - cleared_at, 1)
+
+
+class _Fault:
+    """Inject and clear one fault."""
+
+    def __init__(self, name: str, base: Settings, children: Children, ports: dict[str, int],
+                 settings: Settings, extra_cameras: list[str]) -> None:
+        self.name, self.base, self.children, self.ports = name, base, children, ports
+        self.settings, self.extra_cameras = settings, extra_cameras
+
+    def inject(self) -> None:
+        if self.name == "worker-kill":
+            proc = self.children.procs.pop("worker")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _start_workers(self.children, self.ports, ["worker"], self.settings)
+        elif self.name in SERVER_FAULTS:
+            stack.down(self.base, only=[SERVER_FAULTS[self.name]])
+        elif self.name == "overload":
+            self.children.start("grabber-extra", [
+                "-m", "services.frame_grabber", "--metrics-port",
+                str(self.ports["grabber-extra"]), *(f"--camera={c}" for c in self.extra_cameras)],
+                self.ports["grabber-extra"])
+
+    def clear(self) -> None:
+        if self.name in SERVER_FAULTS:
+            stack.up(self.base, only=[SERVER_FAULTS[self.name]])
+        elif self.name == "overload":
+            self.children.stop_one("grabber-extra")
+
+
+def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: list[str],
+              before_s: float, down_s: float, after_s: float, sensor_period: float,
+              ) -> dict[str, Any]:
+    """One scripted run with ``fault`` (``baseline``: none); its figures."""
+    run_id = f"ch{uuid.uuid4().hex[:6]}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"argus-chaos-{run_id}-"))
+    (workdir / "topology.yaml").write_text(_topology(run_id, cameras, fps, sources))
+    redis_base = base.redis_url.rsplit("/", 1)[0]
+    db = claim_redis_db(redis_base, run_id, 3600)
+    settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
+                        redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
+    ports = {name: free_port() for name in ("worker", "gateway", "grabber", "grabber-extra")}
+    children = Children(workdir, {**os.environ, **settings.to_env()})
+    sensors = [f"{run_id}-{kind}-{i}" for i in range(cameras) for kind in ("pir", "panic")]
+    probe = Probe(settings, sensors, f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events",
+                  sensor_period)
+    admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
+                            enable_auto_commit=False)
+    injector = _Fault(fault, base, children, ports, settings,
+                      [f"{run_id}-cam-{i}" for i in range(cameras, 2 * cameras)])
+    signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
+    lags: list[tuple[float, int]] = []
+    ok = False
+    try:
+        stack.create_topics(settings)
+        _start_workers(children, ports, ["worker"], settings)
+        children.start("gateway", ["-m", "services.sensor_gateway", "serve", "--port",
+                                   str(ports["gateway"])], ports["gateway"])
+        for thread in probe.threads:
+            thread.start()
+        children.start("grabber", ["-m", "services.frame_grabber", "--metrics-port",
+                                   str(ports["grabber"]),
+                                   *(f"--camera={run_id}-cam-{i}" for i in range(cameras))],
+                       ports["grabber"])
+        deadline = time.monotonic() + 180
+        while probe.first_detection is None:
+            children.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no detection within 180 s; see {workdir}")
+            time.sleep(0.2)
+        time.sleep(10.0)  # warm-up
+        t_start = time.time()
+
+        def watch(until: float) -> None:
+            while time.time() < until:
+                with contextlib.suppress(Exception):  # Kafka may be the fault
+                    lag = _lag(admin, offsets, settings, [settings.app_id])["total"]
+                    lags.append((time.time(), lag))
+                    signals["max_lag"] = max(signals["max_lag"], lag)
+                try:
+                    get(f"http://127.0.0.1:{ports['worker']}/healthz", 1)
+                except OSError:
+                    signals["worker_unhealthy_s"] += 1.0
+                time.sleep(1.0)
+
+        watch(t_start + before_s)
+        t_fault = time.time()
+        injector.inject()
+        watch(t_fault + down_s)
+        injector.clear()
+        t_cleared = time.time()
+        watch(t_cleared + after_s)
+        t_end = time.time()
+        probe.stop.set()  # no more sensor events; let the last ones' alerts land
+        time.sleep(min(30.0, 3 * sensor_period))
+        crashed = [name for name, proc in children.procs.items() if proc.poll() is not None]
+        worker = "" if "worker" in crashed else get(
+            f"http://127.0.0.1:{ports['worker']}/metrics")
+        posted = {e: t for e, t in probe.posted.items() if t_start <= t <= t_end}
+        panics = {e for e in posted if e in _panic_events(probe)}
+        changes = _alert_changes(settings)
+        dead = Counter(f"{d.get('stage')}:{d.get('reason')}"
+                       for d in map(json.loads, _read_topic(settings, "dlq")))
+        detections = [(t, lat) for t, lat in probe.samples["detections"] if t >= t_start]
+        since = t_fault if fault == "worker-kill" else t_cleared
+        recovered = (0.0 if fault == "baseline" else
+                     recovery_time(detections, lags, since, 3 * cameras * fps + 10))
+        result = {
+            "fault": fault, "recovered": recovered is not None and not crashed,
+            "recovery_s": recovered, "crashed": crashed,
+            "first_detection_after_s": next((round(t - t_fault, 1) for t, _ in detections
+                                             if t > t_fault), None),
+            "sensor_events": len(posted), "sensor_posts_refused": len(probe.errors),
+            "panic_events": len(panics),
+            "panic_without_alert": sum(1 for e in panics if e not in probe.alerted),
+            "intrusion_alerted_share": _share([e for e in posted if e not in panics],
+                                              probe.alerted),
+            "alert_changes": len(changes), "duplicated": duplicates(changes),
+            "dead_letters": dict(dead),
+            "skipped": {**m.prom_sum(worker, "argus_frames_skipped_total", "reason"),
+                        **{f"stage:{k}": v for k, v in m.prom_sum(
+                            worker, "argus_stage_skipped_total", "reason").items()}},
+            "stage_errors": m.prom_sum(worker, "argus_stage_errors_total", "kind"),
+            "signals": signals, "latency_detections_after": m.percentiles(
+                lat for t, lat in detections if t >= since),
+            "errors": probe.errors[:5]}
+        ok = True
+        return result
+    finally:
+        probe.stop.set()
+        if fault in SERVER_FAULTS:  # whatever happened, leave the server running
+            stack.up(base, only=[SERVER_FAULTS[fault]])
+        children.stop()
+        for thread in probe.threads:
+            thread.join(5)
+        admin.close()
+        offsets.close()
+        with contextlib.suppress(Exception):
+            cleanup_kafka(settings)
+        with contextlib.suppress(Exception):
+            redis.Redis.from_url(settings.redis_url).flushdb()
+        shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
+                      ignore_errors=True)
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"chaos {fault} did not finish; logs kept in {workdir}", file=sys.stderr)
+
+
+def _panic_events(probe: Probe) -> set[str]:
+    """The posted event ids of the panic buttons (an event id hashes sensor, time, state)."""
+    panics = [s for s in probe.sensors if "-panic-" in s]
+    return {e for e, t in probe.posted.items()
+            if any(event_id(s, t, "active") == e for s in panics)}
+
+
+def _share(events: list[str], alerted: dict[str, float]) -> float | None:
+    return round(sum(1 for e in events if e in alerted) / len(events), 3) if events else None
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    head = ("fault", "recovered", "recovery s", "panic lost", "intrusion alerted",
+            "duplicated", "dead letters", "skipped", "errors by kind", "worker down s")
+    rows = [head] + [(
+        r["fault"], "yes" if r["recovered"] else "NO", str(r["recovery_s"]),
+        f"{r['panic_without_alert']}/{r['panic_events']}", str(r["intrusion_alerted_share"]),
+        str(r["duplicated"]), json.dumps(r["dead_letters"]) if r["dead_letters"] else "0",
+        json.dumps({k: round(v) for k, v in r["skipped"].items() if v}) or "0",
+        json.dumps({k: round(v) for k, v in r["stage_errors"].items() if v}) or "0",
+        str(r["signals"]["worker_unhealthy_s"])) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                     for row in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argus chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated, from {', '.join(FAULTS)}")
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--before", type=float, default=20.0, help="s of normal running")
+    parser.add_argument("--down", type=float, default=20.0, help="s the fault lasts")
+    parser.add_argument("--after", type=float, default=40.0, help="s after the fault")
+    parser.add_argument("--sensor-period", type=float, default=5.0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        parser.error(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    setup_logging("WARNING")
+    base = get_settings()
+    started = stack.up(base)
+    sources = [str(base.shared / s) for s in DEFAULT_SOURCES]
+    results = []
+    try:
+        for fault in faults:
+            print(f"chaos: {fault} ...", file=sys.stderr, flush=True)
+            results.append(run_fault(base, fault, args.cameras, args.fps, sources, args.before,
+                                     args.down, args.after, args.sensor_period))
+    finally:
+        if started:
+            stack.down(base, started)
+    print(format_table(results))
+    report = {"machine": m.machine(), "versions": versions(base), "parameters": vars(args)
+              | {"json": str(args.json) if args.json else None}, "results": results}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0 if all(r["recovered"] and not r["panic_without_alert"] and not r["duplicated"]
+                    for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
