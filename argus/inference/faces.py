@@ -30,6 +30,7 @@ from argus.log import get_logger
 from argus.modelcode import load_module_from_path, triton_parameters
 from argus.settings import REPO_ROOT
 from argus.stores.frame_cache import FrameCache, snapshot_key
+from argus.watchlist.crypto import seal, unseal
 from argus.watchlist.index import WatchlistIndex
 from schemas.detections import Box
 from schemas.faces import FaceEvent
@@ -41,7 +42,7 @@ FACELIB_PATH = REPO_ROOT / "triton_models" / "faces" / "1" / "facelib.py"
 OUTPUTS = ("COUNT", "BOXES", "LANDMARKS", "SCORES", "QUALITY", "QUALITY_PARTS", "EMBEDDINGS",
            "IMAGE_SIZE")
 CROP_KEY = "argus:face:crop:{event_id}"
-"""Redis key of a matched face's JPEG crop (with the face retention TTL)."""
+"""Redis key of a matched face's JPEG crop, sealed (with the face retention TTL)."""
 PIXEL_BLOCKS = 8
 """A hidden face is pixelated to 8 cells across: after that neither YuNet finds a face there
 nor can FaceNet match it (12-pixel cells, tried first, left a 330-pixel face matching its
@@ -260,17 +261,32 @@ def face_crop_jpeg(image_bgr: npt.NDArray[np.uint8], box: Sequence[float],
 
 
 async def store_match_crops(client: AsyncRedis, image_bgr: npt.NDArray[np.uint8],
-                            events: Sequence[FaceEvent], ttl_s: int) -> int:
+                            events: Sequence[FaceEvent], ttl_s: int, key: bytes) -> int:
     """Keep the crop of each matched face (and nothing else) under its ``crop_ref`` with a
-    TTL; idempotent (a replay overwrites the same key). Returns the crops written."""
+    TTL, sealed like the watchlist's embeddings (AES-GCM with the watchlist key, the crop's
+    Redis key as associated data: :func:`load_match_crop` reads it back); idempotent (a
+    replay overwrites the same key). Returns the crops written."""
     written = 0
     for event in events:
         if event.crop_ref is None:
             continue
         box = (event.face_box.x1, event.face_box.y1, event.face_box.x2, event.face_box.y2)
-        await client.set(event.crop_ref, face_crop_jpeg(image_bgr, box), ex=ttl_s)
+        sealed = seal(key, event.crop_ref, face_crop_jpeg(image_bgr, box))
+        await client.set(event.crop_ref, sealed, ex=ttl_s)
         written += 1
     return written
+
+
+async def load_match_crop(client: AsyncRedis, key: bytes, crop_ref: str) -> bytes | None:
+    """The JPEG of a stored face crop (None once it expired); a wrong key or a crop moved
+    to another key raises :class:`argus.watchlist.crypto.WatchlistKeyError`."""
+    blob = await client.get(crop_ref)
+    if blob is None:
+        return None
+    if not isinstance(blob, bytes):
+        raise TypeError("face crops are binary: read them with a client without "
+                        "decode_responses")
+    return unseal(key, crop_ref, blob)
 
 
 def snapshot_ref(camera_id: str, seq: int) -> str:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import redis
@@ -28,6 +29,7 @@ from argus.inference.faces import (
     FaceStage,
     FaceStageResult,
     TritonFaces,
+    load_match_crop,
     store_match_crops,
 )
 from argus.settings import Settings
@@ -185,7 +187,8 @@ def test_no_unmatched_face_is_stored(stack: Settings, store: WatchlistStore,
                 jpeg = (deepface(stack) / name).read_bytes()
                 faces, _, _ = await faces_client.infer(jpeg)
                 result = stage.process("cam-x", "site-x", seq, 1000.0 + seq, faces)
-                written += await store_match_crops(conn, decode(jpeg), result.events, 60)
+                written += await store_match_crops(conn, decode(jpeg), result.events, 60,
+                                                   store.key or b"")
                 results.append(result)
             after = await face_keys(conn)
         finally:
@@ -202,8 +205,25 @@ def test_no_unmatched_face_is_stored(stack: Settings, store: WatchlistStore,
     assert written == 2
     assert after - before == {CROP_KEY.format(event_id=e.event_id) for e in events}
     for event in events:
-        assert 0 < client.ttl(event.crop_ref or "") <= 60
-        client.delete(event.crop_ref or "")
+        ref = event.crop_ref or ""
+        assert 0 < client.ttl(ref) <= 60
+        stored = client.get(ref)
+        assert isinstance(stored, bytes) and not stored.startswith(b"\xff\xd8")  # not a JPEG
+        crop = asyncio.run(read_crop(stack.redis_url, store.key or b"", ref))
+        assert crop is not None and crop.startswith(b"\xff\xd8")
+        image = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and min(image.shape[:2]) >= 20  # a face-sized crop
+        with pytest.raises(WatchlistKeyError):  # another key cannot read it
+            asyncio.run(read_crop(stack.redis_url, os.urandom(32), ref))
+        client.delete(ref)
+
+
+async def read_crop(url: str, key: bytes, ref: str) -> bytes | None:
+    conn = aioredis.from_url(url)
+    try:
+        return await load_match_crop(conn, key, ref)
+    finally:
+        await conn.aclose()
 
 
 def test_cli_refuses_group_photos_and_manages_entries(

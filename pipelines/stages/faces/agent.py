@@ -96,13 +96,15 @@ class FaceAgent:
         self.cache = frame_cache or FrameCache(self.redis, settings.frame_cache_s,
                                                settings.snapshot_ttl_s)
         self.follower: WatchlistFollower | None = None
+        self.key = b""  # the watchlist key, loaded by start(): it also seals the face crops
         self.stage: FaceStage | None = None
         self.tracks: TrackFaces | None = None
 
     def start(self) -> None:
         """Load the watchlist index and follow its changes (a daemon thread, which ends
         with the worker)."""
-        store = WatchlistStore(redis.Redis.from_url(self.settings.redis_url), load_key())
+        self.key = load_key()
+        store = WatchlistStore(redis.Redis.from_url(self.settings.redis_url), self.key)
         self.follower = WatchlistFollower(store).start()
         self.stage = FaceStage(index=self.follower.index,
                                min_quality=self.config.min_quality,
@@ -198,7 +200,7 @@ class FaceAgent:
             image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             if image is not None:
                 await store_match_crops(self.redis, np.asarray(image, np.uint8), result.events,
-                                        self.settings.alert_ttl_s)
+                                        self.settings.alert_ttl_s, self.key)
             await keep_match_snapshots(self.cache, jpeg, result.events)
         return result.events
 
