@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     (and before a restarted worker gets them back): 10 s, not Faust's 60 s. Heartbeats go
     every third of it. Lower is faster failover; too low and a worker whose event loop is
     starved of CPU for that long is taken for dead (a rebalance, then redelivery)."""
+    worker_instance_id: str | None = None
+    """Static group membership (Kafka ``group.instance.id``) for this worker: a worker
+    restarted with the same id takes its partitions back at once, without a rebalance and
+    without waiting for the session timeout. Must be unique per worker process of a group
+    (e.g. ``<host>-<n>``); unset: dynamic membership."""
     correlation_window_s: float = 30.0
     """Default window for pairing events (the rules file sets each rule's own)."""
     frame_cache_s: float = 20.0

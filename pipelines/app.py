@@ -70,6 +70,7 @@ def create_app(settings: Settings, topology: Topology,
         web_enabled=False,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout_s,
+        consumer_group_instance_id=settings.worker_instance_id,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
     )

@@ -125,6 +125,8 @@ class _Fault:
                  settings: Settings, extra_cameras: list[str]) -> None:
         self.name, self.base, self.children, self.ports = name, base, children, ports
         self.settings, self.extra_cameras = settings, extra_cameras
+        self.restart_s: float | None = None
+        """worker-kill: seconds from the new worker's start to its health endpoint."""
 
     def inject(self) -> None:
         if self.name == "worker-kill":
@@ -132,7 +134,9 @@ class _Fault:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            started = time.monotonic()
             _start_workers(self.children, self.ports, ["worker"], self.settings)
+            self.restart_s = round(time.monotonic() - started, 1)
         elif self.name in SERVER_FAULTS:
             stack.down(self.base, only=[SERVER_FAULTS[self.name]])
         elif self.name == "overload":
@@ -228,7 +232,7 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                      recovery_time(detections, lags, since, 3 * cameras * fps + 10))
         result = {
             "fault": fault, "recovered": recovered is not None and not crashed,
-            "recovery_s": recovered, "crashed": crashed,
+            "recovery_s": recovered, "crashed": crashed, "restart_s": injector.restart_s,
             "first_detection_after_s": next((round(t - t_fault, 1) for t, _ in detections
                                              if t > t_fault), None),
             "sensor_events": len(posted), "sensor_posts_refused": len(probe.errors),

@@ -26,3 +26,13 @@ def test_disabled_stage_gets_no_agent(off: str, expected: set[str], tmp_path: Pa
     settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY)
     app = create_app(settings, load_topology(TOPOLOGY, settings.shared), ["zones", "track"])
     assert {name.rsplit(".", 1)[-1] for name in app.agents} == expected
+
+
+@pytest.mark.parametrize("instance", [None, "host-a-29102"])
+def test_worker_instance_id_is_the_static_group_membership(instance: str | None,
+                                                           tmp_path: Path) -> None:
+    """``ARGUS_WORKER_INSTANCE_ID`` becomes the consumer's ``group.instance.id`` (a
+    restarted worker takes its partitions back without a rebalance); unset: dynamic."""
+    settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY, worker_instance_id=instance)
+    app = create_app(settings, load_topology(TOPOLOGY, settings.shared), ["track"])
+    assert app.conf.consumer_group_instance_id == instance
