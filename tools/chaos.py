@@ -2,14 +2,16 @@
 
 Each fault runs the same scripted input as a fault-free baseline: N live cameras replaying
 real clips in real time (the ``bench live`` topology: one site, zone and ``intrusion``
-sensor per camera) plus one ``panic`` button per site, the whole pipeline as shipped
-(worker with every stage, sensor gateway, frame grabber, as child processes on topics,
+sensor per camera) plus two ``panic`` buttons per site, one posting over HTTP, one
+publishing over MQTT (QoS 1), the whole pipeline as shipped (worker with every stage, the
+sensor gateway's HTTP and MQTT inputs, frame grabber, as child processes on topics,
 consumer group and Redis database of the run's own), and one sensor event per sensor every
 ``--sensor-period`` s. After ``--before`` s of normal running the fault is injected for
 ``--down`` s, then cleared:
 
 * ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job);
-* ``triton`` / ``redis`` / ``kafka``: stop that embedded server, start it again;
+* ``triton`` / ``redis`` / ``kafka`` / ``mosquitto``: stop that embedded server, start it
+  again;
 * ``overload``: a second grabber doubles the cameras for ``--down`` s.
 
 Reported per fault: recovered by itself (yes/no) and the time from the fault's end to
@@ -35,6 +37,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -52,19 +55,64 @@ from tools import stack
 from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers
 from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
 
-FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "overload")
-SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka"}
+FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "overload")
+SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka",
+                 "mosquitto": "mosquitto"}
 FRESH_S = 2.0
 """Recovered: a detection arrives within this many seconds of its frame's capture."""
 
 
 def _topology(run_id: str, cameras: int, fps: float, sources: list[str]) -> str:
     """``bench live``'s topology for ``2 * cameras`` (the second half is the overload's)
-    with one panic button per site."""
+    with two panic buttons per site: one posting over HTTP, one over MQTT."""
     text = m.topology_yaml(run_id, 2 * cameras, fps, sources)
-    panics = [f"  - {{id: {run_id}-panic-{i}, site: {run_id}-s{i}, zone: zone-{i}, "
-              "type: panic}" for i in range(2 * cameras)]
+    panics = [f"  - {{id: {run_id}-{kind}-{i}, site: {run_id}-s{i}, zone: zone-{i}, "
+              "type: panic}" for i in range(2 * cameras) for kind in ("panic", "mqttpanic")]
     return text + "\n".join(panics) + "\n"
+
+
+class MqttSensors:
+    """Panic buttons publishing over MQTT (QoS 1, paho's own reconnect and queue, as a
+    real sensor would), one reading per sensor every ``period_s``; each reading's event id
+    goes into ``posted`` (the probe's, so its alert is matched like the HTTP ones)."""
+
+    def __init__(self, settings: Settings, run_id: str, sensors: list[str],
+                 posted: dict[str, float], period_s: float) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.run_id, self.sensors, self.posted, self.period_s = (
+            run_id, sensors, posted, period_s)
+        self.ids: set[str] = set()
+        self.stop = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"{run_id}-sensors")
+        self.client.reconnect_delay_set(1, 5)
+        self.client.connect_async("127.0.0.1", settings.mqtt_port)
+        self.client.loop_start()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="mqtt-sensors")
+        self.thread.start()
+
+    def _run(self) -> None:
+        step = self.period_s / max(1, len(self.sensors))
+        i = 0
+        while not self.stop.wait(step):
+            sensor = self.sensors[i % len(self.sensors)]
+            i += 1
+            now = round(time.time(), 3)
+            site = f"{self.run_id}-s{sensor.rsplit('-', 1)[1]}"
+            found = event_id(sensor, now, "active")
+            self.ids.add(found)
+            self.posted[found] = now
+            self.client.publish(f"argus/sensors/{site}/{sensor}",
+                                json.dumps({"state": "active", "ts": now}), qos=1)
+
+    def close(self) -> None:
+        if self.stop.is_set():
+            return
+        self.stop.set()
+        self.thread.join(5)
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def _alert_changes(settings: Settings) -> list[dict[str, Any]]:
@@ -154,7 +202,7 @@ class _Fault:
 
 def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: list[str],
               before_s: float, down_s: float, after_s: float, sensor_period: float,
-              ) -> dict[str, Any]:
+              keep_logs: bool = False) -> dict[str, Any]:
     """One scripted run with ``fault`` (``baseline``: none); its figures."""
     run_id = f"ch{uuid.uuid4().hex[:6]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"argus-chaos-{run_id}-"))
@@ -163,7 +211,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     db = claim_redis_db(redis_base, run_id, 3600)
     settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
                         redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
-    ports = {name: free_port() for name in ("worker", "gateway", "grabber", "grabber-extra")}
+    ports = {name: free_port() for name in ("worker", "gateway", "gateway-mqtt", "grabber",
+                                            "grabber-extra")}
     children = Children(workdir, {**os.environ, **settings.to_env()})
     sensors = [f"{run_id}-{kind}-{i}" for i in range(cameras) for kind in ("pir", "panic")]
     probe = Probe(settings, sensors, f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events",
@@ -176,13 +225,20 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
     lags: list[tuple[float, int]] = []
     ok = False
+    mqtt_sensors: MqttSensors | None = None
     try:
         stack.create_topics(settings)
         _start_workers(children, ports, ["worker"], settings)
         children.start("gateway", ["-m", "services.sensor_gateway", "serve", "--port",
                                    str(ports["gateway"])], ports["gateway"])
+        children.start("gateway-mqtt", ["-m", "services.sensor_gateway", "mqtt",
+                                        "--client-id", f"{run_id}-gateway", "--metrics-port",
+                                        str(ports["gateway-mqtt"])], ports["gateway-mqtt"])
         for thread in probe.threads:
             thread.start()
+        mqtt_sensors = MqttSensors(settings, run_id,
+                                   [f"{run_id}-mqttpanic-{i}" for i in range(cameras)],
+                                   probe.posted, sensor_period)
         children.start("grabber", ["-m", "services.frame_grabber", "--metrics-port",
                                    str(ports["grabber"]),
                                    *(f"--camera={run_id}-cam-{i}" for i in range(cameras))],
@@ -217,12 +273,14 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         watch(t_cleared + after_s)
         t_end = time.time()
         probe.stop.set()  # no more sensor events; let the last ones' alerts land
+        mqtt_sensors.close()
         time.sleep(min(30.0, 3 * sensor_period))
         crashed = [name for name, proc in children.procs.items() if proc.poll() is not None]
         worker = "" if "worker" in crashed else get(
             f"http://127.0.0.1:{ports['worker']}/metrics")
         posted = {e: t for e, t in probe.posted.items() if t_start <= t <= t_end}
-        panics = {e for e in posted if e in _panic_events(probe)}
+        panics = {e for e in posted if e in _panic_events(probe)} | (
+            mqtt_sensors.ids & set(posted))
         changes = _alert_changes(settings)
         dead = Counter(f"{d.get('stage')}:{d.get('reason')}"
                        for d in map(json.loads, _read_topic(settings, "dlq")))
@@ -238,6 +296,10 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
             "sensor_events": len(posted), "sensor_posts_refused": len(probe.errors),
             "panic_events": len(panics),
             "panic_without_alert": sum(1 for e in panics if e not in probe.alerted),
+            "mqtt_panic_without_alert": sum(1 for e in mqtt_sensors.ids & set(posted)
+                                            if e not in probe.alerted),
+            "lost_posted_at_s": sorted(round(t - t_fault, 1) for e, t in posted.items()
+                                       if e in panics and e not in probe.alerted),
             "intrusion_alerted_share": _share([e for e in posted if e not in panics],
                                               probe.alerted),
             "alert_changes": len(changes), "duplicated": duplicates(changes),
@@ -253,6 +315,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         return result
     finally:
         probe.stop.set()
+        if mqtt_sensors is not None:
+            mqtt_sensors.close()
         if fault in SERVER_FAULTS:  # whatever happened, leave the server running
             stack.up(base, only=[SERVER_FAULTS[fault]])
         children.stop()
@@ -266,10 +330,10 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
             redis.Redis.from_url(settings.redis_url).flushdb()
         shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
                       ignore_errors=True)
-        if ok:
+        if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
-            print(f"chaos {fault} did not finish; logs kept in {workdir}", file=sys.stderr)
+            print(f"chaos {fault}: logs in {workdir}", file=sys.stderr)
 
 
 def _panic_events(probe: Probe) -> set[str]:
@@ -288,7 +352,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
             "duplicated", "dead letters", "skipped", "errors by kind", "worker down s")
     rows = [head] + [(
         r["fault"], "yes" if r["recovered"] else "NO", str(r["recovery_s"]),
-        f"{r['panic_without_alert']}/{r['panic_events']}", str(r["intrusion_alerted_share"]),
+        f"{r['panic_without_alert']}/{r['panic_events']} "
+        f"(mqtt {r['mqtt_panic_without_alert']})", str(r["intrusion_alerted_share"]),
         str(r["duplicated"]), json.dumps(r["dead_letters"]) if r["dead_letters"] else "0",
         json.dumps({k: round(v) for k, v in r["skipped"].items() if v}) or "0",
         json.dumps({k: round(v) for k, v in r["stage_errors"].items() if v}) or "0",
@@ -310,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=float, default=40.0, help="s after the fault")
     parser.add_argument("--sensor-period", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep every run's process logs (printed: where)")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = sorted(set(faults) - set(FAULTS))
@@ -324,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         for fault in faults:
             print(f"chaos: {fault} ...", file=sys.stderr, flush=True)
             results.append(run_fault(base, fault, args.cameras, args.fps, sources, args.before,
-                                     args.down, args.after, args.sensor_period))
+                                     args.down, args.after, args.sensor_period,
+                                     args.keep_logs))
     finally:
         if started:
             stack.down(base, started)

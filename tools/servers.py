@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -220,13 +221,21 @@ class Mosquitto(Server):
         return [self.settings.mqtt_port]
 
     def prepare(self) -> None:
-        # Loopback only, so anonymous clients are fine; no persistence: the broker is a
-        # relay, the gateway acknowledges a message once Kafka has it. Packets over 1 MiB
-        # (the HTTP body limit too) are refused.
+        # Loopback only, so anonymous clients are fine. Persistence (saved every second and
+        # on stop) keeps the gateway's persistent session over a broker restart, so what
+        # sensors publish before the gateway reconnects is queued for it, not dropped
+        # (ops/mosquitto/mosquitto.conf, `argus chaos --faults mosquitto`). Packets over
+        # 1 MiB (the HTTP body limit too) are refused.
         (self.dir / "mosquitto.conf").write_text(
             f"listener {self.settings.mqtt_port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            "persistence true\n"
+            f"persistence_location {self.dir}/\n"
+            # started as root, mosquitto would drop to user "mosquitto", which cannot write
+            # the stack folder: stay the user that owns it
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            "autosave_interval 1\n"
+            "persistent_client_expiration 1d\n"  # sessions of clients gone for a day
             "max_packet_size 1048576\n"
             "log_dest stderr\n"  # unbuffered, unlike stdout to a file
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
