@@ -193,9 +193,10 @@ def run_split(clips: list[Clip], method: Method, workdir: Path, train_names: lis
 def make_method(name: str, args: argparse.Namespace) -> Method:
     """The method ``--method`` names, with its parameters from the command line."""
     if name == "flow":
-        return FlowMethod(KnnParams(window=args.window, quantile=args.quantile,
-                                    margin=args.margin))
-    from tools.eval_anomaly_objects import ObjectMethod  # detector + tracker: only when used
+        given = {k: v for k in ("window", "quantile", "margin")
+                 if (v := getattr(args, k)) is not None}
+        return FlowMethod(KnnParams(**given))
+    from tools.train_anomaly_objects import ObjectMethod  # detector + tracker: only when used
 
     return ObjectMethod.from_args(args)
 
@@ -283,10 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-clips", help="split protocol: test clips, e.g. 04,05,06")
     parser.add_argument("--smoke", action="store_true", help="short CI run (40 frames per "
                         "clip; loco unless a split is given)")
-    defaults = KnnParams()
-    parser.add_argument("--window", type=int, default=defaults.window)
-    parser.add_argument("--quantile", type=float, default=defaults.quantile)
-    parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--window", type=int, help="smoothing window (default: the "
+                        "method's, 5)")
+    parser.add_argument("--quantile", type=float, help="threshold quantile of held-out "
+                        "normal training scores (default: the method's; flow 0.99, objects 0.9)")
+    parser.add_argument("--margin", type=float, help="threshold factor (default 1.0)")
+    parser.add_argument("--fps", type=float, default=10.0, help="objects: frame rate of the "
+                        "footage (speeds are per second)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if bool(args.train_clips) != bool(args.test_clips):
         parser.error("--train-clips and --test-clips go together")
