@@ -241,8 +241,10 @@ def _delays(row: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     """Markdown tables, one per protocol."""
     cost = report.get("feature_ms_per_frame")
+    detect = report.get("detect_ms_per_frame")
     lines = [f"anomaly eval ({report['method']}) on {report['frames_dir']} "
-             f"({'smoke' if report['smoke'] else 'full'}), features {cost} ms/frame",
+             f"({'smoke' if report['smoke'] else 'full'}), features {cost} ms/frame"
+             + (f", detection {detect} ms/frame" if detect is not None else ""),
              f"parameters chosen on: {report['parameter_choices']}"]
     for name, result in report["protocols"].items():
         title = f"protocol {name}"
@@ -291,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, help="threshold factor (default 1.0)")
     parser.add_argument("--fps", type=float, default=10.0, help="objects: frame rate of the "
                         "footage (speeds are per second)")
+    parser.add_argument("--no-cache", action="store_true", help="objects: detect every "
+                        "frame again (to measure its cost) instead of reading .cache")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if bool(args.train_clips) != bool(args.test_clips):
         parser.error("--train-clips and --test-clips go together")

@@ -179,7 +179,10 @@ class ObjectMethod:
         """Parameters from ``argus eval anomaly``'s options (None: the default)."""
         given = {k: v for k in ("window", "quantile", "margin")
                  if (v := getattr(args, k, None)) is not None}
-        return cls(ObjectParams(**given), TrackParams(fps=getattr(args, "fps", None) or 10.0))
+        method = cls(ObjectParams(**given), TrackParams(fps=getattr(args, "fps", None) or 10.0))
+        if getattr(args, "no_cache", False):
+            method.extractor.cache_dir = None
+        return method
 
     def prepare(self, clips: list[Clip]) -> dict[str, Any]:
         frames = 0
@@ -225,8 +228,9 @@ class ObjectMethod:
             "threshold": model.threshold, "fit_s": round(fit_s, 3),
             "score_ms_per_frame": round(1000 * (time.perf_counter() - started)
                                         / max(1, frames), 3),
-            "model_bytes": len(text), **model.info, "examples": reasons[::max(1, len(
-                reasons) // 8)][:8]}
+            "model_bytes": len(text),
+            "memory_bytes": int(sum(g.bank.nbytes for g in model.groups)), **model.info,
+            "examples": reasons[::max(1, len(reasons) // 8)][:8]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
