@@ -3,10 +3,10 @@
     argus train anomaly --method objects --frames DIR [--labels CSV] --out PATH.json [--fps N]
 
 Each frame is run through the detector's own code (``yolox.py`` with the Triton config's
-parameters, letterbox fit) and the track stage's tracker (``pipelines.stages.track``), and
-every object matched in the frame becomes a row of attributes (``argus.anomaly_objects``:
-class, box position / size / aspect, speed in box heights per second, grey-level change in
-the box). One k-NN model per attribute group is fitted on the objects of the normal frames
+parameters, letterbox fit) and the track stage's registry and tracker
+(``pipelines.stages.track``), and every object matched in the frame's ``tracks`` message
+becomes a row of attributes (``argus.anomaly_tracks``, ``argus.anomaly_objects``: class,
+box position / size / aspect, partly visible or not, speed in box heights per second). One k-NN model per attribute group is fitted on the objects of the normal frames
 and calibrated on held-out normal clips; the model is a JSON file.
 
 Detections are cached per clip under ``.cache/anomaly-detections/`` (git-ignored), keyed by
@@ -30,21 +30,24 @@ import cv2
 import numpy as np
 
 from argus.anomaly_objects import (
-    FEATURES,
     CentreHistory,
     Frames,
     ObjectModel,
     ObjectParams,
     fit_model,
-    object_features,
 )
+from argus.anomaly_tracks import track_rows
+from argus.inference.detector import COCO_CLASSES, to_detections
 from argus.modelcode import load_yolox_module, triton_parameters
 from argus.settings import REPO_ROOT, get_settings
-from pipelines.stages.track.tracker import Tracker, TrackerConfig
+from pipelines.stages.track.registry import TrackerRegistry
+from pipelines.stages.track.tracker import TrackerConfig
+from schemas.frames import FrameHeaders
 from tools.anomaly_metrics import Clip, Selection
 from tools.train_anomaly import clip_labels, list_clips, load_labels, normal_pairs
 
 CACHE_DIR = REPO_ROOT / ".cache" / "anomaly-detections"
+T0 = 1_700_000_000.0  # capture time of a clip's first frame
 Detections = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -55,8 +58,7 @@ class TrackParams:
     fps: float = 10.0  # frame rate of the footage (Ped2: 10)
     threshold: float = 0.3  # tracker high-score threshold (every class)
     new_track_margin: float = 0.1
-    speed_frames: int = 5  # velocity = centre displacement over up to this many frames
-    # (0: the tracker's Kalman velocity)
+    speed_frames: int = 5  # velocity = median of the last N frame-to-frame velocities
 
 
 class Extractor:
@@ -109,51 +111,35 @@ class Extractor:
 
     def clip_objects(self, paths: Sequence[Path]) -> tuple[Frames, list[list[dict[str, Any]]]]:
         """Per frame: the attribute rows of the objects the tracker matched in it, and
-        their track id, class and box (for explanations)."""
+        their track id, class and box (for explanations). Frames go through the track
+        stage's own path: ``detections`` messages -> its ``TrackerRegistry`` -> ``tracks``
+        messages -> :func:`argus.anomaly_tracks.track_rows`, as the stage will see them."""
         dets = self.detect(paths)
+        first = cv2.imread(str(paths[0])) if paths else None
+        if first is None:
+            raise ValueError(f"cannot read {paths[0] if paths else 'an empty clip'}")
+        height, width = first.shape[:2]
         started = time.perf_counter()
-        cfg = TrackerConfig(default_threshold=self.track.threshold,
-                            new_track_margin=self.track.new_track_margin)
-        tracker = Tracker(cfg)
+        registry = TrackerRegistry(TrackerConfig(
+            default_threshold=self.track.threshold,
+            new_track_margin=self.track.new_track_margin), COCO_CLASSES)
+        history = CentreHistory(self.track.speed_frames)
         rows: Frames = []
         meta: list[list[dict[str, Any]]] = []
-        previous: np.ndarray | None = None
-        history = CentreHistory(self.track.speed_frames)
-        for i, (path, (boxes, scores, classes)) in enumerate(zip(paths, dets, strict=True)):
-            grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if grey is None:
-                raise ValueError(f"cannot read {path}")
-            height, width = grey.shape[:2]
-            live = tracker.update(boxes, scores, classes, seq=i, ts=i / self.track.fps) or []
-            frame_rows, frame_meta = [], []
-            for track in live:
-                if track.misses != 0:
-                    continue
-                box = np.clip(track.box, 0.0, 1.0)
-                change = _box_change(previous, grey, box)
-                velocity = (history.velocity(track.track_id, box, i / self.track.fps)
-                            if self.track.speed_frames else tracker.velocity(track))
-                frame_rows.append(object_features(box, track.class_id, velocity, width,
-                                                  height, change))
-                frame_meta.append({"track_id": track.track_id, "class_id": track.class_id,
-                                   "box": [round(float(v), 4) for v in box]})
-            rows.append(np.array(frame_rows).reshape(-1, len(FEATURES)))
-            meta.append(frame_meta)
-            previous = grey
+        for i, (boxes, scores, classes) in enumerate(dets):
+            frame = FrameHeaders(camera_id="eval", seq=i, capture_ts=T0 + i / self.track.fps,
+                                 width=width, height=height)
+            message = registry.process(to_detections(frame, boxes, scores, classes, 0.0))
+            if message is None:
+                raise ValueError(f"frame {i} of {paths[i].parent} is out of order")
+            frame_rows, tracks = track_rows(message, history)
+            rows.append(frame_rows)
+            meta.append([{"track_id": t.track_id, "class_id": t.class_id,
+                          "class_name": t.class_name,
+                          "box": [round(v, 4) for v in (t.box.x1, t.box.y1, t.box.x2,
+                                                        t.box.y2)]} for t in tracks])
         self.track_s += time.perf_counter() - started
         return rows, meta
-
-
-def _box_change(previous: np.ndarray | None, grey: np.ndarray, box: np.ndarray) -> float:
-    """Mean absolute grey-level change inside the normalised ``box`` since ``previous``."""
-    if previous is None:
-        return 0.0
-    h, w = grey.shape[:2]
-    x1, y1 = int(box[0] * w), int(box[1] * h)
-    x2, y2 = max(int(np.ceil(box[2] * w)), x1 + 1), max(int(np.ceil(box[3] * h)), y1 + 1)
-    a = grey[y1:y2, x1:x2].astype(np.int16)
-    b = previous[y1:y2, x1:x2].astype(np.int16)
-    return float(np.abs(a - b).mean()) if a.size else 0.0
 
 
 CHOICES = ("attribute groups, k, class weight, tracker threshold and quantiles chosen on "
