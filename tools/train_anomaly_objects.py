@@ -6,8 +6,10 @@ Each frame is run through the detector's own code (``yolox.py`` with the Triton 
 parameters, letterbox fit) and the track stage's registry and tracker
 (``pipelines.stages.track``), and every object matched in the frame's ``tracks`` message
 becomes a row of attributes (``argus.anomaly_tracks``, ``argus.anomaly_objects``: class,
-box position / size / aspect, partly visible or not, speed in box heights per second). One k-NN model per attribute group is fitted on the objects of the normal frames
-and calibrated on held-out normal clips; the model is a JSON file.
+box position / size / aspect, partly visible or not, speed in box heights per second).
+One k-NN model per attribute group is fitted on the objects of the normal frames and
+calibrated on held-out normal clips; the model is a JSON file, which the anomaly stage's
+object method (``ARGUS_ANOMALY_METHOD=objects``) reads from ``<models dir>/anomaly/``.
 
 Detections are cached per clip under ``.cache/anomaly-detections/`` (git-ignored), keyed by
 the frames, the model file and the detector parameters: detection dominates the run time.
