@@ -293,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, help="threshold factor (default 1.0)")
     parser.add_argument("--fps", type=float, default=10.0, help="objects: frame rate of the "
                         "footage (speeds are per second)")
+    parser.add_argument("--track-threshold", type=float, help="objects: the tracker's high "
+                        "score threshold (default 0.3; the track stage's default is 0.5)")
+    parser.add_argument("--track-margin", type=float, help="objects: new tracks need "
+                        "threshold + this (default 0.1; the track stage's default is 0.2)")
     parser.add_argument("--no-cache", action="store_true", help="objects: detect every "
                         "frame again (to measure its cost) instead of reading .cache")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -167,7 +167,11 @@ class ObjectMethod:
         """Parameters from ``argus eval anomaly``'s options (None: the default)."""
         given = {k: v for k in ("window", "quantile", "margin")
                  if (v := getattr(args, k, None)) is not None}
-        method = cls(ObjectParams(**given), TrackParams(fps=getattr(args, "fps", None) or 10.0))
+        track = {k: v for k, v in (("threshold", getattr(args, "track_threshold", None)),
+                                   ("new_track_margin", getattr(args, "track_margin", None)))
+                 if v is not None}
+        method = cls(ObjectParams(**given),
+                     TrackParams(fps=getattr(args, "fps", None) or 10.0, **track))
         if getattr(args, "no_cache", False):
             method.extractor.cache_dir = None
         return method
