@@ -100,7 +100,7 @@ def test_a_fast_bicycle_makes_one_event_that_says_why(
         assert attrs["method"] == "objects" and attrs["track_id"] == 2
         assert attrs["attribute_group"] in {"class", "motion"}
         assert str(attrs["why"]).startswith("bicycle #2: ")
-        assert float(attrs["score"]) > float(attrs["threshold"])  # type: ignore[arg-type]
+        assert float(str(attrs["score"])) > float(str(attrs["threshold"]))
         assert 0.5 < event.score <= 1.0
 
 
