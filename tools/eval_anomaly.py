@@ -1,28 +1,36 @@
-"""``argus eval anomaly``: frame-level motion-anomaly detection on UCSD-Ped2-style clips.
+"""``argus eval anomaly``: frame-level anomaly detection on UCSD-Ped2-style clips.
 
-    argus eval anomaly --frames DIR --labels CSV [--json PATH] [--protocol loco|prefix|both]
-                       [--smoke]
+    argus eval anomaly --frames DIR --labels CSV [--json PATH] [--method flow|objects]
+                       [--protocol loco|prefix|both|split]
+                       [--train-clips 01,02,03 --test-clips 04,05,06] [--smoke]
 
 ``DIR/<clip>/*.jpg`` are the frames of each clip in order; the CSV has ``clip``,
 ``frame_idx0`` (0-based) and ``abnormal`` (0/1). No frame is ever scored by a model
 trained on it, and no model sees an abnormal frame:
 
-* ``loco`` (leave one clip out): for each clip, a model is trained (``tools.train_anomaly``,
-  the same code as ``argus train anomaly``) on the normal frames of the *other* clips,
-  exported to ONNX and run with onnxruntime through the same scorer Triton uses; it scores
-  every frame of the held-out clip.
+* ``loco`` (leave one clip out): for each clip, a model is trained on the normal frames of
+  the *other* clips; it scores every frame of the held-out clip.
 * ``prefix``: one model trained on the first half of each clip's normal frames; every
   other frame of every clip is scored.
+* ``split`` (``--train-clips`` / ``--test-clips``): one model on the normal frames of the
+  training clips; every frame of the test clips is scored.
+
+Methods (``--method``): ``flow`` (default), the flow-cell k-NN of ``argus train anomaly``
+(trained by the same code, exported to ONNX and run with onnxruntime through the scorer
+Triton uses); ``objects``, the object-centric attribute k-NN (``tools.eval_anomaly_objects``).
+The report names the clips each method's parameters were chosen on.
 
 Frame scores are smoothed causally (a trailing mean, as the stage does). Reported per clip
 and overall: frame-level ROC AUC (threshold-free), and at the model's operating threshold
 (chosen at training time from held-out *normal training* scores only, never from the test
-clip) the accuracy, false-alarm rate (normal frames flagged) and miss rate (abnormal frames
-not flagged). ``overall`` pools all scored frames (AUC over the pooled scores of the
-per-clip models); ``mean_clip_auc`` averages the clips where both classes occur.
+clips) the accuracy, false-alarm rate (normal frames flagged), miss rate (abnormal frames
+not flagged) and, per abnormal event (a run of abnormal frames), the detection delay: frames
+from its onset to the first flagged frame ("miss" when none is). ``overall`` pools all
+scored frames (AUC over the pooled scores of the per-clip models); ``mean_clip_auc``
+averages the clips where both classes occur.
 
 ``--smoke`` keeps at most 40 frames per clip around its first normal/abnormal change and
-runs ``loco`` only: a < 1 minute check for CI.
+runs ``loco`` (or the split given): a < 1 minute check for CI.
 """
 
 from __future__ import annotations
@@ -33,14 +41,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from pipelines.stages.anomaly.features import causal_smooth, load_scorer
+from tools.anomaly_metrics import (
+    Clip,
+    Method,
+    Pool,
+    Selection,
+    auc,
+    clip_row,
+    parse_clips,
+    rates,
+    smoke_window,
+)
 from tools.train_anomaly import (
     KnnParams,
     clip_features,
@@ -53,191 +70,157 @@ from tools.train_anomaly import (
     train,
 )
 
-SMOKE_FRAMES = 40
+__all__ = ["FlowMethod", "auc", "evaluate", "main", "rates", "smoke_window"]
+
 MACHINE = "2-core AMD EPYC VM, 24 GB, CPU only"
 
 
-@dataclass
-class Clip:
-    """One clip's frames, labels and features."""
-
-    name: str
-    frames: np.ndarray  # frame indices in the clip (a window in smoke mode)
-    labels: np.ndarray
-    features: np.ndarray  # [frames, cells, D]
-
-
-def auc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
-        ) -> float | None:
-    """ROC AUC (abnormal = positive, ties count half); None without both classes.
-
-    >>> auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-    0.75
-    >>> auc([1.0, 1.0], [0, 1])
-    0.5
-    >>> auc([1.0, 2.0], [1, 1]) is None
-    True
-    """
-    y = np.asarray(labels).astype(bool)
-    positives, negatives = int(y.sum()), int((~y).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def rates(flagged: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy, false-alarm rate and miss rate of 0/1 decisions (None when undefined).
-
-    >>> r = rates(np.array([1, 0, 1, 1]), np.array([0, 0, 1, 1]))
-    >>> r["accuracy"], r["false_alarm_rate"], r["miss_rate"]
-    (0.75, 0.5, 0.0)
-    """
-    flagged, y = flagged.astype(bool), labels.astype(bool)
-    tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
-    fn, tn = int((~flagged & y).sum()), int((~flagged & ~y).sum())
-    total = tp + fp + fn + tn
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": (tp + tn) / total if total else None,
-            "false_alarm_rate": fp / (fp + tn) if fp + tn else None,
-            "miss_rate": fn / (fn + tp) if fn + tp else None}
-
-
-def smoke_window(labels: np.ndarray, size: int = SMOKE_FRAMES) -> np.ndarray:
-    """Indices of at most ``size`` consecutive frames centred on the first label change.
-
-    >>> smoke_window(np.array([0] * 50 + [1] * 50), 10).tolist()
-    [45, 46, 47, 48, 49, 50, 51, 52, 53, 54]
-    >>> smoke_window(np.array([1, 1, 1]), 10).tolist()
-    [0, 1, 2]
-    """
-    changes = np.flatnonzero(np.diff(labels) != 0)
-    centre = int(changes[0]) + 1 if len(changes) else 0
-    start = min(max(0, centre - size // 2), max(0, len(labels) - size))
-    return np.arange(start, min(len(labels), start + size))
-
-
-def load_clips(frames_dir: Path, labels_csv: Path, smoke: bool) -> tuple[list[Clip], Any,
-                                                                         float]:
-    """Every clip with its labels and features; returns the clips, the feature config and
-    the feature cost in ms per frame."""
+def load_clips(frames_dir: Path, labels_csv: Path, smoke: bool) -> list[Clip]:
+    """Every clip with its frame paths and labels (a window of each in smoke mode)."""
     listed = list_clips(frames_dir)
     labels = load_labels(labels_csv)
-    config = config_for(listed[0][1][0])
-    clips, frames, started = [], 0, time.perf_counter()
+    clips = []
     for name, paths in listed:
         y = clip_labels(labels, name, len(paths))
         index = smoke_window(y) if smoke else np.arange(len(paths))
-        clips.append(Clip(name, index, y[index], clip_features([paths[i] for i in index],
-                                                               config)))
-        frames += len(index)
-    return clips, config, (time.perf_counter() - started) * 1000.0 / max(1, frames)
+        clips.append(Clip(name, [paths[i] for i in index], index, y[index]))
+    return clips
 
 
-def _fit_and_score(train_groups: list[np.ndarray], config: Any, params: KnnParams,
-                   to_score: list[np.ndarray], workdir: Path, name: str
-                   ) -> tuple[list[np.ndarray], float, dict[str, Any]]:
-    """Train, export to ONNX, reload with the serving scorer, score each feature array."""
-    model, threshold, stats = train(train_groups, config, params)
-    path = workdir / f"{name}.onnx"
-    export_onnx(model, config, threshold, params, path)
-    scorer = load_scorer(str(path))
-    started, frames = time.perf_counter(), 0
-    scored = []
-    for features in to_score:
-        scored.append(scorer.score_features(features)[0] if len(features) else np.zeros(0))
-        frames += len(features)
-    stats["score_ms_per_frame"] = (time.perf_counter() - started) * 1000.0 / max(1, frames)
-    stats["threshold"] = threshold
-    return scored, threshold, stats
+class FlowMethod:
+    """The frame-level flow-cell k-NN (``argus train anomaly``, exported to ONNX and run
+    through the scorer Triton uses)."""
+
+    name = "flow"
+    choices = ("features and k-NN parameters compared on all six Ped2 clips 01-06 "
+               "(docs/anomaly.md); threshold from held-out normal training frames")
+
+    def __init__(self, params: KnnParams) -> None:
+        self.params = params
+        self.window = params.window
+        self.config: Any = None
+        self.features: dict[str, np.ndarray] = {}
+
+    def prepare(self, clips: list[Clip]) -> dict[str, Any]:
+        """Flow features of every clip (once); returns the cost."""
+        started, frames = time.perf_counter(), 0
+        self.config = config_for(clips[0].paths[0])
+        for clip in clips:
+            self.features[clip.name] = clip_features(clip.paths, self.config)
+            frames += len(clip.paths)
+        return {"features": self.config.to_dict(), "params": self.params.__dict__,
+                "feature_ms_per_frame": round(
+                    (time.perf_counter() - started) * 1000.0 / max(1, frames), 2)}
+
+    def fit_score(self, train_sets: Selection, tests: Selection, workdir: Path, tag: str
+                  ) -> tuple[list[np.ndarray], float, dict[str, Any]]:
+        """Train on the selected frames, export to ONNX, reload with the serving scorer,
+        score the test frames."""
+        groups = [self.features[c.name][index] for c, index in train_sets]
+        model, threshold, stats = train(groups, self.config, self.params)
+        path = workdir / f"{tag}.onnx"
+        export_onnx(model, self.config, threshold, self.params, path)
+        scorer = load_scorer(str(path))
+        started, frames, scored = time.perf_counter(), 0, []
+        for clip, index in tests:
+            features = self.features[clip.name][index]
+            scored.append(scorer.score_features(features)[0] if len(features)
+                          else np.zeros(0))
+            frames += len(features)
+        stats["score_ms_per_frame"] = (time.perf_counter() - started) * 1000.0 / max(1, frames)
+        stats["threshold"] = threshold
+        return scored, threshold, stats
 
 
-def _row(name: str, raw: np.ndarray, smooth: np.ndarray, labels: np.ndarray,
-         threshold: float) -> dict[str, Any]:
-    """The metrics of one clip (or of the pool)."""
-    return {"clip": name, "frames": len(labels), "abnormal": int(labels.sum()),
-            "auc": auc(smooth, labels), "auc_raw": auc(raw, labels), "threshold": threshold,
-            **rates(smooth > threshold, labels)}
+def _score_protocol(name: str, method: Method, train_sets: Selection, tests: Selection,
+                    workdir: Path) -> tuple[list[dict[str, Any]], Pool, dict[str, Any]]:
+    """One model on ``train_sets``; the rows of the ``tests`` it scores."""
+    scored, threshold, info = method.fit_score(train_sets, tests, workdir, name)
+    rows, pool = [], Pool()
+    for (clip, index), raw in zip(tests, scored, strict=True):
+        smooth = causal_smooth(raw, method.window)  # over the scored frames, in order
+        rows.append(clip_row(clip.name, raw, smooth, clip.labels[index], threshold))
+        pool.add(raw, smooth, clip.labels[index], threshold)
+    return rows, pool, info
 
 
-@dataclass
-class Pool:
-    """The scored frames of every clip of one protocol, for the overall row."""
-
-    raw: list[np.ndarray] = field(default_factory=list)
-    smooth: list[np.ndarray] = field(default_factory=list)
-    labels: list[np.ndarray] = field(default_factory=list)
-    flagged: list[np.ndarray] = field(default_factory=list)
-
-    def add(self, raw: np.ndarray, smooth: np.ndarray, labels: np.ndarray,
-            threshold: float) -> None:
-        self.raw.append(raw)
-        self.smooth.append(smooth)
-        self.labels.append(labels)
-        self.flagged.append(smooth > threshold)
-
-    def summary(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        y = np.concatenate(self.labels)
-        aucs = [r["auc"] for r in rows if r["auc"] is not None]
-        return {"clip": "overall", "frames": len(y), "abnormal": int(y.sum()),
-                "auc": auc(np.concatenate(self.smooth), y),
-                "auc_raw": auc(np.concatenate(self.raw), y),
-                "mean_clip_auc": float(np.mean(aucs)) if aucs else None, "threshold": None,
-                **rates(np.concatenate(self.flagged), y)}
-
-
-def run_loco(clips: list[Clip], config: Any, params: KnnParams, workdir: Path
-             ) -> dict[str, Any]:
+def run_loco(clips: list[Clip], method: Method, workdir: Path) -> dict[str, Any]:
     """Leave one clip out: each clip scored by a model of the other clips' normal frames."""
     rows, pool, stats = [], Pool(), []
     for clip in clips:
-        groups = [c.features[normal_pairs(c.labels)] for c in clips if c is not clip]
-        (raw,), threshold, info = _fit_and_score(groups, config, params, [clip.features],
-                                                 workdir, f"loco-{clip.name}")
-        smooth = causal_smooth(raw, params.window)
-        rows.append(_row(clip.name, raw, smooth, clip.labels, threshold))
-        pool.add(raw, smooth, clip.labels, threshold)
+        train_sets = [(c, normal_pairs(c.labels)) for c in clips if c is not clip]
+        (row,), one, info = _score_protocol(f"loco-{clip.name}", method, train_sets,
+                                            [(clip, np.arange(len(clip.labels)))], workdir)
+        rows.append(row)
+        pool.add(one.raw[0], one.smooth[0], one.labels[0], row["threshold"])
         stats.append(info)
     return {"protocol": "loco", "clips": rows, "overall": pool.summary(rows),
             "training": stats}
 
 
-def run_prefix(clips: list[Clip], config: Any, params: KnnParams, workdir: Path
-               ) -> dict[str, Any]:
+def run_prefix(clips: list[Clip], method: Method, workdir: Path) -> dict[str, Any]:
     """One model on the first half of each clip's normal frames; the rest is scored."""
-    train_sets = []
+    train_sets, tests = [], []
     for clip in clips:
         normal = np.flatnonzero(clip.labels == 0)
         first = set(normal[: (len(normal) + 1) // 2].tolist())
-        train_sets.append(np.array([t for t in normal_pairs(clip.labels) if t in first], int))
-    groups = [c.features[t] for c, t in zip(clips, train_sets, strict=True)]
-    tests = [np.setdiff1d(np.arange(len(c.labels)), t) for c, t in
-             zip(clips, train_sets, strict=True)]
-    scored, threshold, info = _fit_and_score(
-        groups, config, params, [c.features[t] for c, t in zip(clips, tests, strict=True)],
-        workdir, "prefix")
-    rows, pool = [], Pool()
-    for clip, test, raw in zip(clips, tests, scored, strict=True):
-        smooth = causal_smooth(raw, params.window)  # over the scored frames, in order
-        rows.append(_row(clip.name, raw, smooth, clip.labels[test], threshold))
-        pool.add(raw, smooth, clip.labels[test], threshold)
+        chosen = np.array([t for t in normal_pairs(clip.labels) if t in first], int)
+        train_sets.append((clip, chosen))
+        tests.append((clip, np.setdiff1d(np.arange(len(clip.labels)), chosen)))
+    rows, pool, info = _score_protocol("prefix", method, train_sets, tests, workdir)
     return {"protocol": "prefix", "clips": rows, "overall": pool.summary(rows),
             "training": [info]}
 
 
+def run_split(clips: list[Clip], method: Method, workdir: Path, train_names: list[str],
+              test_names: list[str]) -> dict[str, Any]:
+    """One model on the normal frames of the training clips; every frame of the test clips
+    is scored (the threshold comes from the training clips only)."""
+    by_name = {c.name: c for c in clips}
+    unknown = sorted(set(train_names + test_names) - set(by_name))
+    if unknown:
+        raise ValueError(f"unknown clips {unknown} (have {sorted(by_name)})")
+    if set(train_names) & set(test_names):
+        raise ValueError(f"clips {sorted(set(train_names) & set(test_names))} are both "
+                         "training and test clips")
+    train_sets = [(by_name[n], normal_pairs(by_name[n].labels)) for n in train_names]
+    tests = [(by_name[n], np.arange(len(by_name[n].labels))) for n in test_names]
+    rows, pool, info = _score_protocol("split", method, train_sets, tests, workdir)
+    return {"protocol": "split", "train_clips": train_names, "test_clips": test_names,
+            "clips": rows, "overall": pool.summary(rows), "training": [info]}
+
+
+def make_method(name: str, args: argparse.Namespace) -> Method:
+    """The method ``--method`` names, with its parameters from the command line."""
+    if name == "flow":
+        given = {k: v for k in ("window", "quantile", "margin")
+                 if (v := getattr(args, k)) is not None}
+        return FlowMethod(KnnParams(**given))
+    from tools.train_anomaly_objects import ObjectMethod  # detector + tracker: only when used
+
+    return ObjectMethod.from_args(args)
+
+
 def evaluate(frames_dir: Path, labels_csv: Path, protocols: Sequence[str], smoke: bool,
-             params: KnnParams) -> dict[str, Any]:
+             method: Method, split: tuple[list[str], list[str]] | None = None
+             ) -> dict[str, Any]:
     """The whole report (JSON-safe)."""
     started = time.perf_counter()
-    clips, config, feature_ms = load_clips(frames_dir, labels_csv, smoke)
+    clips = load_clips(frames_dir, labels_csv, smoke)
     report: dict[str, Any] = {
         "frames_dir": str(frames_dir), "labels": str(labels_csv), "smoke": smoke,
-        "features": config.to_dict(), "params": params.__dict__,
-        "feature_ms_per_frame": round(feature_ms, 2), "machine": MACHINE, "protocols": {}}
+        "method": method.name, "parameter_choices": method.choices,
+        **method.prepare(clips), "machine": MACHINE, "protocols": {}}
     with tempfile.TemporaryDirectory(prefix="argus-anomaly-") as tmp:
         for protocol in protocols:
-            run = run_loco if protocol == "loco" else run_prefix
-            report["protocols"][protocol] = run(clips, config, params, Path(tmp))
+            if protocol == "split":
+                if split is None:
+                    raise ValueError("the split protocol needs --train-clips and --test-clips")
+                result = run_split(clips, method, Path(tmp), *split)
+            else:
+                run = run_loco if protocol == "loco" else run_prefix
+                result = run(clips, method, Path(tmp))
+            report["protocols"][protocol] = result
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -250,24 +233,43 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return str(value)
 
 
+def _delays(row: dict[str, Any]) -> str:
+    """Per-event delays in frames ("miss" for an event never flagged)."""
+    return " ".join("miss" if d is None else str(d) for d in row.get("delays", [])) or "-"
+
+
 def render(report: dict[str, Any]) -> str:
     """Markdown tables, one per protocol."""
-    lines = [f"anomaly eval on {report['frames_dir']} ({'smoke' if report['smoke'] else 'full'}"
-             f"), features {report['feature_ms_per_frame']} ms/frame"]
+    cost = report.get("feature_ms_per_frame")
+    detect = report.get("detect_ms_per_frame")
+    lines = [f"anomaly eval ({report['method']}) on {report['frames_dir']} "
+             f"({'smoke' if report['smoke'] else 'full'}), features {cost} ms/frame"
+             + (f", detection {detect} ms/frame" if detect is not None else ""),
+             f"parameters chosen on: {report['parameter_choices']}"]
     for name, result in report["protocols"].items():
-        lines += ["", f"protocol {name}", "",
+        title = f"protocol {name}"
+        if name == "split":
+            title += (f": train {','.join(result['train_clips'])} "
+                      f"-> test {','.join(result['test_clips'])}")
+        lines += ["", title, "",
                   "| clip | frames | abnormal | AUC % | AUC raw % | threshold | accuracy % "
-                  "| false alarms % | misses % |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for row in [*result["clips"], result["overall"]]:
-            lines.append(
-                f"| {row['clip']} | {row['frames']} | {row['abnormal']} | "
-                f"{_fmt(row['auc'], True)} | {_fmt(row['auc_raw'], True)} | "
-                f"{_fmt(row['threshold'])} | {_fmt(row['accuracy'], True)} | "
-                f"{_fmt(row['false_alarm_rate'], True)} | {_fmt(row['miss_rate'], True)} |")
+                  "| false alarms % | misses % | events found | delay (frames) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in result["clips"]:
+            lines.append(_line(row, _delays(row)))
         overall = result["overall"]
+        lines.append(_line(overall, f"mean {_fmt(overall['mean_delay'])}, "
+                                    f"max {_fmt(overall['max_delay'])}"))
         lines.append(f"mean per-clip AUC {_fmt(overall['mean_clip_auc'], True)} %")
     return "\n".join(lines)
+
+
+def _line(row: dict[str, Any], delays: str) -> str:
+    return (f"| {row['clip']} | {row['frames']} | {row['abnormal']} | "
+            f"{_fmt(row['auc'], True)} | {_fmt(row['auc_raw'], True)} | "
+            f"{_fmt(row['threshold'])} | {_fmt(row['accuracy'], True)} | "
+            f"{_fmt(row['false_alarm_rate'], True)} | {_fmt(row['miss_rate'], True)} | "
+            f"{row['detected']}/{row['events']} | {delays} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,19 +278,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", required=True, help="folder with one sub-folder per clip")
     parser.add_argument("--labels", required=True, help="CSV clip,frame_idx0,abnormal")
     parser.add_argument("--json", help="also write the report as JSON here")
-    parser.add_argument("--protocol", choices=("loco", "prefix", "both"), default="both")
-    parser.add_argument("--smoke", action="store_true", help="short CI run (loco, 40 frames "
-                        "per clip)")
-    defaults = KnnParams()
-    parser.add_argument("--window", type=int, default=defaults.window)
-    parser.add_argument("--quantile", type=float, default=defaults.quantile)
-    parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--method", choices=("flow", "objects"), default="flow")
+    parser.add_argument("--protocol", choices=("loco", "prefix", "both", "split"),
+                        default=None, help="default: both (loco and prefix), or split when "
+                        "--train-clips is given")
+    parser.add_argument("--train-clips", help="split protocol: training clips, e.g. 01,02,03")
+    parser.add_argument("--test-clips", help="split protocol: test clips, e.g. 04,05,06")
+    parser.add_argument("--smoke", action="store_true", help="short CI run (40 frames per "
+                        "clip; loco unless a split is given)")
+    parser.add_argument("--window", type=int, help="smoothing window (default: the "
+                        "method's, 5)")
+    parser.add_argument("--quantile", type=float, help="threshold quantile of held-out "
+                        "normal training scores (default: the method's; flow 0.99, objects 0.9)")
+    parser.add_argument("--margin", type=float, help="threshold factor (default 1.0)")
+    parser.add_argument("--fps", type=float, default=10.0, help="objects: frame rate of the "
+                        "footage (speeds are per second)")
+    parser.add_argument("--track-threshold", type=float, help="objects: the tracker's high "
+                        "score threshold (default 0.3; the track stage's default is 0.5)")
+    parser.add_argument("--track-margin", type=float, help="objects: new tracks need "
+                        "threshold + this (default 0.1; the track stage's default is 0.2)")
+    parser.add_argument("--no-cache", action="store_true", help="objects: detect every "
+                        "frame again (to measure its cost) instead of reading .cache")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    protocols = ["loco"] if args.smoke else (
-        ["loco", "prefix"] if args.protocol == "both" else [args.protocol])
-    params = KnnParams(window=args.window, quantile=args.quantile, margin=args.margin)
+    if bool(args.train_clips) != bool(args.test_clips):
+        parser.error("--train-clips and --test-clips go together")
+    split = (parse_clips(args.train_clips), parse_clips(args.test_clips)) if (
+        args.train_clips) else None
+    protocol = args.protocol or ("split" if split else "loco" if args.smoke else "both")
+    if protocol == "split" and split is None:
+        parser.error("--protocol split needs --train-clips and --test-clips")
+    protocols = ["loco", "prefix"] if protocol == "both" else [protocol]
     try:
-        report = evaluate(Path(args.frames), Path(args.labels), protocols, args.smoke, params)
+        report = evaluate(Path(args.frames), Path(args.labels), protocols, args.smoke,
+                          make_method(args.method, args), split)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -317,8 +317,18 @@ def export_onnx(model: KnnBank, config: Any, threshold: float, params: KnnParams
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", choices=("flow", "objects"), default="flow")
+    if pre.parse_known_args(argv)[0].method == "objects":
+        from tools.train_anomaly_objects import main as train_objects
+
+        return train_objects(argv)
     parser = argparse.ArgumentParser(prog="argus train anomaly", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=("flow", "objects"), default="flow",
+                        help="flow: this frame-level model; objects: the object-centric "
+                        "attribute model (tools/train_anomaly_objects.py)")
     parser.add_argument("--frames", required=True, help="folder of frames (or of clip folders)")
     parser.add_argument("--labels", help="CSV clip,frame_idx0,abnormal: train on 0s only")
     parser.add_argument("--out", required=True,
@@ -328,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=defaults.window)
     parser.add_argument("--quantile", type=float, default=defaults.quantile)
     parser.add_argument("--margin", type=float, default=defaults.margin)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     params = KnnParams(k=args.k, window=args.window, quantile=args.quantile, margin=args.margin)
     started = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.stage import Stage
-from pipelines.stages.anomaly.stage import Anomaly
+from pipelines.stages.anomaly.stage import Anomaly, AnomalyObjects
 from pipelines.stages.behaviour.stage import Behaviour
 from pipelines.stages.correlate.stage import Correlate
 from pipelines.stages.counting.stage import Counting
@@ -27,6 +27,7 @@ STAGES: tuple[type[Stage[Any, Any]], ...] = (
     Counting,
     Faces,
     Anomaly,
+    AnomalyObjects,
     Correlate,
 )
 

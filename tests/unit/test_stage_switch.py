@@ -36,3 +36,18 @@ def test_worker_instance_id_is_the_static_group_membership(instance: str | None,
     settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY, worker_instance_id=instance)
     app = create_app(settings, load_topology(TOPOLOGY, settings.shared), ["track"])
     assert app.conf.consumer_group_instance_id == instance
+
+
+@pytest.mark.parametrize(("method", "expected"), [
+    (None, {"anomaly"}),
+    ("flow", {"anomaly"}),
+    ("objects", {"anomaly_objects"}),
+])
+def test_anomaly_method_picks_its_stage(method: str | None, expected: set[str], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if method is not None:
+        monkeypatch.setenv("ARGUS_ANOMALY_METHOD", method)
+    settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY)
+    app = create_app(settings, load_topology(TOPOLOGY, settings.shared),
+                     ["anomaly", "anomaly_objects"])
+    assert {name.rsplit(".", 1)[-1] for name in app.agents} == expected

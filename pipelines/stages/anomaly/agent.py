@@ -22,6 +22,8 @@ needs ``window`` frames to warm up again, which only delays an event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from prometheus_client import Gauge
@@ -61,6 +63,12 @@ class AnomalySettings(StageSettings):
     threshold_scale: float = Field(default=1.0, gt=0.0, description="x the model threshold")
     max_gap_s: float = Field(default=2.0, gt=0.0, description="longer gaps restart the pair")
     retry_s: float = Field(default=60.0, ge=0.0, description="re-ask about untrained cameras")
+    method: Literal["flow", "objects"] = Field(
+        default="flow", description="flow: frame motion on frames.raw via Triton; objects: "
+        "tracked objects' attributes on tracks (pipelines/stages/anomaly/objects.py)")
+    objects_dir: Path | None = Field(default=None, description="objects: folder of "
+                                     "<camera>.json models (default <models dir>/anomaly)")
+    reload_s: float = Field(default=5.0, ge=0.0, description="objects: model file checks")
 
 
 class NoModel(Exception):
