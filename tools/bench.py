@@ -10,7 +10,9 @@
   ``--reid``, the re-id policy of the detect stage too).
 
 The plain loop runs before and after the pipeline (the machine's speed drifts), and the ratio
-pipeline/plain compares with their mean; it is the figure to drive up. Prints a table and JSON
+pipeline/plain compares with their mean; it is the figure to drive up. Both also report the
+CPU time a frame costs (every process of the pipeline: grabber, worker, Triton, Kafka), which
+other load on the machine changes much less than frames/s. Prints a table and JSON
 (``--json PATH`` also writes it). ``--frames 30`` is the smoke mode CI runs.
 """
 
@@ -39,6 +41,7 @@ from argus.log import setup_logging
 from argus.modelcode import load_yolox_module, triton_parameters
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import load_topology
+from tools import bench_measure as m
 from tools import stack
 
 DEFAULT_VIDEO = "data/videos/person-bicycle-car-detection.mp4"
@@ -88,6 +91,7 @@ def bench_plain(settings: Settings, jpegs: list[bytes], reid: bool = False) -> d
     runner.detect_jpeg(jpegs[0])  # warm-up
     per_frame = []
     started = time.perf_counter()
+    cpu_started = time.process_time()  # every thread of this process (onnxruntime's too)
     for jpeg in jpegs:
         t = time.perf_counter()
         boxes, scores, classes, _ = runner.detect_jpeg(jpeg)
@@ -96,9 +100,27 @@ def bench_plain(settings: Settings, jpegs: list[bytes], reid: bool = False) -> d
             local_reid.codes(jpeg, boxes, scores, classes, near_only=not full)
         per_frame.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     return {"frames": len(jpegs), "seconds": round(elapsed, 3),
             "fps": round(len(jpegs) / elapsed, 2),
-            "ms_p50": round(statistics.median(per_frame) * 1000, 2)}
+            "ms_p50": round(statistics.median(per_frame) * 1000, 2),
+            "cpu_ms_per_frame": round(1000 * cpu / len(jpegs), 2)}
+
+
+def cpu_per_frame(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
+                  frames: int, clk_tck: int | None = None) -> dict[str, float]:
+    """CPU milliseconds per frame of each process over the timed window, and their total:
+    what the pipeline costs a frame whatever else the machine was doing (the frames/s
+    depend on that; this does not, much).
+
+    >>> cpu_per_frame({"a": (100, 0), "b": (50, 0)}, {"a": (130, 0), "b": (60, 0)}, 100, 100)
+    {'a': 3.0, 'b': 1.0, 'total': 4.0}
+    """
+    tck = clk_tck or os.sysconf("SC_CLK_TCK")
+    out = {name: round(1000.0 * (after[name][0] - before.get(name, (0, 0))[0]) / tck
+                       / max(frames, 1), 2) for name in after}
+    out["total"] = round(sum(out.values()), 2)
+    return out
 
 
 def _write_topology(video: Path, path: Path) -> None:
@@ -175,6 +197,10 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
         latencies: list[float] = []
         seen = 0
         first_at: float | None = None
+        roots = {"bench (grabber)": os.getpid(), "worker": worker.pid,
+                 **{server.name: server.pid() or 0 for server in stack.servers(base)
+                    if server.name in ("kafka", "triton")}}
+        cpu_before = m.sample_processes(roots)
         grabber.start()
         started = time.perf_counter()
         deadline = time.monotonic() + max(120.0, frames * 0.5)
@@ -189,6 +215,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
                     latencies.append(now - json.loads(record.value)["capture_ts"])
                     seen += 1
         elapsed = time.perf_counter() - started
+        cpu_after = m.sample_processes(roots)
         grabber.stop()
         if seen < frames:
             raise RuntimeError(f"only {seen}/{frames} detections arrived; see {workdir}")
@@ -199,6 +226,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
             "fps_after_first": round(steady, 2),
             "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
+            "cpu_ms_per_frame": cpu_per_frame(cpu_before, cpu_after, frames),
         }
     finally:
         consumer.close()
@@ -234,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     after = bench_plain(base, jpegs, reid=args.reid)
     mean_fps = round(2 / (1 / before["fps"] + 1 / after["fps"]), 2)
     plain = {**after, "fps": mean_fps, "seconds": round(frames / mean_fps, 3),
-             "fps_before": before["fps"], "fps_after": after["fps"]}
+             "fps_before": before["fps"], "fps_after": after["fps"],
+             "cpu_ms_per_frame": round((before["cpu_ms_per_frame"]
+                                        + after["cpu_ms_per_frame"]) / 2, 2)}
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": machine(),
@@ -244,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipeline,
         "plain_loop": plain,
         "ratio_pipeline_to_plain": round(pipeline["fps"] / plain["fps"], 3),
+        "cpu_ratio_plain_to_pipeline": round(plain["cpu_ms_per_frame"]
+                                             / pipeline["cpu_ms_per_frame"]["total"], 3),
     }
     rows = [
         ("path", "frames", "seconds", "fps"),
@@ -261,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write(f"ratio pipeline/plain: {result['ratio_pipeline_to_plain']}  "
               f"(capture→detection p50 {pipeline['latency_ms_p50']} ms, "
               f"p95 {pipeline['latency_ms_p95']} ms)\n")
+    cpu = pipeline["cpu_ms_per_frame"]
+    out.write("CPU ms per frame: pipeline " + ", ".join(f"{k} {v}" for k, v in cpu.items())
+              + f"; plain loop {plain['cpu_ms_per_frame']}\n")
     text = json.dumps(result, indent=2)
     out.write(text + "\n")
     if args.json:
