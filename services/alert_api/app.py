@@ -12,10 +12,14 @@
                                                    entries (``watchlists.py``)
 ``GET /v1/snapshots/{ref}``             read       a kept frame, every face but the matched
                                                    one blurred (``?blur=none``: operator)
+``/console``, ``/v1/session``,           see        the operations console and its sign-in
+``/v1/sites``                           console/   (``console/``, ``sessions.py``)
 ``/healthz`` ``/readyz`` ``/metrics``   none       liveness, Redis reachable, Prometheus
 =====================================  =========  ==========================================
 
-Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream). OpenAPI docs at
+Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream), or are exchanged once
+for the console's HttpOnly session cookie (``sessions.py``). Actions take an optional
+``expected_version`` (409 if the alert changed meanwhile). OpenAPI docs at
 ``/docs``. Actions go through ``argus.stores.alerts`` (one Redis transaction each, with
 the audit entry) and are then sent to the ``alerts`` topic keyed by alert id.
 """
@@ -41,7 +45,7 @@ from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
-from services.alert_api import snapshots, watchlists
+from services.alert_api import console, sessions, snapshots, watchlists
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
@@ -63,6 +67,8 @@ The live picture of Argus alerts, operator actions and a live feed.
   see a snapshot unblurred (`/v1/snapshots/{ref}?blur=none`, audited); read keys get
   snapshots with every face except the matched one pixelated.
 * Send the key as `X-API-Key` (the live feed also takes `?api_key=`).
+* The operations console is at `/console` (sign in with a key: it becomes an HttpOnly
+  session cookie, `POST /v1/session`).
 * `GET /v1/alerts/stream` is Server-Sent Events; a WebSocket on the same path gives the
   same messages: a snapshot, then every change as the whole alert.
 """
@@ -183,6 +189,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.add_middleware(_Metrics)
     app.include_router(watchlists.router)
     app.include_router(snapshots.router)
+    console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))
 
     @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,
@@ -216,7 +223,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             await websocket.close(code=1008, reason=str(exc.detail)[:120])
             return
         runtime: Runtime = websocket.app.state.runtime
-        await serve_websocket(websocket, keys.lookup(key), runtime.feed, runtime.redis, query)
+        principal = keys.lookup(key) if key else await sessions.websocket_principal(websocket)
+        await serve_websocket(websocket, principal, runtime.feed, runtime.redis, query)
 
     @app.get("/v1/alerts/{alert_id}", response_model=Alert, tags=["alerts"],
              responses={**ERRORS, 404: {"model": Problem}}, dependencies=[reader])
@@ -230,16 +238,20 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                   body: ActionRequest | None, principal: Principal) -> Alert:
         runtime = _runtime(request)
         comment = body.comment if body else ""
+        expected = body.expected_version if body else None
         try:
             if action is Action.ACKNOWLEDGE:
                 change = await alert_sink.acknowledge(
                     runtime.redis, alert_id, principal.name, comment,
-                    audit_retention_s=config.audit_retention_s)
+                    audit_retention_s=config.audit_retention_s, expected_version=expected)
             else:
                 change = await alert_sink.resolve(
                     runtime.redis, alert_id, principal.name, comment,
                     resolved_ttl_s=config.alert_resolved_ttl_s,
-                    audit_retention_s=config.audit_retention_s)
+                    audit_retention_s=config.audit_retention_s, expected_version=expected)
+        except alert_sink.VersionConflict as exc:
+            ACTIONS.labels(action.value, "conflict").inc()
+            raise HTTPException(409, str(exc)) from None
         except alert_sink.AlertNotFound:
             ACTIONS.labels(action.value, "not_found").inc()
             raise HTTPException(404, f"no alert {alert_id!r} (never raised, or expired)"

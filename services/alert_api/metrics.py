@@ -22,3 +22,7 @@ FEED_DROPPED = Counter("argus_alert_feed_dropped_total",
 CHANGES_PUBLISHED = Counter("argus_alert_changes_published_total",
                             "Alert changes sent to the alerts topic by the API",
                             ["outcome"])
+SESSIONS = Counter("argus_console_sessions_total", "Console sign-ins and sign-outs",
+                   ["outcome"])
+EXPORTS = Counter("argus_case_exports_total", "Case exports (zip of an alert's evidence)",
+                  ["outcome"])

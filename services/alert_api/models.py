@@ -15,6 +15,9 @@ class ActionRequest(BaseModel):
 
     comment: str = Field(default="", max_length=2000,
                          description="Why: recorded in the alert's history and the audit log")
+    expected_version: int | None = Field(
+        default=None, ge=1, description="Apply only if the alert is still at this version "
+        "(409 otherwise): an operator acts on the alert as they saw it")
 
 
 class AlertSummary(BaseModel):

@@ -1,0 +1,63 @@
+// The alert detail: facts, actions (operator keys only), evidence snapshots, the event
+// timeline (evidence and lifecycle changes in time order) and the audit trail.
+import { esc, severityBadge } from './format.js';
+
+const MAX_SNAPSHOTS = 4;
+
+function timeline(alert, audit, timeAt) {
+  const items = alert.evidence.map((e) => ({ ts: e.ts, text: `${e.source} event ${e.event_id}` +
+    (e.camera_id ? ` (camera ${e.camera_id})` : '') + (e.sensor_id ? ` (sensor ${e.sensor_id})` : '') }));
+  for (const entry of audit) {
+    if (entry.action !== 'evidence') {
+      items.push({ ts: entry.ts, text: `${entry.action} by ${entry.actor}` +
+        (entry.comment ? ` — ${entry.comment}` : '') });
+    }
+  }
+  items.sort((a, b) => a.ts - b.ts);
+  return items.map((i) => `<li><time>${esc(timeAt(i.ts, alert.site_id))}</time> ${esc(i.text)}</li>`).join('');
+}
+
+function auditTrail(alert, audit, timeAt) {
+  return audit.map((e) => `<li data-action="${esc(e.action)}"><time>${esc(timeAt(e.ts, alert.site_id))}</time>
+    <b>${esc(e.actor)}</b> ${esc(e.action)} ${esc(e.from_state)} → ${esc(e.to_state)} (v${e.version})
+    ${e.comment ? `— ${esc(e.comment)}` : ''}${e.event_ids && e.event_ids.length ?
+      ` events: ${esc(e.event_ids.join(', '))}` : ''}</li>`).join('');
+}
+
+function snapshots(alert) {
+  const refs = [...new Set(alert.evidence.map((e) => e.snapshot_ref).filter(Boolean))].slice(0, MAX_SNAPSHOTS);
+  if (!refs.length) return '<p class="empty">No snapshot kept for this alert.</p>';
+  return `<div class="snaps">${refs.map((ref) => `<figure><img class="snapshot" loading="lazy"
+    src="/v1/snapshots/${ref.split('/').map(encodeURIComponent).join('/')}"
+    alt="Evidence snapshot ${esc(ref)} (faces pixelated)"><figcaption>${esc(ref)}</figcaption>
+    </figure>`).join('')}</div>`;
+}
+
+export function renderDetail(root, alert, audit, { operator, timeAt, act, resolveDialog }) {
+  const active = alert.state !== 'resolved';
+  const actions = operator && active ? `<div class="actions">
+      <textarea id="ack-note" rows="2" maxlength="1800" placeholder="Note (optional)"
+        aria-label="Note"></textarea>
+      ${alert.state === 'open' ? '<button id="ack" class="primary" type="button">Acknowledge (a)</button>' : ''}
+      <button id="resolve" type="button">Resolve… (r)</button></div>` : '';
+  root.innerHTML = `<h2>${severityBadge(alert.severity)} ${esc(alert.title)}</h2>
+    <dl><dt>State</dt><dd id="detail-state">${esc(alert.state)}</dd>
+    <dt>Rule</dt><dd>${esc(alert.rule)}</dd><dt>Site</dt><dd>${esc(alert.site_id)} / ${esc(alert.zone_id)}</dd>
+    <dt>Camera</dt><dd>${esc(alert.camera_id || '—')}</dd>
+    <dt>First seen</dt><dd>${esc(timeAt(alert.first_seen, alert.site_id))}</dd>
+    <dt>Last seen</dt><dd>${esc(timeAt(alert.last_seen, alert.site_id))}</dd>
+    <dt>Count</dt><dd>${alert.count}</dd><dt>Version</dt><dd>${alert.version}</dd>
+    ${alert.acknowledged_by ? `<dt>Acknowledged</dt><dd>${esc(alert.acknowledged_by)}</dd>` : ''}
+    ${alert.resolved_by ? `<dt>Resolved</dt><dd>${esc(alert.resolved_by)}</dd>` : ''}</dl>
+    ${actions}
+    <h3>Evidence</h3>${snapshots(alert)}
+    <h3>Timeline</h3><ol class="timeline">${timeline(alert, audit, timeAt)}</ol>
+    <h3>Audit trail</h3><ol id="audit" class="audit">${auditTrail(alert, audit, timeAt)}</ol>`;
+  for (const img of root.querySelectorAll('img.snapshot')) {
+    img.addEventListener('error', () => { img.alt = 'Snapshot unavailable'; img.classList.add('missing'); });
+  }
+  const ack = root.querySelector('#ack');
+  if (ack) ack.addEventListener('click', () => act('acknowledge', alert, root.querySelector('#ack-note').value.trim()));
+  const resolve = root.querySelector('#resolve');
+  if (resolve) resolve.addEventListener('click', () => resolveDialog(alert));
+}
