@@ -6,6 +6,8 @@
 ``GET /v1/alerts/{id}``                 read       one alert with evidence and history
 ``POST /v1/alerts/{id}/ack``            operator   open → acknowledged, with a comment
 ``POST /v1/alerts/{id}/resolve``        operator   open/acknowledged → resolved
+``GET /v1/alerts/{id}/export``          operator   case zip with SHA256SUMS, audited
+                                                   (``export.py``)
 ``GET /v1/audit``                       read       the audit log (newest first)
 ``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
 ``/v1/watchlists/...``                  operator   enroll, list, update, remove watchlist
@@ -45,7 +47,7 @@ from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
-from services.alert_api import console, sessions, snapshots, watchlists
+from services.alert_api import console, export, sessions, snapshots, watchlists
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
@@ -189,6 +191,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.add_middleware(_Metrics)
     app.include_router(watchlists.router)
     app.include_router(snapshots.router)
+    app.include_router(export.router)
     console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))
 

@@ -35,6 +35,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
+from argus.stores.frame_cache import FrameCache
 from schemas.alerts import Alert
 from tests.conftest import free_port
 
@@ -62,6 +63,16 @@ class Console:
             try:
                 for alert in alerts:
                     await alert_sink.open_or_update(client, alert, ttl_s=900)
+            finally:
+                await client.aclose()
+        asyncio.run(run())
+
+    def keep_snapshot(self, ref: str, jpeg: bytes) -> None:
+        """Keep a frame as evidence under ``ref``, as a stage does (the frame cache)."""
+        async def run() -> None:
+            client = aioredis.Redis.from_url(self.settings.redis_url)
+            try:
+                await FrameCache(client, 20.0, 900).store(ref, jpeg)
             finally:
                 await client.aclose()
         asyncio.run(run())

@@ -15,7 +15,6 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from argus.inference.faces import snapshot_ref
-from argus.stores.frame_cache import FrameCache
 from schemas.alerts import Alert, Evidence, Severity
 from tests.browser.conftest import (
     KEYS,
@@ -73,8 +72,9 @@ def test_sign_in_shows_the_role_and_only_its_actions(page: WebDriver, console: C
     buttons = page.find_elements(By.CSS_SELECTOR, "#detail .actions button")
     if role == "operator":
         assert [b.text for b in buttons] == ["Acknowledge (a)", "Resolve… (r)"]
+        assert page.find_element(By.ID, "export").text == "Export case"
     else:
-        assert buttons == []
+        assert buttons == [] and page.find_elements(By.ID, "export") == []
     screenshot(page, f"signed-in-{role}")
 
 
@@ -253,20 +253,9 @@ def test_queue_order_filters_keyboard_and_site_time(page: WebDriver, console: Co
 
 def test_evidence_shows_the_snapshot_with_faces_pixelated(page: WebDriver,
                                                           console: Console) -> None:
-    import asyncio
-
-    import redis.asyncio as aioredis
-
     jpeg = (console.settings.shared / "data" / "faces" / "deepface" / "couple.jpg").read_bytes()
     ref = snapshot_ref(f"cam-bt-{uuid.uuid4().hex[:6]}", 9)
-
-    async def keep() -> None:
-        client = aioredis.Redis.from_url(console.settings.redis_url)
-        try:
-            await FrameCache(client, 20.0, 900).store(ref, jpeg)
-        finally:
-            await client.aclose()
-    asyncio.run(keep())
+    console.keep_snapshot(ref, jpeg)
     alert = make_alert("bt-north", Severity.HIGH, snapshot=ref)
     console.write(alert)
     sign_in(page, console.base, "read")

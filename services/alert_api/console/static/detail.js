@@ -35,11 +35,14 @@ function snapshots(alert) {
 
 export function renderDetail(root, alert, audit, { operator, timeAt, act, resolveDialog }) {
   const active = alert.state !== 'resolved';
-  const actions = operator && active ? `<div class="actions">
+  const exportLink = `<a id="export" class="button" download
+    href="/v1/alerts/${encodeURIComponent(alert.alert_id)}/export">Export case</a>`;
+  const actions = !operator ? '' : active ? `<div class="actions">
       <textarea id="ack-note" rows="2" maxlength="1800" placeholder="Note (optional)"
         aria-label="Note"></textarea>
       ${alert.state === 'open' ? '<button id="ack" class="primary" type="button">Acknowledge (a)</button>' : ''}
-      <button id="resolve" type="button">Resolve… (r)</button></div>` : '';
+      <button id="resolve" type="button">Resolve… (r)</button>${exportLink}</div>`
+    : `<div class="actions">${exportLink}</div>`;
   root.innerHTML = `<h2>${severityBadge(alert.severity)} ${esc(alert.title)}</h2>
     <dl><dt>State</dt><dd id="detail-state">${esc(alert.state)}</dd>
     <dt>Rule</dt><dd>${esc(alert.rule)}</dd><dt>Site</dt><dd>${esc(alert.site_id)} / ${esc(alert.zone_id)}</dd>
