@@ -297,7 +297,7 @@ async def write_alert(client: aioredis.Redis, alert: Alert, ttl_s: int, *,
 
 async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str, comment: str,
                *, resolved_ttl_s: int, audit_retention_s: int, now: float | None,
-               expected_version: int | None = None) -> Change:
+               expected_version: int | None = None, assignee: str | None = None) -> Change:
     result: list[Change] = []
 
     def decide(stored: _Stored) -> Callable[[Pipeline], None] | None:
@@ -306,10 +306,12 @@ async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str
         if expected_version is not None and stored.alert.version != expected_version:
             raise VersionConflict(alert_id, expected_version, stored.alert)
         when = time.time() if now is None else now
-        new = apply_action(stored.alert, action, actor, comment, when)  # may raise
+        new = apply_action(stored.alert, action, actor, comment, when, assignee)  # may raise
         result[:] = [Change(Outcome.UPDATED, new, True)]
+        said = comment if action is not Action.ASSIGN else \
+            f"to {assignee}" + (f": {comment}" if comment else "")
         entry = AuditEntry(ts=when, actor=actor, action=AuditAction(action.value),
-                           alert_id=alert_id, comment=comment, from_state=stored.alert.state,
+                           alert_id=alert_id, comment=said, from_state=stored.alert.state,
                            to_state=new.state, version=new.version)
         prior = stored.alert
 
@@ -348,6 +350,20 @@ async def resolve(client: aioredis.Redis, alert_id: str, who: str, comment: str 
     return await _act(client, alert_id, Action.RESOLVE, who, comment,
                       resolved_ttl_s=resolved_ttl_s, audit_retention_s=audit_retention_s,
                       now=now, expected_version=expected_version)
+
+
+async def act(client: aioredis.Redis, alert_id: str, action: Action, who: str,
+              comment: str = "", *, assignee: str | None = None,
+              resolved_ttl_s: int = DEFAULT_RESOLVED_TTL_S,
+              audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S, now: float | None = None,
+              expected_version: int | None = None) -> Change:
+    """Any operator ``action`` (``acknowledge`` and ``resolve`` have their own names):
+    ``assign`` (to ``assignee``), ``note``, ``escalate`` keep the state; audited,
+    published. Raises like ``acknowledge``, and ``ValueError`` for a missing assignee or
+    note text."""
+    return await _act(client, alert_id, action, who, comment, resolved_ttl_s=resolved_ttl_s,
+                      audit_retention_s=audit_retention_s, now=now,
+                      expected_version=expected_version, assignee=assignee)
 
 
 def change_message(alert: Alert) -> tuple[bytes, bytes]:

@@ -6,6 +6,8 @@
 ``GET /v1/alerts/{id}``                 read       one alert with evidence and history
 ``POST /v1/alerts/{id}/ack``            operator   open → acknowledged, with a comment
 ``POST /v1/alerts/{id}/resolve``        operator   open/acknowledged → resolved
+``POST /v1/alerts/{id}/assign|note|``   operator   assign to an operator, add a note,
+``escalate``                                       raise the severity (state unchanged)
 ``GET /v1/alerts/{id}/export``          operator   case zip with SHA256SUMS, audited
                                                    (``export.py``)
 ``GET /v1/audit``                       read       the audit log (newest first)
@@ -240,18 +242,13 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     async def act(request: Request, response: Response, action: Action, alert_id: str,
                   body: ActionRequest | None, principal: Principal) -> Alert:
         runtime = _runtime(request)
-        comment = body.comment if body else ""
-        expected = body.expected_version if body else None
+        body = body or ActionRequest()
         try:
-            if action is Action.ACKNOWLEDGE:
-                change = await alert_sink.acknowledge(
-                    runtime.redis, alert_id, principal.name, comment,
-                    audit_retention_s=config.audit_retention_s, expected_version=expected)
-            else:
-                change = await alert_sink.resolve(
-                    runtime.redis, alert_id, principal.name, comment,
-                    resolved_ttl_s=config.alert_resolved_ttl_s,
-                    audit_retention_s=config.audit_retention_s, expected_version=expected)
+            change = await alert_sink.act(
+                runtime.redis, alert_id, action, principal.name, body.comment,
+                assignee=body.assignee, resolved_ttl_s=config.alert_resolved_ttl_s,
+                audit_retention_s=config.audit_retention_s,
+                expected_version=body.expected_version)
         except alert_sink.VersionConflict as exc:
             ACTIONS.labels(action.value, "conflict").inc()
             raise HTTPException(409, str(exc)) from None
@@ -262,6 +259,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         except InvalidTransition as exc:
             ACTIONS.labels(action.value, "refused").inc()
             raise HTTPException(409, str(exc)) from None
+        except ValueError as exc:  # an assign without assignee, an empty note
+            ACTIONS.labels(action.value, "invalid").inc()
+            raise HTTPException(422, str(exc)) from None
         ACTIONS.labels(action.value, "ok").inc()
         log.info("alert_api.action", extra={"action": action.value, "alert_id": alert_id,
                                             "actor": principal.name,
@@ -287,6 +287,27 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                             principal: Operator,
                             body: ActionRequest | None = None) -> Alert:
         return await act(request, response, Action.RESOLVE, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/assign", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def assign_route(request: Request, response: Response, alert_id: str,
+                           principal: Operator, body: ActionRequest) -> Alert:
+        """Assign an active alert to the operator named in ``assignee``."""
+        return await act(request, response, Action.ASSIGN, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/note", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def note_route(request: Request, response: Response, alert_id: str,
+                         principal: Operator, body: ActionRequest) -> Alert:
+        """Add a note (``comment``) to an active alert."""
+        return await act(request, response, Action.NOTE, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/escalate", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def escalate_route(request: Request, response: Response, alert_id: str,
+                             principal: Operator, body: ActionRequest | None = None) -> Alert:
+        """Raise an active alert's severity one step (critical stays critical)."""
+        return await act(request, response, Action.ESCALATE, alert_id, body, principal)
 
     @app.get("/v1/audit", response_model=list[alert_sink.AuditEntry], tags=["audit"],
              responses=ERRORS, dependencies=[reader])

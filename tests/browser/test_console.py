@@ -51,7 +51,7 @@ def classes(element: WebElement) -> str:
 
 
 def open_detail(driver: WebDriver, alert_id: str) -> None:
-    row(driver, alert_id).click()
+    wait(driver, lambda d: row(d, alert_id).click() or True)  # retried if redrawn meanwhile
     wait(driver, lambda d: alert_id in d.find_element(By.CSS_SELECTOR, "#detail h2").text)
 
 
@@ -71,7 +71,8 @@ def test_sign_in_shows_the_role_and_only_its_actions(page: WebDriver, console: C
     open_detail(page, alert.alert_id)
     buttons = page.find_elements(By.CSS_SELECTOR, "#detail .actions button")
     if role == "operator":
-        assert [b.text for b in buttons] == ["Acknowledge (a)", "Resolve… (r)"]
+        assert [b.text for b in buttons] == ["Acknowledge (a)", "Add note", "Escalate",
+                                             "Resolve… (r)", "Assign"]
         assert page.find_element(By.ID, "export").text == "Export case"
     else:
         assert buttons == [] and page.find_elements(By.ID, "export") == []
@@ -134,6 +135,37 @@ def test_acknowledge_then_resolve_as_false_alarm(page: WebDriver, console: Conso
     assert (audit[0].action.value, audit[0].comment) == ("resolve",
                                                          "false alarm: cat on the fence")
     wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.row[data-id="{alert.alert_id}"]'))
+
+
+def test_assign_note_and_escalate(page: WebDriver, console: Console) -> None:
+    alert = make_alert("bt-south", Severity.HIGH)
+    console.write(alert)
+    sign_in(page, console.base, "operator")
+    open_detail(page, alert.alert_id)
+    page.find_element(By.ID, "assignee").send_keys("Bob Martin")
+    page.find_element(By.ID, "ack-note").send_keys("night shift")
+    page.find_element(By.ID, "assign").click()
+    wait(page, lambda d: d.find_element(By.ID, "detail-assignee").text == "Bob Martin")
+    wait(page, lambda d: "\u2192 Bob Martin" in row(d, alert.alert_id).text)
+    page.find_element(By.ID, "ack-note").send_keys("gate camera fogged")
+    page.find_element(By.ID, "note").click()
+    wait(page, lambda d: "gate camera fogged" in d.find_element(By.ID, "audit").text)
+    page.find_element(By.ID, "escalate").click()
+    wait(page, lambda d: row(d, alert.alert_id).get_attribute("data-severity") == "critical")
+    wait(page, lambda d: d.find_element(By.ID, "escalate").get_attribute("disabled") == "true")
+    stored, audit = console.stored(alert.alert_id)
+    assert stored is not None
+    assert (stored.state.value, stored.severity.value, stored.assigned_to, stored.version) == (
+        "open", "critical", "Bob Martin", 4)
+    assert [(e.action.value, e.actor, e.comment) for e in audit] == [
+        ("escalate", "ops-anna", ""), ("note", "ops-anna", "gate camera fogged"),
+        ("assign", "ops-anna", "to Bob Martin: night shift"), ("evidence", "engine", "")]
+    # the API's own checks: an assign names someone, a note has text
+    operator = {"X-API-Key": KEYS["operator"]}
+    for path, body in (("assign", {"comment": "x"}), ("note", {"comment": " "})):
+        refused = httpx.post(f"{console.base}/v1/alerts/{alert.alert_id}/{path}",
+                             headers=operator, json=body)
+        assert refused.status_code == 422, refused.text
 
 
 def test_a_stale_action_is_a_conflict_shown_not_applied(page: WebDriver,

@@ -47,7 +47,8 @@ function rowHtml(a) {
     ${severityBadge(a.severity)}<span class="title">${esc(a.title)}</span>
     <span class="state">${esc(a.state)}</span>
     <span class="meta">${esc(a.rule)} · ${esc(a.site_id)}/${esc(a.zone_id)}${a.camera_id ?
-      ` · ${esc(a.camera_id)}` : ''}${a.count > 1 ? ` · ×${a.count}` : ''}</span>
+      ` · ${esc(a.camera_id)}` : ''}${a.count > 1 ? ` · ×${a.count}` : ''}${a.assigned_to ?
+      ` · → ${esc(a.assigned_to)}` : ''}</span>
     <span class="when">${esc(timeAt(a.last_seen, a.site_id))}</span></li>`;
 }
 
@@ -137,20 +138,28 @@ async function showDetail(alertId) {
   }
 }
 
-// Acknowledge or resolve the alert as the operator saw it (its version): a change made
-// meanwhile by someone else comes back as a conflict, shown, never overwritten.
-async function act(action, alert, comment) {
-  const path = `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action === 'acknowledge' ? 'ack' : 'resolve'}`;
+const ROUTE = { acknowledge: 'ack', resolve: 'resolve', assign: 'assign', note: 'note', escalate: 'escalate' };
+const DONE = { acknowledge: 'Acknowledged', resolve: 'Resolved', assign: 'Assigned', note: 'Note added',
+  escalate: 'Escalated' };
+
+// Act on the alert as the operator saw it (its version): a change made meanwhile by
+// someone else comes back as a conflict, shown, never overwritten.
+async function act(action, alert, comment, extra = {}) {
+  const path = `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${ROUTE[action]}`;
   let banner;
   try {
-    upsert(await post(path, { comment, expected_version: alert.version }), false);
-    banner = ['done', `${action === 'acknowledge' ? 'Acknowledged' : 'Resolved'}.`];
+    upsert(await post(path, { comment, expected_version: alert.version, ...extra }), false);
+    banner = ['done', `${DONE[action]}.`];
   } catch (error) {
     const conflict = error instanceof ApiError && error.status === 409;
     banner = [conflict ? 'conflict' : 'fail', `${conflict ? 'Conflict: ' : ''}${error.message}`];
   }
   render();
   await showDetail(alert.alert_id);
+  if (banner[0] === 'done') {  // the note went with the action
+    const typed = $('detail').querySelector('#ack-note');
+    if (typed) typed.value = '';
+  }
   const note = document.createElement('p');
   note.className = `banner ${banner[0]}`;
   note.id = 'action-result';

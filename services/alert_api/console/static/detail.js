@@ -41,8 +41,18 @@ export function renderDetail(root, alert, audit, { operator, timeAt, act, resolv
       <textarea id="ack-note" rows="2" maxlength="1800" placeholder="Note (optional)"
         aria-label="Note"></textarea>
       ${alert.state === 'open' ? '<button id="ack" class="primary" type="button">Acknowledge (a)</button>' : ''}
-      <button id="resolve" type="button">Resolve… (r)</button>${exportLink}</div>`
+      <button id="note" type="button">Add note</button>
+      <button id="escalate" type="button"${alert.severity === 'critical' ? ' disabled' : ''}>Escalate</button>
+      <button id="resolve" type="button">Resolve… (r)</button>${exportLink}
+      <span class="assign"><input id="assignee" maxlength="100" placeholder="Operator name"
+        aria-label="Assign to" value="${esc(alert.assigned_to || '')}">
+      <button id="assign" type="button">Assign</button></span></div>`
     : `<div class="actions">${exportLink}</div>`;
+  // a live change redraws the detail: what the operator is typing survives it
+  const same = root.dataset.alertId === alert.alert_id;
+  const typed = same ? { note: root.querySelector('#ack-note')?.value,
+    assignee: root.querySelector('#assignee')?.value, focus: document.activeElement?.id } : {};
+  root.dataset.alertId = alert.alert_id;
   root.innerHTML = `<h2>${severityBadge(alert.severity)} ${esc(alert.title)}</h2>
     <dl><dt>State</dt><dd id="detail-state">${esc(alert.state)}</dd>
     <dt>Rule</dt><dd>${esc(alert.rule)}</dd><dt>Site</dt><dd>${esc(alert.site_id)} / ${esc(alert.zone_id)}</dd>
@@ -50,17 +60,26 @@ export function renderDetail(root, alert, audit, { operator, timeAt, act, resolv
     <dt>First seen</dt><dd>${esc(timeAt(alert.first_seen, alert.site_id))}</dd>
     <dt>Last seen</dt><dd>${esc(timeAt(alert.last_seen, alert.site_id))}</dd>
     <dt>Count</dt><dd>${alert.count}</dd><dt>Version</dt><dd>${alert.version}</dd>
+    ${alert.assigned_to ? `<dt>Assigned to</dt><dd id="detail-assignee">${esc(alert.assigned_to)}</dd>` : ''}
     ${alert.acknowledged_by ? `<dt>Acknowledged</dt><dd>${esc(alert.acknowledged_by)}</dd>` : ''}
     ${alert.resolved_by ? `<dt>Resolved</dt><dd>${esc(alert.resolved_by)}</dd>` : ''}</dl>
     ${actions}
     <h3>Evidence</h3>${snapshots(alert)}
     <h3>Timeline</h3><ol class="timeline">${timeline(alert, audit, timeAt)}</ol>
     <h3>Audit trail</h3><ol id="audit" class="audit">${auditTrail(alert, audit, timeAt)}</ol>`;
+  for (const [id, value] of [['ack-note', typed.note], ['assignee', typed.assignee]]) {
+    const field = root.querySelector(`#${id}`);
+    if (field && value !== undefined) field.value = value;
+    if (field && typed.focus === id) field.focus();
+  }
   for (const img of root.querySelectorAll('img.snapshot')) {
     img.addEventListener('error', () => { img.alt = 'Snapshot unavailable'; img.classList.add('missing'); });
   }
-  const ack = root.querySelector('#ack');
-  if (ack) ack.addEventListener('click', () => act('acknowledge', alert, root.querySelector('#ack-note').value.trim()));
-  const resolve = root.querySelector('#resolve');
-  if (resolve) resolve.addEventListener('click', () => resolveDialog(alert));
+  const note = () => root.querySelector('#ack-note').value.trim();
+  const on = (id, handler) => { const el = root.querySelector(id); if (el) el.addEventListener('click', handler); };
+  on('#ack', () => act('acknowledge', alert, note()));
+  on('#note', () => act('note', alert, note()));
+  on('#escalate', () => act('escalate', alert, note()));
+  on('#assign', () => act('assign', alert, note(), { assignee: root.querySelector('#assignee').value.trim() }));
+  on('#resolve', () => resolveDialog(alert));
 }
