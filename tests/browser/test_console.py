@@ -51,7 +51,10 @@ def classes(element: WebElement) -> str:
 
 
 def open_detail(driver: WebDriver, alert_id: str) -> None:
-    wait(driver, lambda d: row(d, alert_id).click() or True)  # retried if redrawn meanwhile
+    def click(d: WebDriver) -> bool:
+        row(d, alert_id).click()  # retried by wait if the queue was redrawn meanwhile
+        return True
+    wait(driver, click)
     wait(driver, lambda d: alert_id in d.find_element(By.CSS_SELECTOR, "#detail h2").text)
 
 
