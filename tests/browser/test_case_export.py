@@ -27,7 +27,7 @@ from argus.inference.faces import snapshot_ref
 from schemas.alerts import Evidence, Severity
 from services.alert_api.export import AUDIT
 from tests.browser.conftest import KEYS, Console, sign_in, wait
-from tests.browser.test_console import make_alert, open_detail
+from tests.browser.test_console import click, make_alert, open_detail
 from tests.integration.test_snapshots import faces_of
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_case_export_verifies_against_its_manifest(page: WebDriver, console: Con
     console.write(alert)
     sign_in(page, console.base, "operator")
     open_detail(page, alert.alert_id)
-    page.find_element(By.ID, "ack").click()
+    click(page, "#ack")
     wait(page, lambda d: d.find_element(By.ID, "detail-state").text == "acknowledged")
     href = page.find_element(By.ID, "export").get_attribute("href")
     assert href == f"{console.base}/v1/alerts/{alert.alert_id}/export"

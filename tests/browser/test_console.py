@@ -50,11 +50,23 @@ def classes(element: WebElement) -> str:
     return element.get_attribute("class") or ""
 
 
-def open_detail(driver: WebDriver, alert_id: str) -> None:
-    def click(d: WebDriver) -> bool:
-        row(d, alert_id).click()  # retried by wait if the queue was redrawn meanwhile
+def click(driver: WebDriver, selector: str) -> None:
+    """Click the element at ``selector``, found again if the page redrew it meanwhile."""
+    def once(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, selector).click()
         return True
-    wait(driver, click)
+    wait(driver, once)
+
+
+def type_into(driver: WebDriver, selector: str, text: str) -> None:
+    def once(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, selector).send_keys(text)
+        return True
+    wait(driver, once)
+
+
+def open_detail(driver: WebDriver, alert_id: str) -> None:
+    click(driver, f'.row[data-id="{alert_id}"]')
     wait(driver, lambda d: alert_id in d.find_element(By.CSS_SELECTOR, "#detail h2").text)
 
 
@@ -115,8 +127,8 @@ def test_acknowledge_then_resolve_as_false_alarm(page: WebDriver, console: Conso
     console.write(alert)
     sign_in(page, console.base, "operator")
     open_detail(page, alert.alert_id)
-    page.find_element(By.ID, "ack-note").send_keys("on my way")
-    page.find_element(By.ID, "ack").click()
+    type_into(page, "#ack-note", "on my way")
+    click(page, "#ack")
     wait(page, lambda d: d.find_element(By.ID, "detail-state").text == "acknowledged")
     stored, audit = console.stored(alert.alert_id)
     assert stored is not None
@@ -131,7 +143,7 @@ def test_acknowledge_then_resolve_as_false_alarm(page: WebDriver, console: Conso
     wait(page, lambda d: dialog.is_displayed())  # type: ignore[attr-defined]
     Select(page.find_element(By.ID, "resolve-reason")).select_by_visible_text("False alarm")
     page.find_element(By.ID, "resolve-note").send_keys("cat on the fence")
-    page.find_element(By.ID, "resolve-confirm").click()
+    click(page, "#resolve-confirm")
     wait(page, lambda d: d.find_element(By.ID, "detail-state").text == "resolved")
     stored, audit = console.stored(alert.alert_id)
     assert stored is not None and stored.state.value == "resolved"
@@ -145,15 +157,15 @@ def test_assign_note_and_escalate(page: WebDriver, console: Console) -> None:
     console.write(alert)
     sign_in(page, console.base, "operator")
     open_detail(page, alert.alert_id)
-    page.find_element(By.ID, "assignee").send_keys("Bob Martin")
-    page.find_element(By.ID, "ack-note").send_keys("night shift")
-    page.find_element(By.ID, "assign").click()
+    type_into(page, "#assignee", "Bob Martin")
+    type_into(page, "#ack-note", "night shift")
+    click(page, "#assign")
     wait(page, lambda d: d.find_element(By.ID, "detail-assignee").text == "Bob Martin")
     wait(page, lambda d: "\u2192 Bob Martin" in row(d, alert.alert_id).text)
-    page.find_element(By.ID, "ack-note").send_keys("gate camera fogged")
-    page.find_element(By.ID, "note").click()
+    type_into(page, "#ack-note", "gate camera fogged")
+    click(page, "#note")
     wait(page, lambda d: "gate camera fogged" in d.find_element(By.ID, "audit").text)
-    page.find_element(By.ID, "escalate").click()
+    click(page, "#escalate")
     wait(page, lambda d: row(d, alert.alert_id).get_attribute("data-severity") == "critical")
     wait(page, lambda d: d.find_element(By.ID, "escalate").get_attribute("disabled") == "true")
     stored, audit = console.stored(alert.alert_id)
@@ -237,9 +249,10 @@ def test_a_pin_filters_the_queue(page: WebDriver, console: Console) -> None:
     console.write(north, south)
     sign_in(page, console.base, "read")
     row(page, north.alert_id)
-    pin = page.find_element(By.CSS_SELECTOR, '.pin[data-site="bt-south"]')
-    assert pin.find_element(By.TAG_NAME, "circle").get_attribute("class") == "fill-critical"
-    pin.click()
+    south_pin = '.pin[data-site="bt-south"]'
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, f"{south_pin} circle")
+         .get_attribute("class") == "fill-critical")
+    click(page, south_pin)
     wait(page, lambda d: "site=bt-south" in d.current_url)
     wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.row[data-id="{north.alert_id}"]'))
     sites = {r.get_attribute("data-site") for r in rows(page)}
@@ -250,7 +263,7 @@ def test_a_pin_filters_the_queue(page: WebDriver, console: Console) -> None:
     page.refresh()
     wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, f'.row[data-id="{south.alert_id}"]'))
     assert {r.get_attribute("data-site") for r in rows(page)} == {"bt-south"}
-    page.find_element(By.CSS_SELECTOR, '.pin[data-site="bt-south"]').click()
+    click(page, south_pin)
     wait(page, lambda d: "site=" not in d.current_url)
     row(page, north.alert_id)
 
