@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     NOTE = Action.NOTE.value
     ESCALATE = Action.ESCALATE.value
     EVIDENCE = "evidence"
+    PROCEDURE = "procedure"
+    """A step of the rule's procedure ticked or unticked (the alert's version unchanged)."""
 
 
 ENGINE_ACTOR = "engine"

@@ -10,6 +10,8 @@
 ``escalate``                                       raise the severity (state unchanged)
 ``GET /v1/alerts/{id}/export``          operator   case zip with SHA256SUMS, audited
                                                    (``export.py``)
+``/v1/alerts/{id}/procedure``           read/op.   the rule's procedure as a checklist
+                                                   (``procedure.py``)
 ``GET /v1/audit``                       read       the audit log (newest first)
 ``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
 ``/v1/watchlists/...``                  operator   enroll, list, update, remove watchlist
@@ -45,11 +47,12 @@ from redis.exceptions import RedisError
 
 from argus import __version__
 from argus.log import get_logger
+from argus.procedures import Procedures
 from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
-from services.alert_api import console, export, sessions, snapshots, watchlists
+from services.alert_api import console, export, procedure, sessions, snapshots, watchlists
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
@@ -194,6 +197,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.include_router(watchlists.router)
     app.include_router(snapshots.router)
     app.include_router(export.router)
+    app.include_router(procedure.router)
+    app.state.procedures = Procedures(settings.rules)
     console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))
 

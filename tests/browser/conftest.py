@@ -43,6 +43,7 @@ CHROMIUM = Path(os.environ.get("ARGUS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("ARGUS_CHROMEDRIVER", "/usr/bin/chromedriver"))
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 TOPOLOGY = Path(__file__).parent / "topology.yaml"
+RULES = Path(__file__).parent / "rules.yaml"
 OPERATOR_KEY = secrets.token_urlsafe(24)
 READ_KEY = secrets.token_urlsafe(24)
 KEYS = {"operator": OPERATOR_KEY, "read": READ_KEY}
@@ -93,6 +94,7 @@ class Console:
 def console(stack: Settings) -> Iterator[Console]:
     port = free_port()
     env = {**os.environ, **stack.to_env(), "ARGUS_TOPOLOGY": str(TOPOLOGY),
+           "ARGUS_RULES": str(RULES),
            "ARGUS_API_KEYS": f"{NAMES['read']}:{READ_KEY}:read,"
                              f"{NAMES['operator']}:{OPERATOR_KEY}:operator"}
     log_path = stack.stack_dir / f"test-console-{stack.app_id}.log"

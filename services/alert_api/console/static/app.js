@@ -127,12 +127,13 @@ function select(alertId) {
 
 async function showDetail(alertId) {
   try {
-    const [alert, audit] = await Promise.all([
-      get(`/v1/alerts/${encodeURIComponent(alertId)}`),
-      get(`/v1/audit?alert_id=${encodeURIComponent(alertId)}&limit=200`)]);
+    const id = encodeURIComponent(alertId);
+    const [alert, audit, procedure] = await Promise.all([get(`/v1/alerts/${id}`),
+      get(`/v1/audit?alert_id=${id}&limit=200`), get(`/v1/alerts/${id}/procedure`)]);
     if (state.selected !== alertId) return;
     upsert(alert, false);
-    renderDetail($('detail'), alert, audit, { operator: state.me.role === 'operator', timeAt, act, resolveDialog });
+    renderDetail($('detail'), alert, audit, procedure,
+      { operator: state.me.role === 'operator', timeAt, act, resolveDialog, tick });
   } catch (error) {
     $('detail').innerHTML = `<p class="banner fail">${esc(error.message)}</p>`;
   }
@@ -166,6 +167,20 @@ async function act(action, alert, comment, extra = {}) {
   note.setAttribute('role', 'status');
   note.textContent = banner[1];
   $('detail').prepend(note);
+}
+
+// Tick or untick a step of the rule's procedure (audited by the API).
+async function tick(alert, step, done) {
+  try {
+    await post(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/procedure/${step}`, { done });
+    await showDetail(alert.alert_id);
+  } catch (error) {
+    await showDetail(alert.alert_id);
+    const note = document.createElement('p');
+    note.className = 'banner fail';
+    note.textContent = error.message;
+    $('detail').prepend(note);
+  }
 }
 
 function resolveDialog(alert) {

@@ -33,7 +33,15 @@ function snapshots(alert) {
     </figure>`).join('')}</div>`;
 }
 
-export function renderDetail(root, alert, audit, { operator, timeAt, act, resolveDialog }) {
+function checklist(alert, procedure, canTick, timeAt) {
+  if (!procedure.steps.length) return '';
+  return `<h3>Procedure</h3><ol id="procedure" class="procedure">${procedure.steps.map((s) => `<li>
+    <label><input type="checkbox" data-step="${s.index}"${s.done ? ' checked' : ''}${canTick ? '' : ' disabled'}>
+    ${esc(s.text)}</label>${s.by ? ` <small>${s.done ? 'done' : 'unticked'} by ${esc(s.by)},
+    ${esc(timeAt(s.at, alert.site_id))}</small>` : ''}</li>`).join('')}</ol>`;
+}
+
+export function renderDetail(root, alert, audit, procedure, { operator, timeAt, act, resolveDialog, tick }) {
   const active = alert.state !== 'resolved';
   const exportLink = `<a id="export" class="button" download
     href="/v1/alerts/${encodeURIComponent(alert.alert_id)}/export">Export case</a>`;
@@ -64,6 +72,7 @@ export function renderDetail(root, alert, audit, { operator, timeAt, act, resolv
     ${alert.acknowledged_by ? `<dt>Acknowledged</dt><dd>${esc(alert.acknowledged_by)}</dd>` : ''}
     ${alert.resolved_by ? `<dt>Resolved</dt><dd>${esc(alert.resolved_by)}</dd>` : ''}</dl>
     ${actions}
+    ${checklist(alert, procedure, operator && active, timeAt)}
     <h3>Evidence</h3>${snapshots(alert)}
     <h3>Timeline</h3><ol class="timeline">${timeline(alert, audit, timeAt)}</ol>
     <h3>Audit trail</h3><ol id="audit" class="audit">${auditTrail(alert, audit, timeAt)}</ol>`;
@@ -82,4 +91,7 @@ export function renderDetail(root, alert, audit, { operator, timeAt, act, resolv
   on('#escalate', () => act('escalate', alert, note()));
   on('#assign', () => act('assign', alert, note(), { assignee: root.querySelector('#assignee').value.trim() }));
   on('#resolve', () => resolveDialog(alert));
+  for (const box of root.querySelectorAll('#procedure input')) {
+    box.addEventListener('change', () => tick(alert, Number(box.dataset.step), box.checked));
+  }
 }
