@@ -12,6 +12,7 @@ Screenshots go to ``build/screenshots/`` (git-ignored).
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -36,6 +37,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import FrameCache
+from argus.watchlist.crypto import KEY_ENV
 from schemas.alerts import Alert
 from tests.conftest import free_port
 
@@ -47,6 +49,8 @@ RULES = Path(__file__).parent / "rules.yaml"
 OPERATOR_KEY = secrets.token_urlsafe(24)
 READ_KEY = secrets.token_urlsafe(24)
 KEYS = {"operator": OPERATOR_KEY, "read": READ_KEY}
+FACE_KEY = os.urandom(32)
+"""The watchlist encryption key of the API under test (names are sealed with it)."""
 NAMES = {"operator": "ops-anna", "read": "wall"}
 
 
@@ -94,7 +98,7 @@ class Console:
 def console(stack: Settings) -> Iterator[Console]:
     port = free_port()
     env = {**os.environ, **stack.to_env(), "ARGUS_TOPOLOGY": str(TOPOLOGY),
-           "ARGUS_RULES": str(RULES),
+           "ARGUS_RULES": str(RULES), KEY_ENV: base64.b64encode(FACE_KEY).decode(),
            "ARGUS_API_KEYS": f"{NAMES['read']}:{READ_KEY}:read,"
                              f"{NAMES['operator']}:{OPERATOR_KEY}:operator"}
     log_path = stack.stack_dir / f"test-console-{stack.app_id}.log"

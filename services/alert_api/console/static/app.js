@@ -3,6 +3,7 @@ import { ApiError, call, get, openFeed, post } from './api.js';
 import { compareAlerts, esc, formatTime, rank, severityBadge } from './format.js';
 import { drawMap } from './map.js';
 import { renderDetail } from './detail.js';
+import { refresh as refreshWatchlists, wireWatchlists } from './watchlists.js';
 
 const $ = (id) => document.getElementById(id);
 const FILTERS = ['site', 'rule', 'severity', 'state', 'camera'];
@@ -195,7 +196,7 @@ function resolveDialog(alert) {
 }
 
 function onKey(event) {
-  if (!state.me || event.target.closest('input, textarea, select, dialog') || event.ctrlKey ||
+  if (!state.me || !$('watchlists').hidden || event.target.closest('input, textarea, select, dialog') || event.ctrlKey ||
       event.metaKey || event.altKey) return;
   const list = visible();
   const index = list.findIndex((a) => a.alert_id === state.selected);
@@ -220,6 +221,10 @@ async function start(me) {
   $('role').textContent = me.role;
   $('role').className = `role ${me.role}`;
   $('mute').textContent = state.muted ? 'Sound off' : 'Sound on';
+  $('view-watchlists').hidden = me.role !== 'operator';
+  if (me.role === 'operator' && new URLSearchParams(location.search).get('view') === 'watchlists') {
+    showView('watchlists');
+  }
   state.sites = await get('/v1/sites');
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));
   if (['resolved', 'all'].includes(filters().state)) loadResolved();
@@ -236,7 +241,21 @@ async function start(me) {
   if (params.get('alert')) select(params.get('alert'));
 }
 
+// The alert view or the watchlist view (operator keys), kept in the URL as view=watchlists.
+function showView(name) {
+  const watchlists = name === 'watchlists';
+  $('console').hidden = watchlists;
+  $('watchlists').hidden = !watchlists;
+  const params = new URLSearchParams(location.search);
+  if (watchlists) params.set('view', 'watchlists'); else params.delete('view');
+  history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
+  if (watchlists) refreshWatchlists();
+}
+
 function wire() {
+  wireWatchlists();
+  $('view-watchlists').addEventListener('click', () => showView('watchlists'));
+  $('back-to-queue').addEventListener('click', () => showView('queue'));
   $('signin-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     $('signin-error').textContent = '';
