@@ -297,6 +297,17 @@ def test_queue_order_filters_keyboard_and_site_time(page: WebDriver, console: Co
     assert "camera=cam-x" in page.current_url and f"rule={rule}" in page.current_url
     page.get(f"{console.base}/console?rule={rule}&severity=high")
     wait(page, lambda d: [r.get_attribute("data-id") for r in rows(d)] == [newer_high.alert_id])
+    # the time range: the critical one was last seen 2 min ago, the others within it
+    page.get(f"{console.base}/console?rule={rule}&since=15m")
+    wait(page, lambda d: len(rows(d)) == 3)
+    old_one = make_alert("bt-north", Severity.HIGH, rule=rule, age_s=3600 + 60)
+    console.write(old_one)
+    page.get(f"{console.base}/console?rule={rule}&since=1h")
+    wait(page, lambda d: len(rows(d)) == 3)
+    assert old_one.alert_id not in {r.get_attribute("data-id") for r in rows(page)}
+    Select(page.find_element(By.ID, "f-since")).select_by_value("24h")
+    wait(page, lambda d: len(rows(d)) == 4)
+    assert "since=24h" in page.current_url
 
 
 def test_evidence_shows_the_snapshot_with_faces_pixelated(page: WebDriver,

@@ -6,7 +6,8 @@ import { renderDetail } from './detail.js';
 import { refresh as refreshWatchlists, wireWatchlists } from './watchlists.js';
 
 const $ = (id) => document.getElementById(id);
-const FILTERS = ['site', 'rule', 'severity', 'state', 'camera'];
+const FILTERS = ['site', 'rule', 'severity', 'state', 'camera', 'since'];
+const SINCE_S = { '15m': 900, '1h': 3600, '24h': 86400 };
 const state = { me: null, sites: [], zones: new Map(), alerts: new Map(), selected: null,
   fresh: new Set(), painted: false, muted: localStorage.getItem('argus.muted') === '1',
   resolvedLoaded: false };
@@ -29,7 +30,8 @@ function matches(alert, f) {
   const stateOk = f.state === 'all' || alert.state === f.state ||
     (f.state === 'active' && alert.state !== 'resolved');
   return stateOk && (!f.site || alert.site_id === f.site) && (!f.rule || alert.rule === f.rule) &&
-    (!f.severity || alert.severity === f.severity) && (!f.camera || alert.camera_id === f.camera);
+    (!f.severity || alert.severity === f.severity) && (!f.camera || alert.camera_id === f.camera) &&
+    (!SINCE_S[f.since] || alert.last_seen >= Date.now() / 1000 - SINCE_S[f.since]);
 }
 
 const zoneOf = (siteId) => state.zones.get(siteId) || 'UTC';
@@ -80,6 +82,7 @@ function paint() {
   fillOptions($('f-camera'), all.map((a) => a.camera_id), f.camera);
   $('f-severity').value = f.severity;
   $('f-state').value = f.state;
+  $('f-since').value = SINCE_S[f.since] ? f.since : '';
   const open = all.filter((a) => a.state === 'open').length;
   $('counts').textContent = `${open} open · ${all.filter((a) => a.state === 'acknowledged').length} acknowledged`;
   drawMap($('map'), state.sites, all, f.site, (site) => setFilter('site', f.site === site ? '' : site));
@@ -281,6 +284,7 @@ function wire() {
     if (row) select(row.dataset.id);
   });
   document.addEventListener('keydown', onKey);
+  setInterval(() => { if (state.me && filters().since) render(); }, 30000);  // alerts age out
 }
 
 wire();
