@@ -27,7 +27,7 @@ function auditTrail(alert, audit, timeAt) {
 function snapshots(alert) {
   const refs = [...new Set(alert.evidence.map((e) => e.snapshot_ref).filter(Boolean))].slice(0, MAX_SNAPSHOTS);
   if (!refs.length) return '<p class="empty">No snapshot kept for this alert.</p>';
-  return `<div class="snaps">${refs.map((ref) => `<figure><img class="snapshot" loading="lazy"
+  return `<div class="snaps" data-refs="${esc(refs.join(' '))}">${refs.map((ref) => `<figure><img class="snapshot" loading="lazy"
     src="/v1/snapshots/${ref.split('/').map(encodeURIComponent).join('/')}"
     alt="Evidence snapshot ${esc(ref)} (faces pixelated)"><figcaption>${esc(ref)}</figcaption>
     </figure>`).join('')}</div>`;
@@ -60,6 +60,8 @@ export function renderDetail(root, alert, audit, procedure, { operator, timeAt, 
   const same = root.dataset.alertId === alert.alert_id;
   const typed = same ? { note: root.querySelector('#ack-note')?.value,
     assignee: root.querySelector('#assignee')?.value, focus: document.activeElement?.id } : {};
+  // the snapshots already shown stay (each load is a face-model pass on the server)
+  const shown = same ? root.querySelector('.snaps') : null;
   root.dataset.alertId = alert.alert_id;
   root.innerHTML = `<h2>${severityBadge(alert.severity)} ${esc(alert.title)}</h2>
     <dl><dt>State</dt><dd id="detail-state">${esc(alert.state)}</dd>
@@ -67,7 +69,7 @@ export function renderDetail(root, alert, audit, procedure, { operator, timeAt, 
     <dt>Camera</dt><dd>${esc(alert.camera_id || '—')}</dd>
     <dt>First seen</dt><dd>${esc(timeAt(alert.first_seen, alert.site_id))}</dd>
     <dt>Last seen</dt><dd>${esc(timeAt(alert.last_seen, alert.site_id))}</dd>
-    <dt>Count</dt><dd>${alert.count}</dd><dt>Version</dt><dd>${alert.version}</dd>
+    <dt>Count</dt><dd>${alert.count}</dd><dt>Version</dt><dd id="detail-version">${alert.version}</dd>
     ${alert.assigned_to ? `<dt>Assigned to</dt><dd id="detail-assignee">${esc(alert.assigned_to)}</dd>` : ''}
     ${alert.acknowledged_by ? `<dt>Acknowledged</dt><dd>${esc(alert.acknowledged_by)}</dd>` : ''}
     ${alert.resolved_by ? `<dt>Resolved</dt><dd>${esc(alert.resolved_by)}</dd>` : ''}</dl>
@@ -76,6 +78,8 @@ export function renderDetail(root, alert, audit, procedure, { operator, timeAt, 
     <h3>Evidence</h3>${snapshots(alert)}
     <h3>Timeline</h3><ol class="timeline">${timeline(alert, audit, timeAt)}</ol>
     <h3>Audit trail</h3><ol id="audit" class="audit">${auditTrail(alert, audit, timeAt)}</ol>`;
+  const fresh = root.querySelector('.snaps');
+  if (shown && fresh && shown.dataset.refs === fresh.dataset.refs) fresh.replaceWith(shown);
   for (const [id, value] of [['ack-note', typed.note], ['assignee', typed.assignee]]) {
     const field = root.querySelector(`#${id}`);
     if (field && value !== undefined) field.value = value;
