@@ -52,7 +52,15 @@ from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
-from services.alert_api import console, export, procedure, sessions, snapshots, watchlists
+from services.alert_api import (
+    cameras,
+    console,
+    export,
+    procedure,
+    sessions,
+    snapshots,
+    watchlists,
+)
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
@@ -198,6 +206,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.include_router(snapshots.router)
     app.include_router(export.router)
     app.include_router(procedure.router)
+    app.include_router(cameras.router)
     app.state.procedures = Procedures(settings.rules)
     console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))

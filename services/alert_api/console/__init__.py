@@ -10,6 +10,7 @@ origin), the same origin and the same keys as the API. Routes added here:
 ``GET /v1/session``                     read       who is signed in, with which role
 ``DELETE /v1/session``                  none       sign out (the session is deleted)
 ``GET /v1/sites``                       read       the topology's sites (map pins, timezones)
+``/v1/cameras``                         read       the camera wall (``../cameras.py``)
 =====================================  =========  ==========================================
 """
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from argus.log import get_logger
 from argus.settings import Settings
-from argus.topology import TopologyError, load_topology
+from argus.topology import Topology, TopologyError, load_topology
 from services.alert_api import sessions
 from services.alert_api.auth import Principal, key_digest
 from services.alert_api.deps import ERRORS, Reader
@@ -53,16 +54,19 @@ class SiteOut(BaseModel):
     timezone: str
 
 
-def load_sites(settings: Settings) -> list[SiteOut]:
-    """The topology's sites; none (logged) if the topology cannot be read, so the API
-    still serves alerts (the console then places pins at the alerts' positions)."""
+def load(settings: Settings) -> Topology | None:
+    """The topology; None (logged) if it cannot be read, so the API still serves alerts
+    (the console then places pins at the alerts' positions and shows no cameras)."""
     try:
-        topology = load_topology(settings.topology, settings.shared)
+        return load_topology(settings.topology, settings.shared)
     except (TopologyError, OSError, ValueError) as exc:
         log.warning("console.no_topology", extra={"error": str(exc)[:300]})
-        return []
+        return None
+
+
+def sites_of(topology: Topology | None) -> list[SiteOut]:
     return [SiteOut(id=s.id, name=s.name or s.id, lat=s.lat, lon=s.lon, timezone=s.timezone)
-            for s in topology.sites]
+            for s in (topology.sites if topology else [])]
 
 
 router = APIRouter()
@@ -121,7 +125,8 @@ async def page() -> FileResponse:
 
 def mount(app: FastAPI, settings: Settings, session_ttl_s: int) -> None:
     """Add the console's routes and static files to ``app``."""
-    app.state.sites = load_sites(settings)
+    app.state.topology = load(settings)
+    app.state.sites = sites_of(app.state.topology)
     app.state.session_ttl_s = session_ttl_s
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -4,6 +4,7 @@ import { compareAlerts, esc, formatTime, rank, severityBadge } from './format.js
 import { drawMap } from './map.js';
 import { renderDetail } from './detail.js';
 import { refresh as refreshWatchlists, wireWatchlists } from './watchlists.js';
+import { showWall } from './cameras.js';
 
 const $ = (id) => document.getElementById(id);
 const FILTERS = ['site', 'rule', 'severity', 'state', 'camera', 'since'];
@@ -199,7 +200,7 @@ function resolveDialog(alert) {
 }
 
 function onKey(event) {
-  if (!state.me || !$('watchlists').hidden || event.target.closest('input, textarea, select, dialog') || event.ctrlKey ||
+  if (!state.me || $('console').hidden || event.target.closest('input, textarea, select, dialog') || event.ctrlKey ||
       event.metaKey || event.altKey) return;
   const list = visible();
   const index = list.findIndex((a) => a.alert_id === state.selected);
@@ -225,9 +226,8 @@ async function start(me) {
   $('role').className = `role ${me.role}`;
   $('mute').textContent = state.muted ? 'Sound off' : 'Sound on';
   $('view-watchlists').hidden = me.role !== 'operator';
-  if (me.role === 'operator' && new URLSearchParams(location.search).get('view') === 'watchlists') {
-    showView('watchlists');
-  }
+  const view = new URLSearchParams(location.search).get('view');
+  if (view === 'cameras' || (view === 'watchlists' && me.role === 'operator')) showView(view);
   state.sites = await get('/v1/sites');
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));
   if (['resolved', 'all'].includes(filters().state)) loadResolved();
@@ -244,21 +244,25 @@ async function start(me) {
   if (params.get('alert')) select(params.get('alert'));
 }
 
-// The alert view or the watchlist view (operator keys), kept in the URL as view=watchlists.
+// The alert view, the camera wall or the watchlist view (operator keys), kept in the URL
+// as view=cameras / view=watchlists.
 function showView(name) {
-  const watchlists = name === 'watchlists';
-  $('console').hidden = watchlists;
-  $('watchlists').hidden = !watchlists;
+  $('console').hidden = name !== 'queue';
+  $('cameras').hidden = name !== 'cameras';
+  $('watchlists').hidden = name !== 'watchlists';
   const params = new URLSearchParams(location.search);
-  if (watchlists) params.set('view', 'watchlists'); else params.delete('view');
+  if (name !== 'queue') params.set('view', name); else params.delete('view');
   history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
-  if (watchlists) refreshWatchlists();
+  showWall(name === 'cameras');
+  if (name === 'watchlists') refreshWatchlists();
 }
 
 function wire() {
   wireWatchlists();
   $('view-watchlists').addEventListener('click', () => showView('watchlists'));
   $('back-to-queue').addEventListener('click', () => showView('queue'));
+  $('view-cameras').addEventListener('click', () => showView('cameras'));
+  $('cameras-back').addEventListener('click', () => showView('queue'));
   $('signin-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     $('signin-error').textContent = '';
