@@ -94,8 +94,11 @@ class Console:
         return asyncio.run(run())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console(stack: Settings) -> Iterator[Console]:
+    """The alert API for one test module; stopped after it, so its outbox loop (which
+    sends unpublished changes of the session's Redis to Kafka) never races the later
+    integration tests of the same session."""
     port = free_port()
     env = {**os.environ, **stack.to_env(), "ARGUS_TOPOLOGY": str(TOPOLOGY),
            "ARGUS_RULES": str(RULES), KEY_ENV: base64.b64encode(FACE_KEY).decode(),

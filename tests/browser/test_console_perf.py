@@ -70,6 +70,7 @@ async def _remove(url: str, alerts: list[Alert]) -> None:
     try:
         ids = [a.alert_id for a in alerts]
         await client.delete(*[alert_sink.alert_key(i) for i in ids])
+        await client.zrem(alert_sink.UNPUBLISHED, *ids)  # the outbox has nothing to send
         for site in {a.site_id for a in alerts}:
             await alert_sink.prune(client, ids, site)
     finally:
