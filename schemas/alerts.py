@@ -8,6 +8,10 @@ machine (``TRANSITIONS``)::
     open ──acknowledge──► acknowledged ──resolve──► resolved
       └──────────────────resolve────────────────────┘
 
+An active (open or acknowledged) alert can also be assigned to a named operator, get a
+note, or be escalated (severity one step up, up to critical); none of these changes its
+state.
+
 The pure functions here (``next_state``, ``apply_action``, ``merge_update``, ``classify``)
 are what ``argus.stores.alerts`` applies inside its Redis transactions.
 
@@ -17,7 +21,9 @@ store (``MAX_EVIDENCE``); the full list of contributing event ids is in the aler
 trail (``schemas.audit``).
 
 Schema version 2 added the lifecycle fields (who/when, ``history``, ``change``,
-``updated_at``); version 1 messages still validate (the new fields default).
+``updated_at``); version 3 added ``assigned_to`` and the assign/note/escalate actions
+(``Action``, ``ChangeKind``, ``HistoryEntry.assignee``). Older messages still validate
+(the new fields default).
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ class Action(StrEnum):
 
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
+    ASSIGN = "assign"
+    NOTE = "note"
+    ESCALATE = "escalate"
 
 
 class ChangeKind(StrEnum):
@@ -72,12 +81,23 @@ class ChangeKind(StrEnum):
     UPDATED = "updated"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    ASSIGNED = "assigned"
+    NOTED = "noted"
+    ESCALATED = "escalated"
+    """An operator raised the severity (the rule engine's repeats show as ``updated``)."""
 
+
+STAYING = (Action.ASSIGN, Action.NOTE, Action.ESCALATE)
+"""Actions that leave the state as it is (allowed on active alerts only)."""
+_CHANGE_OF = {Action.ACKNOWLEDGE: ChangeKind.ACKNOWLEDGED, Action.RESOLVE: ChangeKind.RESOLVED,
+              Action.ASSIGN: ChangeKind.ASSIGNED, Action.NOTE: ChangeKind.NOTED,
+              Action.ESCALATE: ChangeKind.ESCALATED}
 
 TRANSITIONS: dict[tuple[AlertState, Action], AlertState] = {
     (AlertState.OPEN, Action.ACKNOWLEDGE): AlertState.ACKNOWLEDGED,
     (AlertState.OPEN, Action.RESOLVE): AlertState.RESOLVED,
     (AlertState.ACKNOWLEDGED, Action.RESOLVE): AlertState.RESOLVED,
+    **{(state, action): state for state in ACTIVE_STATES for action in STAYING},
 }
 """Every allowed operator transition; anything else raises ``InvalidTransition``."""
 
@@ -118,10 +138,11 @@ class HistoryEntry(Message):
     actor: str
     action: Action
     comment: str = ""
+    assignee: str | None = Field(default=None, description="assign: who it was assigned to")
 
 
 class Alert(Message):
-    schema_version: Literal[1, 2] = 2
+    schema_version: Literal[1, 2, 3] = 3
     alert_id: str = Field(description="Deterministic from rule, site, zone and trigger event")
     rule: str
     title: str
@@ -145,6 +166,7 @@ class Alert(Message):
     acknowledged_at: float | None = None
     resolved_by: str | None = None
     resolved_at: float | None = None
+    assigned_to: str | None = Field(default=None, description="The operator it is assigned to")
     history: list[HistoryEntry] = Field(default_factory=list,
                                         description="Operator actions with their comments")
 
@@ -179,23 +201,41 @@ def next_state(state: AlertState, action: Action) -> AlertState:
         raise InvalidTransition(state, action) from None
 
 
-def apply_action(alert: Alert, action: Action, actor: str, comment: str, now: float) -> Alert:
+def escalated(severity: Severity) -> Severity:
+    """One step more severe (critical stays critical).
+
+    >>> escalated(Severity.MEDIUM).value, escalated(Severity.CRITICAL).value
+    ('high', 'critical')
+    """
+    return list(Severity)[min(severity.rank + 1, Severity.CRITICAL.rank)]
+
+
+def apply_action(alert: Alert, action: Action, actor: str, comment: str, now: float,
+                 assignee: str | None = None) -> Alert:
     """``alert`` after an operator ``action``: new state, who/when, history, version + 1.
 
     Raises ``InvalidTransition`` if the state does not allow it and ``ValueError`` for an
-    empty actor.
+    empty actor, an assign without ``assignee`` or a note without a comment.
     """
     if not actor.strip():
         raise ValueError("an action needs an actor")
+    if action is Action.ASSIGN and not (assignee or "").strip():
+        raise ValueError("assign needs the operator to assign the alert to")
+    if action is Action.NOTE and not comment.strip():
+        raise ValueError("a note needs its text")
     state = next_state(alert.state, action)
     update: dict[str, object] = {"state": state, "version": alert.version + 1,
-                                 "updated_at": now}
+                                 "updated_at": now, "change": _CHANGE_OF[action]}
     if action is Action.ACKNOWLEDGE:
-        update |= {"acknowledged_by": actor, "acknowledged_at": now,
-                   "change": ChangeKind.ACKNOWLEDGED}
-    else:
-        update |= {"resolved_by": actor, "resolved_at": now, "change": ChangeKind.RESOLVED}
-    entry = HistoryEntry(ts=now, actor=actor, action=action, comment=comment)
+        update |= {"acknowledged_by": actor, "acknowledged_at": now}
+    elif action is Action.RESOLVE:
+        update |= {"resolved_by": actor, "resolved_at": now}
+    elif action is Action.ASSIGN:
+        update["assigned_to"] = assignee
+    elif action is Action.ESCALATE:
+        update["severity"] = escalated(alert.severity)
+    entry = HistoryEntry(ts=now, actor=actor, action=action, comment=comment,
+                         assignee=assignee if action is Action.ASSIGN else None)
     update["history"] = [*alert.history, entry]
     return _replace(alert, update)
 
@@ -277,13 +317,13 @@ def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
         "version": stored.version + 1,
         "change": ChangeKind.UPDATED,
         "updated_at": now,
-        "schema_version": 2,
+        "schema_version": 3,
     })
 
 
 def _replace(alert: Alert, update: dict[str, object]) -> Alert:
     """A validated copy (``model_copy(update=...)`` would skip validation)."""
-    return Alert.model_validate({**alert.model_dump(), "schema_version": 2, **update})
+    return Alert.model_validate({**alert.model_dump(), "schema_version": 3, **update})
 
 
 class Outcome(StrEnum):

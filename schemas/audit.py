@@ -1,10 +1,11 @@
 """The audit trail of an alert: who did what to it, and which events made or updated it.
 
 Each entry is one change of one alert: an operator action (``acknowledge``, ``resolve``,
-with the operator's comment) or, for a write of the rule engine that added evidence, an
-``evidence`` entry (actor ``engine``) listing the event ids that write added. The alert
-itself keeps a capped evidence list (``schemas.alerts.cap_evidence``); its ``evidence``
-entries list every event id it ever had. ``argus.stores.audit`` keeps them in Redis.
+``assign``, ``note``, ``escalate``, with the operator's comment) or, for a write of the
+rule engine that added evidence, an ``evidence`` entry (actor ``engine``) listing the
+event ids that write added. The alert itself keeps a capped evidence list
+(``schemas.alerts.cap_evidence``); its ``evidence`` entries list every event id it ever
+had. ``argus.stores.audit`` keeps them in Redis.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ class AuditAction(StrEnum):
 
     ACKNOWLEDGE = Action.ACKNOWLEDGE.value
     RESOLVE = Action.RESOLVE.value
+    ASSIGN = Action.ASSIGN.value
+    NOTE = Action.NOTE.value
+    ESCALATE = Action.ESCALATE.value
     EVIDENCE = "evidence"
+    PROCEDURE = "procedure"
+    """A step of the rule's procedure ticked or unticked (the alert's version unchanged)."""
 
 
 ENGINE_ACTOR = "engine"
@@ -35,10 +41,11 @@ ENGINE_ACTOR = "engine"
 class AuditEntry(BaseModel):
     """One entry of an alert's audit trail (all values are strings in the Redis stream).
 
-    Operator actions (``acknowledge``, ``resolve``) carry the actor's comment. ``evidence``
-    entries (actor ``engine``) carry ``event_ids``: the events a write of the rule engine
-    added to the alert's evidence (all of them when it created the alert), and ``change``;
-    together they list every event that made or updated the alert, whatever the cap.
+    Operator actions carry the actor's comment (an ``assign``'s starts ``to <operator>``).
+    ``evidence`` entries (actor ``engine``) carry ``event_ids``: the events a write of the
+    rule engine added to the alert's evidence (all of them when it created the alert), and
+    ``change``; together they list every event that made or updated the alert, whatever
+    the cap.
     """
 
     id: str = ""

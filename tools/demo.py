@@ -1,18 +1,20 @@
 """``make demo``: the embedded stack, the workers, a real video and sensor replay, and
 each alert printed as it arrives.
 
-Starts (as child processes): the stream workers, the sensor gateway's HTTP endpoint,
-the frame grabber (cameras from the topology, real-time), a replay of
-``config/demo-sensors.csv`` and the Kafka lag exporter; then listens on Redis pub/sub
-for alerts. Stops after ``--duration`` seconds, or on Ctrl-C, prints the people and
-vehicle counts of the latest closed minute of every camera area (from Redis), and shuts
-everything down cleanly.
+Starts (as child processes): the stream workers, the sensor gateway's HTTP endpoint, the
+frame grabber (cameras from the topology, real-time), a replay of
+``config/demo-sensors.csv``, the Kafka lag exporter and the alert API with its operations
+console (a fresh demo operator key each run, printed with the console's URL); then listens
+on Redis pub/sub for alerts. Stops after ``--duration`` seconds, or on Ctrl-C, prints the people
+and vehicle counts of the latest closed minute of every camera area (from Redis), and
+shuts everything down cleanly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -83,10 +85,12 @@ class Processes:
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str], log_dir: str) -> None:
+    def start(self, name: str, args: list[str], log_dir: str,
+              env: dict[str, str] | None = None) -> None:
         out = open(os.path.join(log_dir, f"{name}.log"), "ab")  # noqa: SIM115 - child owns it
         proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=REPO_ROOT, start_new_session=True)
+                                cwd=REPO_ROOT, start_new_session=True,
+                                env=None if env is None else {**os.environ, **env})
         self.procs.append((name, proc))
 
     def check(self) -> list[str]:
@@ -105,6 +109,21 @@ class Processes:
                             extra={"service": name, "timeout_s": timeout_s})
                 proc.kill()
                 proc.wait()
+
+
+CONSOLE_PORT = 29106
+DEMO_OPERATOR = "demo-operator"
+
+
+def demo_keys(existing: str, key: str) -> str:
+    """``ARGUS_API_KEYS`` for the demo's alert API: the configured keys and the demo's.
+
+    >>> demo_keys("", "k" * 16)
+    'demo-operator:kkkkkkkkkkkkkkkk:operator'
+    >>> demo_keys("wall:" + "r" * 16 + ":read", "k" * 16).split(",")[0]
+    'wall:rrrrrrrrrrrrrrrr:read'
+    """
+    return ",".join(k for k in (existing.strip(), f"{DEMO_OPERATOR}:{key}:operator") if k)
 
 
 def run_demo(settings: Settings, duration: float | None, keep_stack: bool = False) -> int:
@@ -139,8 +158,14 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
                                       "--metrics-port", "29104"], str(log_dir))
         procs.start("lag-exporter", ["-m", "services.lag_exporter", "--port", "29105"],
                     str(log_dir))
+        console_key = secrets.token_urlsafe(18)
+        procs.start("alert-api", ["-m", "services.alert_api", "--port", str(CONSOLE_PORT)],
+                    str(log_dir), env={"ARGUS_API_KEYS": demo_keys(
+                        os.environ.get("ARGUS_API_KEYS", ""), console_key)})
         out.write(
             "\nRunning. Where to look:\n"
+            f"  console            http://127.0.0.1:{CONSOLE_PORT}/console  (sign in with the "
+            f"demo operator key {console_key}; valid for this run only)\n"
             f"  alerts (Redis)     redis-cli -u {settings.redis_url} "
             f"XREVRANGE {alert_sink.RECENT} + - COUNT 5\n"
             f"                     keys {alert_sink.PREFIX}alert:<id>, "

@@ -116,6 +116,16 @@ class AlertNotFound(KeyError):
     """No alert with that id in Redis (never written, or expired)."""
 
 
+class VersionConflict(ValueError):
+    """An operator action made on a version of the alert that is no longer current."""
+
+    def __init__(self, alert_id: str, expected: int, current: Alert) -> None:
+        super().__init__(f"alert {alert_id} changed: it is at version {current.version} "
+                         f"({current.state.value}, last change {current.change.value}), "
+                         f"not {expected}; reload it and try again")
+        self.current = current
+
+
 @dataclass
 class _Stored:
     alert: Alert | None
@@ -286,17 +296,22 @@ async def write_alert(client: aioredis.Redis, alert: Alert, ttl_s: int, *,
 
 
 async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str, comment: str,
-               *, resolved_ttl_s: int, audit_retention_s: int, now: float | None) -> Change:
+               *, resolved_ttl_s: int, audit_retention_s: int, now: float | None,
+               expected_version: int | None = None, assignee: str | None = None) -> Change:
     result: list[Change] = []
 
     def decide(stored: _Stored) -> Callable[[Pipeline], None] | None:
         if stored.alert is None:
             raise AlertNotFound(alert_id)
+        if expected_version is not None and stored.alert.version != expected_version:
+            raise VersionConflict(alert_id, expected_version, stored.alert)
         when = time.time() if now is None else now
-        new = apply_action(stored.alert, action, actor, comment, when)  # may raise
+        new = apply_action(stored.alert, action, actor, comment, when, assignee)  # may raise
         result[:] = [Change(Outcome.UPDATED, new, True)]
+        said = comment if action is not Action.ASSIGN else \
+            f"to {assignee}" + (f": {comment}" if comment else "")
         entry = AuditEntry(ts=when, actor=actor, action=AuditAction(action.value),
-                           alert_id=alert_id, comment=comment, from_state=stored.alert.state,
+                           alert_id=alert_id, comment=said, from_state=stored.alert.state,
                            to_state=new.state, version=new.version)
         prior = stored.alert
 
@@ -315,23 +330,40 @@ async def _act(client: aioredis.Redis, alert_id: str, action: Action, actor: str
 
 async def acknowledge(client: aioredis.Redis, alert_id: str, who: str, comment: str = "", *,
                       audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S,
-                      now: float | None = None) -> Change:
-    """open → acknowledged by ``who``; audited, published. Raises ``AlertNotFound`` or
-    ``InvalidTransition``. The alert keeps its TTL."""
+                      now: float | None = None, expected_version: int | None = None
+                      ) -> Change:
+    """open → acknowledged by ``who``; audited, published. Raises ``AlertNotFound``,
+    ``InvalidTransition`` or (the alert is not at ``expected_version``)
+    ``VersionConflict``. The alert keeps its TTL."""
     return await _act(client, alert_id, Action.ACKNOWLEDGE, who, comment,
                       resolved_ttl_s=DEFAULT_RESOLVED_TTL_S,
-                      audit_retention_s=audit_retention_s, now=now)
+                      audit_retention_s=audit_retention_s, now=now,
+                      expected_version=expected_version)
 
 
 async def resolve(client: aioredis.Redis, alert_id: str, who: str, comment: str = "", *,
                   resolved_ttl_s: int = DEFAULT_RESOLVED_TTL_S,
                   audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S,
-                  now: float | None = None) -> Change:
+                  now: float | None = None, expected_version: int | None = None) -> Change:
     """open/acknowledged → resolved by ``who``: leaves the active sets and the geo index,
-    expires after ``resolved_ttl_s``; audited, published."""
+    expires after ``resolved_ttl_s``; audited, published. Raises like ``acknowledge``."""
     return await _act(client, alert_id, Action.RESOLVE, who, comment,
                       resolved_ttl_s=resolved_ttl_s, audit_retention_s=audit_retention_s,
-                      now=now)
+                      now=now, expected_version=expected_version)
+
+
+async def act(client: aioredis.Redis, alert_id: str, action: Action, who: str,
+              comment: str = "", *, assignee: str | None = None,
+              resolved_ttl_s: int = DEFAULT_RESOLVED_TTL_S,
+              audit_retention_s: int = DEFAULT_AUDIT_RETENTION_S, now: float | None = None,
+              expected_version: int | None = None) -> Change:
+    """Any operator ``action`` (``acknowledge`` and ``resolve`` have their own names):
+    ``assign`` (to ``assignee``), ``note``, ``escalate`` keep the state; audited,
+    published. Raises like ``acknowledge``, and ``ValueError`` for a missing assignee or
+    note text."""
+    return await _act(client, alert_id, action, who, comment, resolved_ttl_s=resolved_ttl_s,
+                      audit_retention_s=audit_retention_s, now=now,
+                      expected_version=expected_version, assignee=assignee)
 
 
 def change_message(alert: Alert) -> tuple[bytes, bytes]:

@@ -63,10 +63,13 @@ def _entries(rows: list[Any] | None) -> list[AuditEntry]:
 
 def newest_first(own: list[AuditEntry], older: list[AuditEntry], count: int
                  ) -> list[AuditEntry]:
-    """One alert's entries from its own stream and from the shared one, each change once
-    (an alert's changes have distinct versions), newest first, at most ``count``."""
-    by_version = {e.version: e for e in older} | {e.version: e for e in own}
-    return sorted(by_version.values(), key=lambda e: e.version, reverse=True)[:count]
+    """One alert's entries from its own stream and from the shared one, each entry once
+    (an entry is the same in both: version, action and time), newest first, at most
+    ``count``. (Procedure ticks share the version of the alert they were made on.)"""
+    def key(e: AuditEntry) -> tuple[int, str, float]:
+        return e.version, e.action.value, e.ts
+    unique = {key(e): e for e in older} | {key(e): e for e in own}
+    return sorted(unique.values(), key=lambda e: (e.version, e.ts), reverse=True)[:count]
 
 
 async def audit_entries(client: aioredis.Redis, count: int = 100, alert_id: str | None = None

@@ -6,6 +6,8 @@ needs that frame's JPEG. The detect stage therefore writes every frame it accept
 for a few seconds::
 
     argus:frame:{camera_id}:{seq}     the JPEG, TTL ``frame_cache_s`` (seconds)
+    argus:frame:{camera_id}:latest    "<seq> <unix time>" of the newest cached frame, same TTL
+                                      (the console's camera wall reads it)
     argus:snapshot:{ref}              a frame kept as evidence, TTL ``snapshot_ttl_s``
 
 A stage that wants to keep a frame as evidence copies it to a snapshot key (``keep``) and
@@ -20,6 +22,7 @@ logged and the frame still goes on to detection (events then carry no snapshot).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +33,7 @@ from argus.topology import Topology
 log = get_logger(__name__)
 
 FRAME_KEY = "argus:frame:{camera_id}:{seq}"
+LATEST_KEY = "argus:frame:{camera_id}:latest"
 SNAPSHOT_KEY = "argus:snapshot:{ref}"
 
 
@@ -67,6 +71,15 @@ def frame_key(camera_id: str, seq: int) -> str:
     return FRAME_KEY.format(camera_id=camera_id, seq=seq)
 
 
+def latest_key(camera_id: str) -> str:
+    """The key naming a camera's newest cached frame.
+
+    >>> latest_key("cam-1")
+    'argus:frame:cam-1:latest'
+    """
+    return LATEST_KEY.format(camera_id=camera_id)
+
+
 def snapshot_key(ref: str) -> str:
     """The Redis key of a kept snapshot.
 
@@ -101,8 +114,13 @@ class FrameCache:
         try:
             with redis_command("frame_cache_put"):
                 pipe = self.client.pipeline(transaction=False)
+                newest: dict[str, int] = {}
                 for camera_id, seq, jpeg in frames:
                     pipe.set(frame_key(camera_id, seq), jpeg, px=self.ttl_ms)
+                    newest[camera_id] = max(seq, newest.get(camera_id, seq))
+                now = time.time()
+                for camera_id, seq in newest.items():
+                    pipe.set(latest_key(camera_id), f"{seq} {now:.3f}", px=self.ttl_ms)
                 await pipe.execute()
         except Exception as exc:
             STAGE_ERRORS.labels(stage, "frame_cache").inc()
@@ -110,6 +128,16 @@ class FrameCache:
                                                            "frames": len(frames)})
             return False
         return True
+
+    async def latest(self, camera_id: str) -> tuple[int, float] | None:
+        """(seq, when cached) of the camera's newest cached frame, or None (none within
+        the cache's TTL: the camera is not cached, or sends nothing)."""
+        with redis_command("frame_cache_latest"):
+            value = await self.client.get(latest_key(camera_id))
+        if value is None:
+            return None
+        seq, when = (value.decode() if isinstance(value, bytes) else str(value)).split()
+        return int(seq), float(when)
 
     async def get(self, camera_id: str, seq: int) -> bytes | None:
         """The cached JPEG of a frame, or None once it expired (or was never cached)."""

@@ -6,16 +6,26 @@
 ``GET /v1/alerts/{id}``                 read       one alert with evidence and history
 ``POST /v1/alerts/{id}/ack``            operator   open → acknowledged, with a comment
 ``POST /v1/alerts/{id}/resolve``        operator   open/acknowledged → resolved
+``POST /v1/alerts/{id}/assign|note|``   operator   assign to an operator, add a note,
+``escalate``                                       raise the severity (state unchanged)
+``GET /v1/alerts/{id}/export``          operator   case zip with SHA256SUMS, audited
+                                                   (``export.py``)
+``/v1/alerts/{id}/procedure``           read/op.   the rule's procedure as a checklist
+                                                   (``procedure.py``)
 ``GET /v1/audit``                       read       the audit log (newest first)
 ``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
 ``/v1/watchlists/...``                  operator   enroll, list, update, remove watchlist
                                                    entries (``watchlists.py``)
 ``GET /v1/snapshots/{ref}``             read       a kept frame, every face but the matched
                                                    one blurred (``?blur=none``: operator)
+``/console``, ``/v1/session``,           see        the operations console and its sign-in
+``/v1/sites``                           console/   (``console/``, ``sessions.py``)
 ``/healthz`` ``/readyz`` ``/metrics``   none       liveness, Redis reachable, Prometheus
 =====================================  =========  ==========================================
 
-Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream). OpenAPI docs at
+Keys go in the ``X-API-Key`` header (``?api_key=`` on the stream), or are exchanged once
+for the console's HttpOnly session cookie (``sessions.py``). Actions take an optional
+``expected_version`` (409 if the alert changed meanwhile). OpenAPI docs at
 ``/docs``. Actions go through ``argus.stores.alerts`` (one Redis transaction each, with
 the audit entry) and are then sent to the ``alerts`` topic keyed by alert id.
 """
@@ -37,11 +47,20 @@ from redis.exceptions import RedisError
 
 from argus import __version__
 from argus.log import get_logger
+from argus.procedures import Procedures
 from argus.redact import redact_url
 from argus.settings import Settings, get_settings
 from argus.stores import alerts as alert_sink
 from schemas.alerts import ACTIVE_STATES, Action, Alert, AlertState, InvalidTransition, Severity
-from services.alert_api import snapshots, watchlists
+from services.alert_api import (
+    cameras,
+    console,
+    export,
+    procedure,
+    sessions,
+    snapshots,
+    watchlists,
+)
 from services.alert_api.auth import AuthConfigError, KeyRing, Principal, Role
 from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, KEY_HEADER, KEY_QUERY, Operator, authorize, require
@@ -63,6 +82,8 @@ The live picture of Argus alerts, operator actions and a live feed.
   see a snapshot unblurred (`/v1/snapshots/{ref}?blur=none`, audited); read keys get
   snapshots with every face except the matched one pixelated.
 * Send the key as `X-API-Key` (the live feed also takes `?api_key=`).
+* The operations console is at `/console` (sign in with a key: it becomes an HttpOnly
+  session cookie, `POST /v1/session`).
 * `GET /v1/alerts/stream` is Server-Sent Events; a WebSocket on the same path gives the
   same messages: a snapshot, then every change as the whole alert.
 """
@@ -183,6 +204,11 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.add_middleware(_Metrics)
     app.include_router(watchlists.router)
     app.include_router(snapshots.router)
+    app.include_router(export.router)
+    app.include_router(procedure.router)
+    app.include_router(cameras.router)
+    app.state.procedures = Procedures(settings.rules)
+    console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))
 
     @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,
@@ -216,7 +242,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             await websocket.close(code=1008, reason=str(exc.detail)[:120])
             return
         runtime: Runtime = websocket.app.state.runtime
-        await serve_websocket(websocket, keys.lookup(key), runtime.feed, runtime.redis, query)
+        principal = keys.lookup(key) if key else await sessions.websocket_principal(websocket)
+        await serve_websocket(websocket, principal, runtime.feed, runtime.redis, query)
 
     @app.get("/v1/alerts/{alert_id}", response_model=Alert, tags=["alerts"],
              responses={**ERRORS, 404: {"model": Problem}}, dependencies=[reader])
@@ -229,17 +256,16 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     async def act(request: Request, response: Response, action: Action, alert_id: str,
                   body: ActionRequest | None, principal: Principal) -> Alert:
         runtime = _runtime(request)
-        comment = body.comment if body else ""
+        body = body or ActionRequest()
         try:
-            if action is Action.ACKNOWLEDGE:
-                change = await alert_sink.acknowledge(
-                    runtime.redis, alert_id, principal.name, comment,
-                    audit_retention_s=config.audit_retention_s)
-            else:
-                change = await alert_sink.resolve(
-                    runtime.redis, alert_id, principal.name, comment,
-                    resolved_ttl_s=config.alert_resolved_ttl_s,
-                    audit_retention_s=config.audit_retention_s)
+            change = await alert_sink.act(
+                runtime.redis, alert_id, action, principal.name, body.comment,
+                assignee=body.assignee, resolved_ttl_s=config.alert_resolved_ttl_s,
+                audit_retention_s=config.audit_retention_s,
+                expected_version=body.expected_version)
+        except alert_sink.VersionConflict as exc:
+            ACTIONS.labels(action.value, "conflict").inc()
+            raise HTTPException(409, str(exc)) from None
         except alert_sink.AlertNotFound:
             ACTIONS.labels(action.value, "not_found").inc()
             raise HTTPException(404, f"no alert {alert_id!r} (never raised, or expired)"
@@ -247,6 +273,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         except InvalidTransition as exc:
             ACTIONS.labels(action.value, "refused").inc()
             raise HTTPException(409, str(exc)) from None
+        except ValueError as exc:  # an assign without assignee, an empty note
+            ACTIONS.labels(action.value, "invalid").inc()
+            raise HTTPException(422, str(exc)) from None
         ACTIONS.labels(action.value, "ok").inc()
         log.info("alert_api.action", extra={"action": action.value, "alert_id": alert_id,
                                             "actor": principal.name,
@@ -272,6 +301,27 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
                             principal: Operator,
                             body: ActionRequest | None = None) -> Alert:
         return await act(request, response, Action.RESOLVE, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/assign", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def assign_route(request: Request, response: Response, alert_id: str,
+                           principal: Operator, body: ActionRequest) -> Alert:
+        """Assign an active alert to the operator named in ``assignee``."""
+        return await act(request, response, Action.ASSIGN, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/note", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def note_route(request: Request, response: Response, alert_id: str,
+                         principal: Operator, body: ActionRequest) -> Alert:
+        """Add a note (``comment``) to an active alert."""
+        return await act(request, response, Action.NOTE, alert_id, body, principal)
+
+    @app.post("/v1/alerts/{alert_id}/escalate", response_model=Alert, tags=["actions"],
+              responses=action_errors)
+    async def escalate_route(request: Request, response: Response, alert_id: str,
+                             principal: Operator, body: ActionRequest | None = None) -> Alert:
+        """Raise an active alert's severity one step (critical stays critical)."""
+        return await act(request, response, Action.ESCALATE, alert_id, body, principal)
 
     @app.get("/v1/audit", response_model=list[alert_sink.AuditEntry], tags=["audit"],
              responses=ERRORS, dependencies=[reader])

@@ -136,3 +136,17 @@ class KeyRing:
     def lookup(self, key: str | None) -> Principal | None:
         """The principal of ``key``, or None for a missing or unknown key."""
         return self._by_digest.get(_digest(key)) if key else None
+
+    def lookup_digest(self, digest: str | None) -> Principal | None:
+        """The principal of the key with SHA-256 ``digest`` (a console session stores the
+        digest, never the key, so removing a key ends its sessions)."""
+        return self._by_digest.get(digest) if digest else None
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 hex digest a key is looked up by.
+
+    >>> len(key_digest("0123456789abcdef"))
+    64
+    """
+    return _digest(key)

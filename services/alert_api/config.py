@@ -33,3 +33,5 @@ class ApiConfig(BaseSettings):
     disconnected (it reconnects and gets a fresh snapshot)."""
     publish_retry_s: float = Field(default=5.0, gt=0)
     """How often changes that did not reach Kafka are retried."""
+    session_ttl_s: int = Field(default=12 * 3600, ge=60)
+    """How long a console sign-in (session cookie) lasts: one shift."""

@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from services.alert_api.auth import KeyRing, Principal, Role
 from services.alert_api.models import Problem
+from services.alert_api.sessions import request_principal
 
 KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                           description="An API key with the read or operator role")
@@ -35,9 +36,17 @@ def authorize(keys: KeyRing, key: str | None, needed: Role) -> Principal:
 
 
 def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the request and checks its role."""
+    """A dependency that authenticates the request (``X-API-Key``, else the console's
+    session cookie: ``sessions``) and checks its role."""
     async def dependency(request: Request,
                          key: Annotated[str | None, Depends(KEY_HEADER)]) -> Principal:
+        if key is None:
+            principal = await request_principal(request)
+            if principal is not None:
+                if not principal.role.allows(needed):
+                    raise HTTPException(403, f"the {principal.role.value} role cannot do "
+                                             f"this (needs {needed.value})")
+                return principal
         return authorize(request.app.state.keys, key, needed)
     return dependency
 

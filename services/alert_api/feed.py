@@ -3,6 +3,11 @@
 Each client gets a bounded queue; a client that falls ``queue_size`` changes behind is
 dropped (``None`` in its queue) rather than slowing the others — it reconnects and gets
 a fresh snapshot. The subscription reconnects with backoff if Redis goes away.
+
+Redis pub/sub channels are shared by all databases of a server, so a change is passed on
+only if this API's database holds that alert at that version or newer (``is_ours``):
+another database's alerts (a second deployment or test session on the same server) never
+show up in this feed.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from argus.backoff import Backoff
 from argus.log import get_logger
 from argus.stores import alerts as alert_sink
 from schemas.alerts import Alert
-from services.alert_api.metrics import FEED_DROPPED
+from services.alert_api.metrics import FEED_DROPPED, FEED_FOREIGN
 
 log = get_logger(__name__)
 
 FeedQueue = asyncio.Queue[Alert | None]
+
+
+async def is_ours(client: aioredis.Redis, alert: Alert) -> bool:
+    """Whether ``client``'s database holds ``alert`` at its version or a newer one (the
+    change is published inside the transaction that writes it, so it is there)."""
+    stored = await client.hget(alert_sink.alert_key(alert.alert_id), "version")
+    return stored is not None and int(stored) >= alert.version
 
 
 class Feed:
@@ -90,9 +102,14 @@ class Feed:
                         backoff.reset()
                     elif message["type"] == "message":
                         try:
-                            self._fan_out(Alert.model_validate_json(message["data"]))
+                            alert = Alert.model_validate_json(message["data"])
                         except ValidationError as exc:
                             log.warning("feed.bad_message", extra={"error": str(exc)})
+                            continue
+                        if await is_ours(self._client, alert):
+                            self._fan_out(alert)
+                        else:
+                            FEED_FOREIGN.inc()
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
                 delay = backoff.next_delay()

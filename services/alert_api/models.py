@@ -9,12 +9,19 @@ from schemas.alerts import Alert, AlertState, ChangeKind, Severity
 
 
 class ActionRequest(BaseModel):
-    """Body of ``POST /v1/alerts/{id}/ack`` and ``/resolve``."""
+    """Body of ``POST /v1/alerts/{id}/ack``, ``/resolve``, ``/assign``, ``/note``,
+    ``/escalate``."""
 
     model_config = ConfigDict(extra="forbid")
 
     comment: str = Field(default="", max_length=2000,
                          description="Why: recorded in the alert's history and the audit log")
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@' -]+$",
+        description="assign: the operator the alert is assigned to")
+    expected_version: int | None = Field(
+        default=None, ge=1, description="Apply only if the alert is still at this version "
+        "(409 otherwise): an operator acts on the alert as they saw it")
 
 
 class AlertSummary(BaseModel):
@@ -43,6 +50,7 @@ class AlertSummary(BaseModel):
     acknowledged_at: float | None
     resolved_by: str | None
     resolved_at: float | None
+    assigned_to: str | None = None
     evidence_count: int
 
     @classmethod

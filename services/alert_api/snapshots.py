@@ -98,6 +98,23 @@ async def audit(client: aioredis.Redis, actor: str, ref: str, blur: str, blurred
                       minid=f"{int((now - retention_s) * 1000)}-0", approximate=True)
 
 
+async def pixelate(request: Request, jpeg: bytes, matched: Sequence[Box]) -> tuple[bytes, int]:
+    """The JPEG with every face but the matched ones pixelated, and how many were: 500 if
+    it is not a readable JPEG, 503 if the face model cannot be reached (never unblurred)."""
+    try:
+        faces, _, _ = await backend(request).faces().infer(jpeg)
+    except Rejected:
+        raise HTTPException(500, "the kept snapshot is not a readable JPEG") from None
+    except InferenceServerException as exc:
+        log.error("snapshot.triton", extra={"error": str(exc)})
+        raise HTTPException(503, "the face model is not reachable, so the snapshot "
+                                 "cannot be blurred; try again") from None
+    boxes = [f.box for f in faces]
+    keep = faces_to_keep(boxes, matched)
+    body = await run_in_threadpool(redact, jpeg, boxes, keep)
+    return body, len(boxes) - len(keep)
+
+
 router = APIRouter(tags=["snapshots"])
 
 
@@ -122,19 +139,7 @@ async def snapshot_route(
     blurred = 0
     body = jpeg
     if blur == "faces":
-        faces_backend = backend(request)
-        try:
-            faces, _, _ = await faces_backend.faces().infer(jpeg)
-        except Rejected:
-            raise HTTPException(500, "the kept snapshot is not a readable JPEG") from None
-        except InferenceServerException as exc:
-            log.error("snapshot.triton", extra={"error": str(exc)})
-            raise HTTPException(503, "the face model is not reachable, so the snapshot "
-                                     "cannot be blurred; try again") from None
-        boxes = [f.box for f in faces]
-        keep = faces_to_keep(boxes, matched)
-        body = await run_in_threadpool(redact, jpeg, boxes, keep)
-        blurred = len(boxes) - len(keep)
+        body, blurred = await pixelate(request, jpeg, matched)
     await audit(client, principal.name, ref, blur, blurred, backend(request).audit_retention_s)
     return Response(body, media_type="image/jpeg", headers={
         "Cache-Control": "no-store", "X-Argus-Faces-Blurred": str(blurred)})

@@ -22,6 +22,7 @@ from schemas.alerts import (
 
 OPEN, ACKED, RESOLVED = AlertState.OPEN, AlertState.ACKNOWLEDGED, AlertState.RESOLVED
 ACK, RES = Action.ACKNOWLEDGE, Action.RESOLVE
+ASSIGN, NOTE, ESC = Action.ASSIGN, Action.NOTE, Action.ESCALATE
 
 
 def ev(event_id: str, ts: float = 1.0) -> Evidence:
@@ -43,6 +44,15 @@ def alert(**update: object) -> Alert:
     (ACKED, ACK, None),
     (RESOLVED, ACK, None),
     (RESOLVED, RES, None),
+    (OPEN, ASSIGN, OPEN),
+    (ACKED, ASSIGN, ACKED),
+    (OPEN, NOTE, OPEN),
+    (ACKED, NOTE, ACKED),
+    (OPEN, ESC, OPEN),
+    (ACKED, ESC, ACKED),
+    (RESOLVED, ASSIGN, None),
+    (RESOLVED, NOTE, None),
+    (RESOLVED, ESC, None),
 ])
 def test_transitions(state: AlertState, action: Action, expected: AlertState | None) -> None:
     if expected is None:
@@ -71,6 +81,40 @@ def test_apply_action_records_who_when_and_history(
     assert current.updated_at == 200.0 + len(actions) - 1
     assert [(h.action, h.actor, h.comment, h.ts) for h in current.history] == [
         (a, "alice", f"note {i}", 200.0 + i) for i, a in enumerate(actions)]
+
+
+@pytest.mark.parametrize(("actions", "state", "change", "severity", "assigned_to"), [
+    ([ASSIGN], OPEN, ChangeKind.ASSIGNED, Severity.HIGH, "bob"),
+    ([ACK, ASSIGN], ACKED, ChangeKind.ASSIGNED, Severity.HIGH, "bob"),
+    ([NOTE], OPEN, ChangeKind.NOTED, Severity.HIGH, None),
+    ([ESC], OPEN, ChangeKind.ESCALATED, Severity.CRITICAL, None),
+    ([ESC, ESC], OPEN, ChangeKind.ESCALATED, Severity.CRITICAL, None),  # stays critical
+    ([ASSIGN, ACK], ACKED, ChangeKind.ACKNOWLEDGED, Severity.HIGH, "bob"),
+])
+def test_assign_note_escalate_keep_the_state(
+        actions: list[Action], state: AlertState, change: ChangeKind, severity: Severity,
+        assigned_to: str | None) -> None:
+    current = alert()
+    for i, action in enumerate(actions):
+        current = apply_action(current, action, "alice", "why", now=200.0 + i,
+                               assignee="bob" if action is ASSIGN else None)
+    assert (current.state, current.change, current.severity, current.assigned_to) == (
+        state, change, severity, assigned_to)
+    assert (current.version, current.schema_version) == (1 + len(actions), 3)
+    assert [(h.action, h.assignee) for h in current.history] == [
+        (a, "bob" if a is ASSIGN else None) for a in actions]
+
+
+@pytest.mark.parametrize(("action", "comment", "assignee", "message"), [
+    (ASSIGN, "x", None, "assign needs"),
+    (ASSIGN, "x", "  ", "assign needs"),
+    (NOTE, "", None, "a note needs"),
+    (NOTE, "  ", None, "a note needs"),
+])
+def test_assign_and_note_need_their_content(action: Action, comment: str,
+                                            assignee: str | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        apply_action(alert(), action, "alice", comment, now=1.0, assignee=assignee)
 
 
 @pytest.mark.parametrize("actor", ["", "   "])

@@ -299,6 +299,9 @@ class Rule(_Strict):
     escalate: list[EscalateStep] = Field(default_factory=list)
     evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
     actions: list[Action] = Field(default_factory=list)
+    procedure: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=30,
+        description="Steps the operator follows, shown as a checklist on the console")
 
     @field_validator("title")
     @classmethod
