@@ -18,8 +18,9 @@ Reported per fault: recovered by itself (yes/no) and the time from the fault's e
 detections flowing again within 2 s of capture with the consumer lag settled; sensor
 events posted and without alert — ``panic`` alerts need no video, so every panic event
 must reach an alert (``lost``), intrusion alerts also need a person on camera (their share
-is compared with the baseline's); alert changes published twice (``duplicated``, same
-alert id and version on the ``alerts`` topic); dead letters by stage and reason; frames
+is compared with the baseline's); sensor events that made two alerts of one rule
+(``duplicated``) and alert changes published twice (``republished``: the ``alerts`` topic
+is at-least-once); dead letters by stage and reason; frames
 and events skipped by reason; and the operator-visible signals (worker health, stage
 errors by kind, the lag and frame age at their worst).
 
@@ -130,15 +131,35 @@ def _read_topic(settings: Settings, topic: str) -> list[bytes]:
         consumer.close()
 
 
-def duplicates(changes: list[dict[str, Any]]) -> int:
-    """Alert changes published more than once (same alert id and version).
+def republished(changes: list[dict[str, Any]]) -> int:
+    """Alert changes published more than once (same alert id and version): the ``alerts``
+    topic is at-least-once, so a consumer keeps the highest version per alert id.
 
-    >>> duplicates([{"alert_id": "a", "version": 1}, {"alert_id": "a", "version": 2},
-    ...             {"alert_id": "a", "version": 2}, {"alert_id": "b", "version": 1}])
+    >>> republished([{"alert_id": "a", "version": 1}, {"alert_id": "a", "version": 2},
+    ...              {"alert_id": "a", "version": 2}, {"alert_id": "b", "version": 1}])
     1
     """
     seen = Counter((c["alert_id"], c["version"]) for c in changes)
     return sum(n - 1 for n in seen.values())
+
+
+def duplicated(changes: list[dict[str, Any]], events: set[str]) -> int:
+    """Sensor events (of ``events``) that ended up in more than one alert of the same rule:
+    one incident, two alerts.
+
+    >>> duplicated([{"alert_id": "a", "rule": "r", "evidence": [{"event_id": "e1"}]},
+    ...             {"alert_id": "b", "rule": "r", "evidence": [{"event_id": "e1"}]},
+    ...             {"alert_id": "a", "rule": "r", "evidence": [{"event_id": "e2"}]}],
+    ...            {"e1", "e2"})
+    1
+    """
+    alerts: dict[tuple[str, str], set[str]] = {}
+    for change in changes:
+        for item in change.get("evidence", []):
+            if item.get("event_id") in events:
+                alerts.setdefault((item["event_id"], change["rule"]), set()).add(
+                    change["alert_id"])
+    return sum(1 for ids in alerts.values() if len(ids) > 1)
 
 
 def recovery_time(samples: list[tuple[float, float]], lags: list[tuple[float, int]],
@@ -302,7 +323,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                                        if e in panics and e not in probe.alerted),
             "intrusion_alerted_share": _share([e for e in posted if e not in panics],
                                               probe.alerted),
-            "alert_changes": len(changes), "duplicated": duplicates(changes),
+            "alert_changes": len(changes), "duplicated": duplicated(changes, set(posted)),
+            "republished": republished(changes),
             "dead_letters": dict(dead),
             "skipped": {**m.prom_sum(worker, "argus_frames_skipped_total", "reason"),
                         **{f"stage:{k}": v for k, v in m.prom_sum(
@@ -349,12 +371,14 @@ def _share(events: list[str], alerted: dict[str, float]) -> float | None:
 
 def format_table(results: list[dict[str, Any]]) -> str:
     head = ("fault", "recovered", "recovery s", "panic lost", "intrusion alerted",
-            "duplicated", "dead letters", "skipped", "errors by kind", "worker down s")
+            "duplicated", "republished", "dead letters", "skipped", "errors by kind",
+            "worker down s")
     rows = [head] + [(
         r["fault"], "yes" if r["recovered"] else "NO", str(r["recovery_s"]),
         f"{r['panic_without_alert']}/{r['panic_events']} "
         f"(mqtt {r['mqtt_panic_without_alert']})", str(r["intrusion_alerted_share"]),
-        str(r["duplicated"]), json.dumps(r["dead_letters"]) if r["dead_letters"] else "0",
+        str(r["duplicated"]), str(r["republished"]),
+        json.dumps(r["dead_letters"]) if r["dead_letters"] else "0",
         json.dumps({k: round(v) for k, v in r["skipped"].items() if v}) or "0",
         json.dumps({k: round(v) for k, v in r["stage_errors"].items() if v}) or "0",
         str(r["signals"]["worker_unhealthy_s"])) for r in results]

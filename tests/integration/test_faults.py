@@ -36,8 +36,8 @@ def _latest(records: list[Any]) -> dict[str, dict[str, Any]]:
 
 def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -> None:
     """A correlate worker whose Redis goes away for 10 s between two rounds of panic
-    events: the second round is retried with backoff (counted as
-    ``argus_stage_errors_total{kind="redis"}``, nothing dead-lettered), and once Redis is
+    events: the second round is retried with backoff (counted in
+    ``argus_stage_errors_total``, nothing dead-lettered), and once Redis is
     back every site has exactly one alert in Redis and on the topic, holding both panics,
     count 2; the group's offsets reach the end and nothing stays in flight."""
     settings = workers.settings
@@ -57,9 +57,17 @@ def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -
         proxy.cut()
         round2 = send_panics(settings, "r2", now + 5.0)
         time.sleep(10)
-        text = scrape(metrics_port)
-        assert metric_value(text, "argus_stage_errors_total", stage="correlate",
-                            kind="redis"), workers.log_tail()
+        # redis-py retries a lost connection itself before raising, and the runner's
+        # attempt time limit may end an attempt first: either way the retry is counted
+        deadline = time.monotonic() + 30
+        errors = 0.0
+        while time.monotonic() < deadline and not errors:
+            text = scrape(metrics_port)
+            errors = sum(metric_value(text, "argus_stage_errors_total", stage="correlate",
+                                      kind=kind) for kind in ("redis", "timeout"))
+            time.sleep(1)
+        assert errors, "\n".join(line for line in text.splitlines()
+                                 if line.startswith(("argus_stage", "argus_redis")))
         assert not metric_value(text, "argus_dlq_messages_total", stage="correlate",
                                 reason="internal_error")
         proxy.up()
@@ -72,9 +80,13 @@ def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -
             by_site.setdefault(alert["site_id"], []).append(alert_id)
         assert {s: len(ids) for s, ids in by_site.items()} == dict.fromkeys(PANIC_SITES, 1), (
             by_site, workers.log_tail())
-        versions = [json.loads(r.value)["version"] for r in records]
-        assert len(versions) == len(set(zip(versions, [json.loads(r.value)["alert_id"]
-                                                      for r in records], strict=True)))
+        # the alerts topic is at-least-once (outbox): a change may be published again when
+        # Redis went away between sending it and marking it sent; it is then the same change
+        changes: dict[tuple[str, int], dict[str, Any]] = {}
+        for record in records:
+            alert = json.loads(record.value)
+            key = (alert["alert_id"], alert["version"])
+            assert changes.setdefault(key, alert) == alert, key
 
         async def stored() -> dict[str, Any]:
             client = aioredis.Redis.from_url(settings.redis_url)
