@@ -11,6 +11,7 @@
     argus watchlist ...             face watchlists (enroll | list | remove)
     argus eval mot|faces|rules|fall accuracy evaluations
     argus eval anomaly              frame-level motion anomaly (UCSD Ped2 format)
+    argus eval plates               licence plates read end to end (or --crops)
     argus train anomaly             fit a camera's motion anomaly model (ONNX)
     argus demo [--duration S]       everything, with alerts printed as they arrive
     argus bench [--frames N]        throughput: pipeline vs. a plain model loop
@@ -46,6 +47,7 @@ EVALUATIONS = {
     "rules": "tools.eval_rules",
     "fall": "tools.eval_fall",
     "anomaly": "tools.eval_anomaly",
+    "plates": "tools.eval_plates",
 }
 TRAINERS = {
     "anomaly": "tools.train_anomaly",

@@ -49,6 +49,9 @@ class PlateFormat(BaseModel):
     """Single characters replaced before matching, e.g. ``{"O": "0"}``."""
     max_fixes: int = Field(default=2, ge=0, le=4)
     """At most this many confusion substitutions to make a read match."""
+    drop_below: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Characters read with a confidence below this are dropped first (a separator emblem
+    or a bolt read as a character); 0: none."""
 
     @field_validator("pattern")
     @classmethod
@@ -109,14 +112,20 @@ def clean(text: str, fold: Mapping[str, str] | None = None) -> str:
     return kept
 
 
-def normalise(text: str, fmt: PlateFormat, alternatives: Sequence[str] = ()
-              ) -> Normalised | None:
+def normalise(text: str, fmt: PlateFormat, alternatives: Sequence[str] = (),
+              confidences: Sequence[float] = ()) -> Normalised | None:
     """The read in ``fmt`` with the fewest substitutions, or None when none fits.
 
     ``alternatives`` (per character of ``text`` as read, "" for none) are the recogniser's
     runner-ups; they are tried along with :data:`CONFUSIONS`. Ties go to the first
-    substitution positions from the left.
+    substitution positions from the left. With ``confidences`` (per character), characters
+    below ``fmt.drop_below`` are dropped first.
     """
+    if fmt.drop_below > 0 and len(confidences) == len(text):
+        keep = [i for i, conf in enumerate(confidences) if conf >= fmt.drop_below]
+        text = "".join(text[i] for i in keep)
+        if len(alternatives) == len(confidences):
+            alternatives = [alternatives[i] for i in keep]
     raw = "".join(ch for ch in text.upper() if ch.isascii() and ch.isalnum())
     cleaned = clean(raw, fmt.fold)
     if fmt.regex.fullmatch(cleaned):
@@ -187,7 +196,7 @@ def choose(reads: Sequence[Read], fmt: PlateFormat) -> tuple[Read, Normalised] |
     """The best read of one crop that fits ``fmt``: fewest fixes, then highest score."""
     fitting = []
     for read in reads:
-        normal = normalise(read.text, fmt, read.alternatives)
+        normal = normalise(read.text, fmt, read.alternatives, read.confidences)
         if normal is not None:
             fitting.append((normal.fixes, -read.score, read, normal))
     if not fitting:

@@ -9,17 +9,19 @@ as read by OpenCV (BGR) normalised (v/255-0.5)/0.5, H and W multiples of 32 → 
 text probability) and recognition (CTC, ``ch_PP-OCRv4_rec_infer.onnx``: ``x`` Nx3x48xW →
 ``NxTx6625`` softmax over blank + the dictionary in the model's ``character`` metadata + space).
 
-The path, per vehicle crop:
+The path, per vehicle crop (parameters from ``../config.pbtxt``):
 
 1. the lower ``search_top``..1 part of the crop (plates sit low on a vehicle) is scaled so that
-   its width is ``det_width`` (a multiple of 32) and run through the text detector;
+   its width is ``det_width`` (a multiple of 32), its contrast equalised (CLAHE,
+   ``det_clahe``) and run through the text detector;
 2. the probability map is thresholded; each connected region becomes a rotated rectangle,
    grown by the DB "unclip" distance (area x ratio / perimeter), scored by the mean
-   probability inside (:func:`text_boxes`);
-3. the ``top_k`` boxes with a plate-like shape are cut out (perspective warp, then a
-   little upscaling through the 48-pixel-high recogniser input) and recognised with CTC
-   restricted to the plate alphabet (:func:`ctc_decode`: every other dictionary entry is
-   masked before the argmax, so a plate never reads as a Chinese character or punctuation);
+   probability inside (:func:`text_boxes`); boxes continuing one line are joined
+   (:func:`merge_lines`: a plate's character groups found apart);
+3. the ``top_k`` boxes with a plate-like shape are cut out (perspective warp) and
+   recognised at height 48 and ``rec_widen`` x their aspect width, with CTC restricted to the
+   plate alphabet (:func:`ctc_decode`: every other dictionary entry is masked before the
+   argmax, so a plate never reads as a Chinese character or punctuation);
 4. each read gets a plate-likeness score (:func:`plate_score`: confidence, length, aspect,
    position); the caller chooses (the stage and the evaluation also apply the site's format).
 
@@ -169,6 +171,64 @@ def _mean_inside(probability: FloatArray, quad: Quad) -> float:
     return float(cv2.mean(probability[y0:y1 + 1, x0:x1 + 1], mask)[0])
 
 
+def merge_lines(boxes: Sequence[tuple[Quad, float]], gap: float = 1.2,
+                ) -> list[tuple[Quad, float]]:
+    """Join text boxes that continue one line (a plate's groups of characters found apart):
+    vertical overlap of at least 60 % of the lower box, heights within a factor 1.5 and a
+    horizontal gap of at most ``gap`` x the taller height. The joined box is the upright
+    rectangle around both, scored with the lower score; order: best score first.
+
+    >>> a = np.array([[0, 0], [30, 0], [30, 10], [0, 10]], np.float32)
+    >>> b = a + np.array([38, 1], np.float32)
+    >>> [(q.tolist()[0], q.tolist()[2], s) for q, s in merge_lines([(a, 0.9), (b, 0.8)])]
+    [([0.0, 0.0], [68.0, 11.0], 0.8)]
+    """
+    items = [(q, s) for q, s in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                joined = _join(items[i], items[j], gap)
+                if joined is not None:
+                    items[i] = joined
+                    del items[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    items.sort(key=lambda item: -item[1])
+    return items
+
+
+def _join(a: tuple[Quad, float], b: tuple[Quad, float], gap: float,
+          ) -> tuple[Quad, float] | None:
+    ax0, ay0 = a[0].min(axis=0)
+    ax1, ay1 = a[0].max(axis=0)
+    bx0, by0 = b[0].min(axis=0)
+    bx1, by1 = b[0].max(axis=0)
+    ha, hb = ay1 - ay0, by1 - by0
+    if min(ha, hb) <= 0 or max(ha, hb) > 1.5 * min(ha, hb):
+        return None
+    if min(ay1, by1) - max(ay0, by0) < 0.6 * min(ha, hb):
+        return None
+    if max(ax0, bx0) - min(ax1, bx1) > gap * max(ha, hb):
+        return None
+    x0, y0 = min(ax0, bx0), min(ay0, by0)
+    x1, y1 = max(ax1, bx1), max(ay1, by1)
+    quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+    return quad, min(a[1], b[1])
+
+
+def equalise(image: ImageArray, clip_limit: float = 2.0) -> ImageArray:
+    """Local contrast equalisation (CLAHE on the lightness, 8 x 8 tiles) of a BGR image: a
+    dim plate in a shadowed bumper stands out for the text detector."""
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)
+    clahe = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(8, 8))
+    lab[:, :, 0] = clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
+    return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR), dtype=np.uint8)
+
+
 def warp_quad(image: ImageArray, quad: Quad) -> ImageArray:
     """The upright patch of ``image`` under ``quad`` (perspective warp; a patch taller than
     1.5 x its width is turned a quarter, as vertical text)."""
@@ -177,22 +237,25 @@ def warp_quad(image: ImageArray, quad: Quad) -> ImageArray:
     width, height = max(width, 1), max(height, 1)
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
-    patch = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_CUBIC,
+    patch = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
     if height >= 1.5 * width:
         patch = np.rot90(patch)
     return np.ascontiguousarray(patch, dtype=np.uint8)
 
 
-def rec_input(patches: Sequence[ImageArray], min_width: int = 4 * REC_HEIGHT) -> FloatArray:
-    """N x 3 x 48 x W recogniser input: each patch resized to height 48 keeping its aspect,
+def rec_input(patches: Sequence[ImageArray], min_width: int = 4 * REC_HEIGHT,
+              widen: float = 1.0) -> FloatArray:
+    """N x 3 x 48 x W recogniser input: each patch resized to height 48 and ``widen`` x its
+    aspect width (plate characters are narrower than the text the recogniser learnt on),
     normalised (v/255-0.5)/0.5 and zero-padded on the right to the widest (at least
     ``min_width``)."""
-    widths = [max(1, math.ceil(REC_HEIGHT * p.shape[1] / max(1, p.shape[0]))) for p in patches]
+    widths = [max(1, math.ceil(REC_HEIGHT * widen * p.shape[1] / max(1, p.shape[0])))
+              for p in patches]
     batch_width = max([min_width, *widths])
     batch = np.zeros((len(patches), 3, REC_HEIGHT, batch_width), dtype=np.float32)
     for index, (patch, width) in enumerate(zip(patches, widths, strict=True)):
-        resized = cv2.resize(patch, (width, REC_HEIGHT), interpolation=cv2.INTER_CUBIC)
+        resized = cv2.resize(patch, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
         batch[index, :, :, :width] = resized.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
     return batch
 
@@ -315,18 +378,22 @@ class PlateReader:
     def configured(cls, det_path: str, rec_path: str, params: Parameters,
                    threads: int | None = None) -> PlateReader:
         """The reader ``config.pbtxt``'s ``parameters`` describe (``det_width``,
-        ``search_top``, ``top_k``, ``box_thresh``): one reading for the Triton model and the
-        evaluation."""
+        ``search_top``, ``top_k``, ``box_thresh``, ``unclip_ratio``, ``rec_widen``,
+        ``det_clahe``): one reading for the Triton model and the evaluation."""
         return cls(det_path, rec_path, threads=threads,
                    det_width=int(params.get("det_width", "640")),
                    search_top=float(params.get("search_top", "0.3")),
                    top_k=int(params.get("top_k", "3")),
-                   box_thresh=float(params.get("box_thresh", "0.4")))
+                   box_thresh=float(params.get("box_thresh", "0.4")),
+                   unclip_ratio=float(params.get("unclip_ratio", "1.6")),
+                   rec_widen=float(params.get("rec_widen", "1.0")),
+                   det_clahe=float(params.get("det_clahe", "0")))
 
     def __init__(self, det_path: str, rec_path: str, threads: int | None = None,
                  providers: Sequence[str] | None = None, det_width: int = 320,
                  search_top: float = 0.3, top_k: int = 3, alphabet: str = PLATE_ALPHABET,
-                 box_thresh: float = 0.5, unclip_ratio: float = 1.6) -> None:
+                 box_thresh: float = 0.5, unclip_ratio: float = 1.6,
+                 rec_widen: float = 1.0, det_clahe: float = 0.0) -> None:
         import onnxruntime as ort  # local: keeps the pure functions importable without it
 
         options = ort.SessionOptions()
@@ -349,6 +416,8 @@ class PlateReader:
         self.top_k = top_k
         self.box_thresh = box_thresh
         self.unclip_ratio = unclip_ratio
+        self.rec_widen = rec_widen
+        self.det_clahe = det_clahe
 
     def detect(self, crop: ImageArray, search_top: float | None = None,
                ) -> list[tuple[Quad, float]]:
@@ -361,9 +430,12 @@ class PlateReader:
         det_h = max(32, round(region.shape[0] * scale / 32) * 32)
         resized = cv2.resize(region, (self.det_width, det_h), interpolation=cv2.INTER_AREA
                              if scale < 1 else cv2.INTER_LINEAR)
+        if self.det_clahe > 0:
+            resized = equalise(resized, self.det_clahe)
         tensor = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
         prob = self.det.run(None, {"x": tensor})[0][0, 0]
-        boxes = text_boxes(prob, box_thresh=self.box_thresh, unclip_ratio=self.unclip_ratio)
+        boxes = merge_lines(text_boxes(prob, box_thresh=self.box_thresh,
+                                       unclip_ratio=self.unclip_ratio))
         factor = np.array([region.shape[1] / self.det_width, region.shape[0] / det_h],
                           dtype=np.float32)
         out = []
@@ -378,7 +450,7 @@ class PlateReader:
         """Text, per-character confidences and runner-up characters of each patch."""
         if not patches:
             return []
-        probs = self.rec.run(None, {"x": rec_input(patches)})[0]
+        probs = self.rec.run(None, {"x": rec_input(patches, widen=self.rec_widen)})[0]
         return [(*ctc_decode(p, self.charset, self.allowed),
                  second_choices(p, self.charset, self.allowed)) for p in probs]
 
