@@ -56,6 +56,22 @@ def test_normalise(text: str, fmt: PlateFormat, alternatives: tuple[str, ...],
     ({"fold": {"OO": "0"}}, "one character to one"),
     ({"max_fixes": 9}, "less than or equal to 4"),
 ])
+DROP = PlateFormat(pattern=r"[A-Z0-9]{5,8}", fold={"O": "0"}, drop_below=0.4)
+
+
+@pytest.mark.parametrize(("text", "confidences", "expected"), [
+    ("DK2Z5S", (0.9,) * 6, ("DK2Z5S", 0)),
+    ("SH0LR7X", (0.99, 0.99, 0.97, 0.35, 0.99, 0.89, 0.98), ("SH0R7X", 0)),  # emblem dropped
+    ("AC0O0M7V", (0.99, 0.99, 0.83, 0.2, 0.34, 0.97, 0.87, 0.99), ("AC0M7V", 0)),
+    ("AB1", (0.9, 0.9, 0.3), None),           # what remains is too short
+    ("AB123", (), ("AB123", 0)),               # no confidences: nothing dropped
+])
+def test_normalise_drops_unsure_characters(text: str, confidences: tuple[float, ...],
+                                           expected: tuple[str, int] | None) -> None:
+    result = normalise(text, DROP, (), confidences)
+    assert (None if result is None else (result.text, result.fixes)) == expected
+
+
 def test_format_rejects_bad_settings(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PlateFormat.model_validate(fields)
