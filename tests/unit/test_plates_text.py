@@ -51,11 +51,6 @@ def test_normalise(text: str, fmt: PlateFormat, alternatives: tuple[str, ...],
     assert (None if result is None else (result.text, result.fixes)) == expected
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"pattern": "[A-Z"}, "bad plate pattern"),
-    ({"fold": {"OO": "0"}}, "one character to one"),
-    ({"max_fixes": 9}, "less than or equal to 4"),
-])
 DROP = PlateFormat(pattern=r"[A-Z0-9]{5,8}", fold={"O": "0"}, drop_below=0.4)
 
 
@@ -72,6 +67,11 @@ def test_normalise_drops_unsure_characters(text: str, confidences: tuple[float, 
     assert (None if result is None else (result.text, result.fixes)) == expected
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"pattern": "[A-Z"}, "bad plate pattern"),
+    ({"fold": {"OO": "0"}}, "one character to one"),
+    ({"max_fixes": 9}, "less than or equal to 4"),
+])
 def test_format_rejects_bad_settings(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PlateFormat.model_validate(fields)
