@@ -13,7 +13,7 @@ from schemas.dlq import DeadLetter
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
-from schemas.plates import PlateEvent
+from schemas.plates import PlateEvent, PlateHit
 from schemas.sensors import SensorEvent, SensorReading, SensorType
 from schemas.tracks import Track, Tracks, Velocity
 
@@ -48,6 +48,7 @@ __all__ = [
     "GroupCounts",
     "Message",
     "PlateEvent",
+    "PlateHit",
     "SensorEvent",
     "SensorReading",
     "SensorType",

@@ -2,9 +2,11 @@
 
 One message per (camera, track, plate): the plate stage reads a confirmed vehicle track's
 plate on a few good frames, votes per character across them and publishes once the vote is
-stable (and again only if the track's plate changes). ``text`` is the normalised plate in the
-site's format; ``confidences`` are the per-character vote shares. Plates are personal data:
-the topic's retention bounds how long the text is kept here (docs/plates.md, privacy design).
+stable (and again only if the track's plate changes), with the site's lists it is on
+(``hits``; a hotlist hit becomes a ``plate_match`` event for the rule ``hotlist_vehicle``).
+``text`` is the normalised plate in the site's format; ``confidences`` are the per-character
+vote shares. Plates are personal data: the topic's retention bounds how long the text is
+kept here (docs/plates.md, privacy design).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from schemas.detections import Box
 
 PlateColour = Literal["white", "silver", "grey", "black", "red", "blue", "green", "yellow",
                       "brown", "orange", "unknown"]
+
+
+class PlateHit(Message):
+    """The plate is on a hotlist or allow list (matched by the plate stage)."""
+
+    list_id: str = Field(min_length=1)
+    list_kind: Literal["hotlist", "allow"]
+    entry_id: str = Field(min_length=1, description="The entry's keyed hash (no clear text)")
+    distance: int = Field(ge=0, le=1, description="Edit distance of the read to the entry")
 
 
 class PlateEvent(Message):
@@ -44,6 +55,8 @@ class PlateEvent(Message):
     plate_box: Box = Field(description="The plate in the best frame, normalised")
     snapshot_ref: str | None = Field(
         default=None, description="The best frame kept as evidence (``frames.raw/<camera>/<seq>``)")
+    hits: list[PlateHit] = Field(default_factory=list,
+                                 description="Hotlists and allow lists the plate is on")
 
     @model_validator(mode="after")
     def _one_share_per_character(self) -> PlateEvent:
