@@ -9,6 +9,7 @@
     argus api                       the alert API (REST + WebSocket)
     argus lag-exporter              Kafka consumer lag for Prometheus
     argus watchlist ...             face watchlists (enroll | list | remove)
+    argus plates list ...           plate hotlists / allow lists (add | remove | show | check)
     argus eval mot|faces|rules|fall accuracy evaluations
     argus eval anomaly              frame-level motion anomaly (UCSD Ped2 format)
     argus eval plates               licence plates read end to end (or --crops)
@@ -39,6 +40,7 @@ ENTRY_POINTS = {
     "notifier": "services.notifier.__main__",
     "lag-exporter": "services.lag_exporter",
     "watchlist": "tools.watchlist_cli",
+    "plates": "tools.plates_cli",
     "bench": "tools.bench",
 }
 EVALUATIONS = {
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the alert API (REST + WebSocket)")
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
+    sub.add_parser("plates", help="plate hotlists and allow lists: list add|remove|show|check")
     sub.add_parser("bench", help="throughput benchmark; `bench live`: real-time load")
     sub.add_parser("eval", help="evaluations: mot | faces | rules | fall")
     sub.add_parser("train", help="model training: anomaly")

@@ -70,3 +70,31 @@ def test_expiry_and_bad_input(store: PlateListStore) -> None:
         store.add("visitors", "allow", "A", "too short", "op1")
     with pytest.raises(WatchlistError, match="in the past"):
         store.add("visitors", "allow", "AB123", "late", "op1", expires_at=time.time() - 5)
+
+
+def test_cli_add_check_show_remove(stack: Settings, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    from tools.plates_cli import main
+
+    monkeypatch.setenv("ARGUS_PLATE_KEY", base64.b64encode(KEY).decode())
+    base = ["--redis-url", stack.redis_url, "--actor", "op-cli"]
+    plate = f"CLI{time.monotonic_ns() % 10000:04d}"
+    assert main([*base, "list", "add", "cli-test", plate, "--reason", "test entry",
+                 "--expires-in-days", "1"]) == 0
+    assert main([*base, "list", "check", "cli-test", plate]) == 0
+    confused = plate.replace("I", "1", 1)
+    assert main([*base, "list", "check", "cli-test", confused]) == 0
+    assert main([*base, "list", "show", "cli-test"]) == 0
+    assert main([*base, "list", "remove", "cli-test", plate]) == 0
+    assert main([*base, "list", "check", "cli-test", plate]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("added to cli-test (hotlist): entry ")
+    assert out[1] == f"hit: {plate} (hotlist, distance 0): test entry"
+    assert out[2] == f"hit: {plate} (hotlist, distance 1): test entry"
+    assert out[3].startswith(f"{plate:<10} hotlist  expires 20") and "by op-cli" in out[3]
+    assert out[4:] == ["removed from cli-test", "no hit on cli-test"]
+    monkeypatch.delenv("ARGUS_PLATE_KEY")
+    assert main([*base, "list", "show", "cli-test"]) == 2  # no key: a clear error
+    assert "ARGUS_PLATE_KEY is not set" in capsys.readouterr().err
