@@ -139,16 +139,14 @@ class Evaluator:
         chosen: list[tuple[float, str, list[float]]] = []
         lib_start = time.perf_counter()
         for region in regions:
-            crop, offset = _crop(image, region)
             one_start = time.perf_counter()
-            reads = [r.as_dict() for r in self.reader.read(crop, search_top)]
+            reads = [r.as_dict() for r in self.reader.read_image(image, region, search_top)]
             out["vehicle_ms"].append(round((time.perf_counter() - one_start) * 1000, 2))
             picked = plate_of(reads, self.fmt)
             if picked is None:
                 continue
             item, normal = picked
-            box = _to_image(item["box"], offset, crop.shape, width, height)
-            chosen.append((float(item["score"]), normal.text, box))
+            chosen.append((float(item["score"]), normal.text, list(item["box"])))
         out["reader_ms"] = round((time.perf_counter() - lib_start) * 1000, 2)
         out["vehicles"] = len(regions)
         hits = sorted((c for c in chosen if box_hit(c[2], label, width, height)),
@@ -191,22 +189,6 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _crop(image: np.ndarray, region: tuple[float, ...]) -> tuple[np.ndarray, tuple[int, int]]:
-    height, width = image.shape[:2]
-    x0 = int(max(0, round(region[0] * width)))
-    y0 = int(max(0, round(region[1] * height)))
-    x1 = int(min(width, round(region[2] * width)))
-    y1 = int(min(height, round(region[3] * height)))
-    return np.ascontiguousarray(image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]), (x0, y0)
-
-
-def _to_image(box: list[float], offset: tuple[int, int], shape: tuple[int, ...], width: int,
-              height: int) -> list[float]:
-    ch, cw = shape[:2]
-    return [(offset[0] + box[0] * cw) / width, (offset[1] + box[1] * ch) / height,
-            (offset[0] + box[2] * cw) / width, (offset[1] + box[3] * ch) / height]
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -163,3 +163,25 @@ def test_platelib_examples(lib: ModuleType) -> None:
 
     result = doctest.testmod(lib, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+
+
+@pytest.mark.parametrize(("box", "search_top", "expected"), [
+    ((0.1, 0.3, 0.5, 0.9), None, None),        # the reader's own lower-part search
+    ((0.1, 0.0, 0.5, 0.4), None, 0.0),         # cut off by the top edge: search it whole
+    ((0.1, 0.3, 0.5, 0.9), 0.0, 0.0),          # the caller's choice wins
+])
+def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[float, ...],
+                                                 search_top: float | None,
+                                                 expected: float | None) -> None:
+    reader = object.__new__(lib.PlateReader)
+    seen: list[tuple[tuple[int, ...], float | None]] = []
+
+    def fake_read(crop: np.ndarray, top: float | None = None) -> list[object]:
+        seen.append((crop.shape, top))
+        return [lib.PlateRead("AB123", [0.9] * 5, (0.0, 0.5, 1.0, 1.0), 0.9, 0.8)]
+
+    reader.read = fake_read
+    reads = reader.read_image(np.zeros((100, 200, 3), np.uint8), box, search_top)
+    assert seen[0][1] == expected
+    x1, y1, x2, y2 = box
+    assert reads[0].box == pytest.approx((x1, y1 + 0.5 * (y2 - y1), x2, y2), abs=0.01)

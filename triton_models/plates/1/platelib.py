@@ -50,6 +50,8 @@ PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters a plate read may contain (recognition is restricted to them)."""
 REC_HEIGHT = 48
 """The recogniser's input height."""
+TOP_EDGE_PX = 2
+"""A vehicle box starting this close to the top of the image is cut off by it."""
 
 
 def decode_jpeg(jpeg_bytes: bytes) -> ImageArray:
@@ -478,12 +480,17 @@ class PlateReader:
         reads.sort(key=lambda r: -r.score)
         return reads
 
-    def read_image(self, image: ImageArray, box: Sequence[float] | None) -> list[PlateRead]:
+    def read_image(self, image: ImageArray, box: Sequence[float] | None,
+                   search_top: float | None = None) -> list[PlateRead]:
         """:meth:`read` on the vehicle ``box`` (normalised; None: the whole image) of an
-        image, with the plate boxes normalised to the whole image."""
+        image, with the plate boxes normalised to the whole image. A box cut off by the top
+        of the image is searched whole (its lower part is not the vehicle's: a car leaving
+        the view shows its rear, plate and all, at the top edge)."""
         crop, region = vehicle_crop(image, box)
         height, width = image.shape[:2]
-        reads = self.read(crop)
+        if search_top is None and region[1] <= TOP_EDGE_PX:
+            search_top = 0.0
+        reads = self.read(crop, search_top)
         for read in reads:
             read.box = to_image_box(read.box, region, width, height)
         return reads
