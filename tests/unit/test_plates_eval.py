@@ -30,10 +30,10 @@ def test_end_to_end_slice_reads_most_plates(tmp_path: Path,
     test = report["test"]
     assert isinstance(test, dict)
     assert test["photos"] == 20 and report["mode"] == "end_to_end"
-    # measured 80 % found, 55 % exact, 74 % characters on this slice (docs/plates.md)
-    assert test["found"] >= 0.7
-    assert test["exact"] >= 0.45
-    assert test["char_accuracy"] >= 0.65
+    # measured 85 % found, 65 % exact, 79 % characters on this slice (docs/plates.md)
+    assert test["found"] >= 0.75
+    assert test["exact"] >= 0.55
+    assert test["char_accuracy"] >= 0.7
     assert test["vehicles"] >= 20  # every photo has at least its car
     misses = {m["file"]: m["read"] for m in report["misses"]}  # type: ignore[attr-defined]
     assert "0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg" not in misses  # YG9X2G, read exactly
