@@ -1,6 +1,6 @@
-"""The plate model's pure code (``triton_models/plates/1/platelib.py``) as tables: CTC
-decoding with the plate alphabet, the DB box post-processing, the recogniser input, the
-plate-likeness score, the vehicle crop and its mapping back to the image."""
+"""The plate model's pure code (``triton_models/plates/1/platelib.py`` and ``textboxes.py``)
+as tables: CTC decoding with the plate alphabet, the DB box post-processing, the recogniser
+input, the plate-likeness score, the vehicle crop and its mapping back to the image."""
 
 from __future__ import annotations
 
@@ -163,6 +163,8 @@ def test_platelib_examples(lib: ModuleType) -> None:
 
     result = doctest.testmod(lib, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+    boxes = doctest.testmod(lib.textboxes, optionflags=doctest.ELLIPSIS)
+    assert boxes.attempted >= 2 and boxes.failed == 0
 
 
 @pytest.mark.parametrize(("box", "search_top", "expected"), [
