@@ -4,7 +4,9 @@ A ``source`` is one of:
 
 * a video file path (optionally ``file://``-prefixed),
 * a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http://``, ``https://``),
-* a webcam index: a string of digits such as ``"0"``.
+* a webcam index: a string of digits such as ``"0"``,
+* an image folder, ``dir:<glob>`` (e.g. ``dir:/data/anpr/*.jpg``): the matching images in
+  name order, one per frame tick (ANPR cameras that send stills).
 
 Pure (no OpenCV): the topology validates with it, the frame grabber opens by it.
 """
@@ -25,11 +27,17 @@ class SourceKind(StrEnum):
     FILE = "file"
     URL = "url"
     WEBCAM = "webcam"
+    DIR = "dir"
 
     @property
     def live(self) -> bool:
-        """Live sources are reconnected when they stop; files end."""
-        return self is not SourceKind.FILE
+        """Live sources are reconnected when they stop; files and image folders end."""
+        return not self.finite
+
+    @property
+    def finite(self) -> bool:
+        """A video file or an image folder: read to its end (then looped or finished)."""
+        return self in (SourceKind.FILE, SourceKind.DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +68,17 @@ def parse_source(source: str) -> ParsedSource:
     <SourceKind.URL: 'url'>
     >>> parse_source("file:///videos/a.mp4")
     ParsedSource(kind=<SourceKind.FILE: 'file'>, target='/videos/a.mp4')
+    >>> parse_source("dir:/data/anpr/*.jpg")
+    ParsedSource(kind=<SourceKind.DIR: 'dir'>, target='/data/anpr/*.jpg')
     """
     text = source.strip()
     if not text:
         raise ValueError("empty camera source")
+    if text.lower().startswith("dir:"):
+        pattern = text[len("dir:"):].strip()
+        if not pattern:
+            raise ValueError("dir: source without a folder or glob")
+        return ParsedSource(SourceKind.DIR, str(Path(pattern).expanduser()))
     if text.isdigit():
         return ParsedSource(SourceKind.WEBCAM, str(int(text)))
     if text.lower().startswith(URL_SCHEMES):

@@ -13,6 +13,7 @@ from schemas.dlq import DeadLetter
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent
 from schemas.frames import FrameHeaders
+from schemas.plates import PlateEvent, PlateHit
 from schemas.sensors import SensorEvent, SensorReading, SensorType
 from schemas.tracks import Track, Tracks, Velocity
 
@@ -23,6 +24,7 @@ TOPIC_MODELS: dict[str, type[Message]] = {
     "events.video": VideoEvent,
     "counts": Counts,
     "events.face": FaceEvent,
+    "events.plate": PlateEvent,
     "sensors.events": SensorEvent,
     "alerts": Alert,
     "commands": Command,
@@ -45,6 +47,8 @@ __all__ = [
     "FrameHeaders",
     "GroupCounts",
     "Message",
+    "PlateEvent",
+    "PlateHit",
     "SensorEvent",
     "SensorReading",
     "SensorType",

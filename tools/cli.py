@@ -9,8 +9,10 @@
     argus api                       the alert API (REST + WebSocket)
     argus lag-exporter              Kafka consumer lag for Prometheus
     argus watchlist ...             face watchlists (enroll | list | remove)
+    argus plates list ...           plate hotlists / allow lists (add | remove | show | check)
     argus eval mot|faces|rules|fall accuracy evaluations
     argus eval anomaly              frame-level motion anomaly (UCSD Ped2 format)
+    argus eval plates               licence plates read end to end (or --crops)
     argus train anomaly             fit a camera's motion anomaly model (ONNX)
     argus demo [--duration S]       everything, with alerts printed as they arrive
     argus bench [--frames N]        throughput: pipeline vs. a plain model loop
@@ -38,6 +40,7 @@ ENTRY_POINTS = {
     "notifier": "services.notifier.__main__",
     "lag-exporter": "services.lag_exporter",
     "watchlist": "tools.watchlist_cli",
+    "plates": "tools.plates_cli",
     "bench": "tools.bench",
     "chaos": "tools.chaos",
 }
@@ -47,6 +50,7 @@ EVALUATIONS = {
     "rules": "tools.eval_rules",
     "fall": "tools.eval_fall",
     "anomaly": "tools.eval_anomaly",
+    "plates": "tools.eval_plates",
 }
 TRAINERS = {
     "anomaly": "tools.train_anomaly",
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the alert API (REST + WebSocket)")
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
+    sub.add_parser("plates", help="plate hotlists and allow lists: list add|remove|show|check")
     sub.add_parser("bench", help="throughput benchmark; `bench live`: real-time load")
     sub.add_parser("chaos", help="scripted infrastructure faults against a baseline "
                                  "(stops and starts the embedded servers)")

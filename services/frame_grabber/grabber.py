@@ -45,7 +45,7 @@ from argus.metrics import (
 )
 from argus.redact import redact_url
 from argus.settings import Settings, get_settings
-from argus.sources import SourceKind, parse_source
+from argus.sources import parse_source
 from argus.topology import Camera
 from schemas.frames import FrameHeaders
 from services.frame_grabber.buffer import FrameBuffer
@@ -289,7 +289,7 @@ class CameraWorker:
             if end is _PassEnd.FAILED:
                 retry = True
                 continue
-            if self.source.kind is SourceKind.FILE:
+            if self.source.kind.finite:
                 if end is _PassEnd.EMPTY:
                     if not self.camera.loop:
                         log.warning("camera file has no readable frames; camera finished",
@@ -342,7 +342,7 @@ class CameraWorker:
 
     def _read_pass(self, cap: cv2.VideoCapture) -> _PassEnd:
         """Read an opened source until it ends, stalls or the worker stops."""
-        is_file = self.source.kind is SourceKind.FILE
+        is_file = self.source.kind.finite
         fps = source_fps(cap)
         if is_file:
             # Files sample by frame index (deterministic replays); unknown rate: keep all.

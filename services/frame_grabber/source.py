@@ -1,7 +1,8 @@
 """Reading camera sources (files, streams, webcams: see :mod:`argus.sources`) and the
 pure decisions around it.
 
-Everything is read through OpenCV's ``cv2.VideoCapture``. Classifying a source string
+Everything is read through OpenCV's ``cv2.VideoCapture`` (an image folder through
+:class:`ImageFolderCapture`, which reads like one). Classifying a source string
 (:func:`argus.sources.parse_source`) lives in ``argus`` because the topology validates
 with it too. The pure parts here — :class:`FrameSampler` and :class:`MediaClock` (reconnect delays:
 :class:`argus.backoff.Backoff`) — hold no I/O and are unit-tested on their own.
@@ -9,9 +10,12 @@ with it too. The pure parts here — :class:`FrameSampler` and :class:`MediaCloc
 
 from __future__ import annotations
 
+import glob
 import math
 import time
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -37,6 +41,9 @@ def open_source(source: ParsedSource) -> cv2.VideoCapture | None:
     backend and bounded open/read timeouts, so a dead camera cannot block a reader
     thread forever.
     """
+    if source.kind is SourceKind.DIR:
+        folder = ImageFolderCapture(source.target)
+        return folder if folder.isOpened() else None  # type: ignore[return-value]
     if source.kind is SourceKind.FILE:
         path = source.path
         if path is None or not path.is_file():
@@ -52,6 +59,52 @@ def open_source(source: ParsedSource) -> cv2.VideoCapture | None:
         cap.release()
         return None
     return cap
+
+
+class ImageFolderCapture:
+    """The images matching a glob (a folder: every ``*.jpg``, ``*.jpeg``, ``*.png``), in
+    name order, read like a video without a frame rate (``cv2.VideoCapture``'s ``grab``,
+    ``retrieve``, ``read``, ``get``, ``isOpened``, ``release``): the grabber ticks at the
+    camera's ``fps``. An image OpenCV cannot decode is skipped."""
+
+    IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+    def __init__(self, pattern: str) -> None:
+        path = Path(pattern)
+        if path.is_dir():
+            files = [p for p in path.iterdir() if p.suffix.lower() in self.IMAGE_SUFFIXES]
+        else:
+            files = [Path(p) for p in glob.glob(pattern)]
+        self.files = sorted(p for p in files if p.is_file())
+        self.position = 0
+        self.current: str | None = None
+
+    def isOpened(self) -> bool:
+        return bool(self.files)
+
+    def grab(self) -> bool:
+        if self.position >= len(self.files):
+            return False
+        self.current = str(self.files[self.position])
+        self.position += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, Any]:
+        if self.current is None:
+            return False, None
+        image = cv2.imread(self.current, cv2.IMREAD_COLOR)
+        return image is not None, image
+
+    def read(self) -> tuple[bool, Any]:
+        return self.retrieve() if self.grab() else (False, None)
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.files))
+        return 0.0  # no frame rate: the camera's fps paces it
+
+    def release(self) -> None:
+        self.position = len(self.files)
 
 
 def source_fps(cap: cv2.VideoCapture) -> float | None:

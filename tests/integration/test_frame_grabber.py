@@ -348,3 +348,25 @@ def test_live_stream_that_hangs_up_is_reconnected(
     # A 20 fps stream sampled by wall clock to 5 fps: about 5 frames per connected second.
     gaps = np.diff([h.capture_ts for h in headers])
     assert np.median(gaps) == pytest.approx(0.2, abs=0.06), gaps
+
+
+def test_image_folder_source_publishes_each_image_once(settings: Settings, tmp_path: Path,
+                                                       ) -> None:
+    # the ANPR case: a camera that sends stills, replayed from a folder at the camera's fps
+    plates = settings.shared / "data" / "plates" / "openalpr_us"
+    names = sorted(p.name for p in plates.glob("car*.jpg"))[:5]
+    assert len(names) == 5
+    for name in names:
+        (tmp_path / name).symlink_to(plates / name)
+    camera = make_camera("stills", f"dir:{tmp_path}/*.jpg", fps=20)
+    grabber, _, _ = replay_whole_clip(settings, camera)
+    stats = grabber.stats()[camera.id]
+    assert (stats["captured"], stats["published"], stats["dropped"]) == (5, 5, 0)
+    records = camera_records(settings, camera.id)
+    headers = [FrameHeaders.from_headers(r.headers) for r in records]
+    assert [h.seq for h in headers] == list(range(5))
+    sizes = [(h.width, h.height) for h in headers]
+    images = [cv2.imread(str(plates / n)) for n in names]
+    assert all(image is not None for image in images)
+    expected = [(image.shape[1], image.shape[0]) for image in images if image is not None]
+    assert sizes == expected  # each image as it is, in name order

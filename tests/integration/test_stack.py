@@ -30,7 +30,7 @@ def test_the_model_repository_root_holds_only_models_and_shared_files(stack: Set
     # folder at the root for a model; a __pycache__ there would stop its next start
     root = REPO_ROOT / "triton_models"
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
-        "anomaly", "detector", "faces", "pose"]
+        "anomaly", "detector", "faces", "plates", "pose"]
 
 
 def test_topics_follow_the_spec(stack: Settings) -> None:

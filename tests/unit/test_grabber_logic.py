@@ -193,6 +193,8 @@ def test_buffer_rejects_zero_maxlen() -> None:
         ("file:///data/a.mp4", SourceKind.FILE, "/data/a.mp4"),
         ("cam0.avi", SourceKind.FILE, "cam0.avi"),
         ("12.mp4", SourceKind.FILE, "12.mp4"),
+        ("dir:/data/anpr/*.jpg", SourceKind.DIR, "/data/anpr/*.jpg"),
+        ("DIR: /data/anpr", SourceKind.DIR, "/data/anpr"),
     ],
 )
 def test_parse_source(source: str, kind: SourceKind, target: str) -> None:
@@ -200,7 +202,7 @@ def test_parse_source(source: str, kind: SourceKind, target: str) -> None:
     assert parsed.kind is kind
     assert parsed.target == target
     assert source_kind(source) is kind
-    assert kind.live is (kind is not SourceKind.FILE)
+    assert kind.live is (kind not in (SourceKind.FILE, SourceKind.DIR))
     if kind is SourceKind.WEBCAM:
         assert parsed.index == int(target)
         assert parsed.path is None

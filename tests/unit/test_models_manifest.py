@@ -31,7 +31,8 @@ def test_manifest_parses_and_covers_the_mirror(manifest: list[ModelEntry], mirro
     names = [entry.name for entry in manifest]
     assert len(names) == len(set(names))
     assert "yolox_nano" in names
-    assert {entry.file for entry in manifest} == {p.name for p in mirror.glob("*.onnx")}
+    mirrored = {entry.file for entry in manifest if entry.wheel is None}
+    assert mirrored == {p.name for p in mirror.glob("*.onnx")}
     for entry in manifest:
         assert entry.licence
         assert entry.source.startswith("https://")
@@ -47,6 +48,8 @@ def test_every_file_is_in_the_mirror_with_its_sha256(
     manifest: list[ModelEntry], mirror: Path
 ) -> None:
     for entry in manifest:
+        if entry.wheel is not None:  # extracted from a pinned wheel, not mirrored
+            continue
         path = mirror / entry.file
         assert path.is_file(), path
         assert path.stat().st_size == entry.size, entry.name
@@ -55,8 +58,9 @@ def test_every_file_is_in_the_mirror_with_its_sha256(
 
 def test_fetch_links_the_mirror_into_models_dir(tmp_path: Path, mirror: Path) -> None:
     settings = Settings(cache_dir=tmp_path)
-    resolved = fetch(settings)
-    assert set(resolved) == {entry.name for entry in load_manifest()}
+    mirrored = [entry.name for entry in load_manifest() if entry.wheel is None]
+    resolved = fetch(settings, mirrored)
+    assert set(resolved) == set(mirrored)
     for path in resolved.values():
         assert path.parent == settings.models_dir
         assert path.is_symlink()  # read in place, never copied
@@ -157,3 +161,64 @@ def test_load_manifest_rejects_bad_entries(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelFetchError, match="bad model manifest"):
         load_manifest(bad)
+
+
+# --- files inside a pinned wheel ------------------------------------------------------------
+
+def _wheel_entry(tmp_path: Path, member_bytes: bytes, sha256: str | None = None,
+                 wheel_sha: str | None = None) -> tuple[ModelEntry, Path]:
+    import zipfile
+
+    wheel = tmp_path / "wheel-src" / "tinyocr-1.0-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("tinyocr/models/tiny.onnx", member_bytes)
+        archive.writestr("tinyocr/__init__.py", "")
+    entry = ModelEntry.model_validate({
+        "name": "tiny", "file": "tiny.onnx", "licence": "Apache-2.0",
+        "sha256": sha256 or hashlib.sha256(member_bytes).hexdigest(),
+        "source": "https://pypi.org/project/tinyocr/1.0/",
+        "wheel": {"requirement": "tinyocr==1.0", "file": wheel.name,
+                  "sha256": wheel_sha or sha256_of(wheel),
+                  "member": "tinyocr/models/tiny.onnx"}})
+    return entry, wheel
+
+
+def _cached(settings: Settings, wheel: Path) -> None:
+    folder = settings.cache_dir / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / wheel.name).write_bytes(wheel.read_bytes())
+
+
+def test_fetch_extracts_a_model_from_a_cached_wheel(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path / "cache", shared=tmp_path / "empty-mirror")
+    entry, wheel = _wheel_entry(tmp_path, b"ocr model bytes")
+    _cached(settings, wheel)
+    got = fetch(settings, manifest=[entry])["tiny"]
+    assert got == settings.models_dir / "tiny.onnx"
+    assert got.read_bytes() == b"ocr model bytes" and not got.is_symlink()
+    assert resolve(settings, "tiny", manifest=[entry]) == got
+
+
+@pytest.mark.parametrize(("member_sha", "wheel_sha", "message"), [
+    ("3" * 64, None, "sha256 mismatch for tinyocr/models/tiny.onnx"),
+    (None, "4" * 64, "sha256 mismatch for wheel"),
+])
+def test_fetch_rejects_a_wheel_or_member_with_the_wrong_sha256(
+        tmp_path: Path, member_sha: str | None, wheel_sha: str | None, message: str) -> None:
+    settings = Settings(cache_dir=tmp_path / "cache", shared=tmp_path / "empty-mirror")
+    entry, wheel = _wheel_entry(tmp_path, b"ocr model bytes", member_sha, wheel_sha)
+    _cached(settings, wheel)
+    with pytest.raises(ModelFetchError, match=message):
+        fetch(settings, manifest=[entry])
+    assert not (settings.models_dir / "tiny.onnx").exists()
+
+
+def test_manifest_pins_the_plate_models_to_one_wheel(manifest: list[ModelEntry]) -> None:
+    plates = {entry.name: entry for entry in manifest if entry.wheel is not None}
+    assert set(plates) == {"ppocr_v4_det", "ppocr_v4_rec"}
+    for entry in plates.values():
+        assert entry.wheel is not None
+        assert entry.wheel.requirement == "rapidocr-onnxruntime==1.4.4"
+        assert entry.wheel.member == f"rapidocr_onnxruntime/models/{entry.file}"
+        assert entry.licence == "Apache-2.0"

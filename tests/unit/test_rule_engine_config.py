@@ -17,7 +17,7 @@ SHIPPED = REPO_ROOT / "config" / "rules.yaml"
 GOOD = SHIPPED.read_text()
 SHIPPED_IDS = {"confirmed_intrusion", "forced_entry", "fire", "tailgating",
                "after_hours_presence", "loitering_at_night", "crowd_gathering",
-               "watchlist_face", "watchlist_plate", "sensor_tamper", "sensor_offline"}
+               "watchlist_face", "hotlist_vehicle", "sensor_tamper", "sensor_offline"}
 
 
 @pytest.mark.parametrize("topology", ["config/topology.yaml", "tests/topology.yaml"])

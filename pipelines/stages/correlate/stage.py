@@ -1,6 +1,7 @@
 """The correlate stage: ``events.video`` + ``events.face`` + ``counts`` + ``sensors.events``
-(+ timer ticks per site) → alert changes in Redis and on ``alerts``, rule actions on
-``commands``. A ``counts`` message becomes ``occupancy`` events (``writer.py``).
+(+ ``events.plate`` + timer ticks per site) → alert changes in Redis and on ``alerts``, rule
+actions on ``commands``. A ``counts`` message becomes ``occupancy`` events, an
+``events.plate`` message one ``plate_match`` per hotlist hit (``writer.py``).
 
 State is per site in the ``correlation-state`` table (the inputs are keyed by site). An
 event is applied to a copy of its site's state; alerts are written first and the state
@@ -66,7 +67,7 @@ class Input:
 
 class Correlate(OneByOne[Input, Message]):
     name = "correlate"
-    inputs = ("events.video", "events.face", "counts", "sensors.events", TICKS)
+    inputs = ("events.video", "events.face", "events.plate", "counts", "sensors.events", TICKS)
     output = None  # alerts and commands are written by the AlertWriter (broker-acked)
     settings_class = CorrelateSettings
     tables = ("correlation-state",)

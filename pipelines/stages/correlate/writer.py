@@ -1,6 +1,7 @@
-"""The correlate stage: ``events.video`` + ``events.face`` + ``counts`` + ``sensors.events``
-(+ ticks) → alert changes, written to Redis (lifecycle, idempotent) and to the ``alerts`` topic,
-and the rules' actions as ``commands`` (through a Redis outbox, see :class:`CommandOutbox`).
+"""The correlate stage: ``events.video`` + ``events.face`` + ``events.plate`` + ``counts`` +
+``sensors.events`` (+ ticks) → alert changes, written to Redis (lifecycle, idempotent) and to
+the ``alerts`` topic, and the rules' actions as ``commands`` (through a Redis outbox, see
+:class:`CommandOutbox`).
 
 The rules are data (``config/rules.yaml``, see docs/rules.md), evaluated by
 :class:`pipelines.stages.correlate.rules.RuleEngine` on a JSON-safe per-site state that the Faust
@@ -29,6 +30,7 @@ from argus.metrics import (
     CAPTURE_TO_ALERT,
     STAGE_ERRORS,
 )
+from argus.plates.events import plate_to_video_events
 from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.topology import Topology
@@ -45,6 +47,7 @@ from schemas.counts import Counts
 from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.faces import FaceEvent
+from schemas.plates import PlateEvent
 from schemas.sensors import SensorEvent
 
 log = get_logger(__name__)
@@ -130,6 +133,8 @@ def parse_events(kind: str, value: bytes) -> list[Event]:
     or for ``counts`` one per class group seen in the zone); raises ``ValidationError``."""
     if kind == "counts":
         return list(counts_to_video_events(Counts.model_validate_json(value)))
+    if kind == "events.plate":  # hotlist hits only (a plate on no hotlist: no event)
+        return list(plate_to_video_events(PlateEvent.model_validate_json(value)))
     return [parse_event(kind, value)]
 
 

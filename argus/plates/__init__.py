@@ -1,0 +1,1 @@
+"""Licence plates: strings (formats, confusions, voting) and the reader's model code."""

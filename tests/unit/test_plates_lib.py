@@ -1,0 +1,189 @@
+"""The plate model's pure code (``triton_models/plates/1/platelib.py`` and ``textboxes.py``)
+as tables: CTC decoding with the plate alphabet, the DB box post-processing, the recogniser
+input, the plate-likeness score, the vehicle crop and its mapping back to the image."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from argus.plates.reader import load_platelib
+
+CHARSET = ["", "A", "B", "8", "中", "-", " "]
+
+
+@pytest.fixture(scope="module")
+def lib() -> ModuleType:
+    return load_platelib()
+
+
+def _probs(steps: list[str]) -> np.ndarray:
+    """A T x C matrix: 0.7 on each step's class ("" = blank), the rest spread evenly."""
+    matrix = np.full((len(steps), len(CHARSET)), 0.3 / (len(CHARSET) - 1), dtype=np.float32)
+    for step, char in enumerate(steps):
+        matrix[step, CHARSET.index(char)] = 0.7
+    return matrix
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ([], ""),
+    (["", "", ""], ""),
+    (["A", "A", "", "B"], "AB"),         # a repeat collapses
+    (["A", "", "A"], "AA"),              # a blank separates a double letter
+    (["8", "8", "8", "", "B"], "8B"),
+    (["A", "中", "B"], "AB"),             # outside the plate alphabet: masked
+    (["A", "-", " ", "B"], "AB"),
+])
+def test_ctc_decode_with_the_plate_alphabet(lib: ModuleType, steps: list[str],
+                                            expected: str) -> None:
+    mask = lib.alphabet_mask(CHARSET, "AB8")
+    text, confidences = lib.ctc_decode(_probs(steps).reshape(len(steps), len(CHARSET)),
+                                       CHARSET, mask)
+    assert text == expected
+    assert len(confidences) == len(text)
+    if "中" not in steps and "-" not in steps:
+        assert all(c == pytest.approx(0.7) for c in confidences)
+
+
+def test_masked_step_falls_back_to_the_best_allowed_class(lib: ModuleType) -> None:
+    probs = np.array([[0.05, 0.1, 0.05, 0.02, 0.7, 0.05, 0.03]], dtype=np.float32)
+    assert lib.ctc_decode(probs, CHARSET, lib.alphabet_mask(CHARSET, "AB8")) == ("A", [0.1])
+    assert lib.ctc_decode(probs, CHARSET) == ("中", [0.7])  # no mask: as the model says
+
+
+def test_second_choices(lib: ModuleType) -> None:
+    probs = np.array([[0.0, 0.6, 0.0, 0.35, 0.0, 0.05, 0.0],   # A, 8 close behind
+                      [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                      [0.0, 0.01, 0.98, 0.01, 0.0, 0.0, 0.0]], dtype=np.float32)
+    mask = lib.alphabet_mask(CHARSET, "AB8")
+    assert lib.ctc_decode(probs, CHARSET, mask)[0] == "AB"
+    assert lib.second_choices(probs, CHARSET, mask) == ["8", ""]
+
+
+def test_recogniser_charset(lib: ModuleType) -> None:
+    assert lib.recogniser_charset("a\nb\n1") == ["", "a", "b", "1", " "]
+
+
+@pytest.mark.parametrize(("rects", "expected_count"), [
+    ([], 0),
+    ([(10, 10, 50, 20)], 1),
+    ([(10, 10, 50, 20), (10, 40, 30, 50)], 2),
+    ([(10, 10, 11, 11)], 0),                      # smaller than min_side
+])
+def test_text_boxes_find_each_region(lib: ModuleType, rects: list[tuple[int, int, int, int]],
+                                     expected_count: int) -> None:
+    prob = np.zeros((64, 96), dtype=np.float32)
+    for x1, y1, x2, y2 in rects:
+        prob[y1:y2, x1:x2] = 0.9
+    boxes = lib.text_boxes(prob)
+    assert len(boxes) == expected_count
+    if not expected_count:
+        return
+    for (quad, score), (x1, y1, x2, y2) in zip(
+            sorted(boxes, key=lambda b: float(b[0][0, 1])), sorted(rects, key=lambda r: r[1]),
+            strict=True):
+        assert 0.75 <= score <= 0.9  # the 2x2 dilation takes in a rim of zeros
+        # the region grows on every side by area * 1.6 / perimeter (the DB unclip)
+        w, h = x2 - x1, y2 - y1
+        grow = w * h * 1.6 / (2 * (w + h))
+        assert quad[0, 0] == pytest.approx(x1 - grow, abs=1.5)
+        assert quad[2, 0] == pytest.approx(x2 + grow, abs=1.5)
+        assert quad[0, 1] == pytest.approx(y1 - grow, abs=1.5)
+        assert quad[2, 1] == pytest.approx(y2 + grow, abs=1.5)
+
+
+def test_text_boxes_drop_weak_regions(lib: ModuleType) -> None:
+    prob = np.zeros((32, 64), dtype=np.float32)
+    prob[5:15, 5:40] = 0.35  # above the 0.3 binarisation, below the 0.5 box threshold
+    assert lib.text_boxes(prob) == []
+    assert len(lib.text_boxes(prob, box_thresh=0.3)) == 1
+
+
+def test_order_quad_and_warp(lib: ModuleType) -> None:
+    image = np.zeros((40, 80, 3), dtype=np.uint8)
+    image[10:20, 10:50] = 255
+    quad = lib.order_quad([[50, 20], [10, 10], [50, 10], [10, 20]])
+    assert quad.tolist() == [[10, 10], [50, 10], [50, 20], [10, 20]]
+    patch = lib.warp_quad(image, quad)
+    assert patch.shape == (10, 40, 3) and patch.mean() > 200
+    tall = lib.warp_quad(image, lib.order_quad([[10, 0], [20, 0], [20, 30], [10, 30]]))
+    assert tall.shape[:2] == (10, 30)  # vertical text turned a quarter
+
+
+def test_rec_input_shapes_and_values(lib: ModuleType) -> None:
+    white = np.full((24, 96, 3), 255, dtype=np.uint8)
+    small = np.zeros((10, 10, 3), dtype=np.uint8)
+    batch = lib.rec_input([white, small])
+    assert batch.shape == (2, 3, 48, 192)  # 96 x 48/24 = 192 = the minimum width
+    assert batch[0].max() == pytest.approx(1.0) and batch[0].min() == pytest.approx(1.0)
+    assert batch[1, :, :, :48].max() == pytest.approx(-1.0)  # black, then zero padding
+    assert not batch[1, :, :, 48:].any()
+
+
+@pytest.mark.parametrize(("text", "aspect", "centre_y", "expected"), [
+    ("ABC123", 3.0, 1.0, 0.9),
+    ("ABC123", 3.0, 0.0, 0.72),
+    ("AB", 3.0, 1.0, 0.45),                # too short
+    ("ABC123", 12.0, 1.0, 0.45),           # too long and thin
+    ("", 3.0, 1.0, 0.0),
+])
+def test_plate_score(lib: ModuleType, text: str, aspect: float, centre_y: float,
+                     expected: float) -> None:
+    assert lib.plate_score(text, [0.9] * len(text), aspect, centre_y) == \
+        pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("box", "crop_shape", "region"), [
+    (None, (100, 200, 3), (0, 0, 200, 100)),
+    ((0.0, 0.0, 0.0, 0.0), (100, 200, 3), (0, 0, 200, 100)),     # degenerate: whole image
+    ((0.25, 0.5, 0.75, 1.0), (50, 100, 3), (50, 50, 150, 100)),
+    ((-0.5, 0.5, 0.5, 2.0), (50, 100, 3), (0, 50, 100, 100)),     # clipped to the image
+])
+def test_vehicle_crop(lib: ModuleType, box: tuple[float, ...] | None,
+                      crop_shape: tuple[int, ...], region: tuple[int, ...]) -> None:
+    crop, got = lib.vehicle_crop(np.zeros((100, 200, 3), np.uint8), box)
+    assert (crop.shape, got) == (crop_shape, region)
+    full = lib.to_image_box((0.0, 0.0, 1.0, 1.0), got, 200, 100)
+    assert full == pytest.approx((region[0] / 200, region[1] / 100, region[2] / 200,
+                                  region[3] / 100))
+
+
+def test_decode_jpeg_rejects_bad_bytes(lib: ModuleType) -> None:
+    with pytest.raises(ValueError, match="cannot decode JPEG"):
+        lib.decode_jpeg(b"")
+    with pytest.raises(ValueError, match="cannot decode JPEG"):
+        lib.decode_jpeg(b"not a jpeg at all")
+
+
+def test_platelib_examples(lib: ModuleType) -> None:
+    """The docstring examples of platelib.py (outside pytest's doctest paths)."""
+    import doctest
+
+    result = doctest.testmod(lib, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
+    boxes = doctest.testmod(lib.textboxes, optionflags=doctest.ELLIPSIS)
+    assert boxes.attempted >= 2 and boxes.failed == 0
+
+
+@pytest.mark.parametrize(("box", "search_top", "expected"), [
+    ((0.1, 0.3, 0.5, 0.9), None, None),        # the reader's own lower-part search
+    ((0.1, 0.0, 0.5, 0.4), None, 0.0),         # cut off by the top edge: search it whole
+    ((0.1, 0.3, 0.5, 0.9), 0.0, 0.0),          # the caller's choice wins
+])
+def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[float, ...],
+                                                 search_top: float | None,
+                                                 expected: float | None) -> None:
+    reader = object.__new__(lib.PlateReader)
+    seen: list[tuple[tuple[int, ...], float | None]] = []
+
+    def fake_read(crop: np.ndarray, top: float | None = None) -> list[object]:
+        seen.append((crop.shape, top))
+        return [lib.PlateRead("AB123", [0.9] * 5, (0.0, 0.5, 1.0, 1.0), 0.9, 0.8)]
+
+    reader.read = fake_read
+    reads = reader.read_image(np.zeros((100, 200, 3), np.uint8), box, search_top)
+    assert seen[0][1] == expected
+    x1, y1, x2, y2 = box
+    assert reads[0].box == pytest.approx((x1, y1 + 0.5 * (y2 - y1), x2, y2), abs=0.01)

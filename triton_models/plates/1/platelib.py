@@ -1,0 +1,392 @@
+"""Licence-plate reading on a vehicle crop: the single source of truth for the ``plates`` model.
+
+Pure numpy + OpenCV (onnxruntime only inside :class:`PlateReader`), no Triton imports, so the
+same file runs inside the Triton python backend (``model.py`` next to it; numpy 1.26, OpenCV
+4.10) and in the application environment (numpy 2), loaded by file path for the evaluation.
+
+Models: PP-OCRv4 text detection (DB, ``ch_PP-OCRv4_det_infer.onnx``: ``x`` 1x3xHxW, RGB order
+as read by OpenCV (BGR) normalised (v/255-0.5)/0.5, H and W multiples of 32 → ``1x1xHxW``
+text probability) and recognition (CTC, ``ch_PP-OCRv4_rec_infer.onnx``: ``x`` Nx3x48xW →
+``NxTx6625`` softmax over blank + the dictionary in the model's ``character`` metadata + space).
+
+The path, per vehicle crop (parameters from ``../config.pbtxt``; steps 1-2 and the warp live
+in ``textboxes.py`` next to this file):
+
+1. the lower ``search_top``..1 part of the crop (plates sit low on a vehicle) is scaled so that
+   its width is ``det_width`` (a multiple of 32), its contrast equalised (CLAHE,
+   ``det_clahe``) and run through the text detector;
+2. the probability map is thresholded; each connected region becomes a rotated rectangle,
+   grown by the DB "unclip" distance (area x ratio / perimeter), scored by the mean
+   probability inside (:func:`text_boxes`); boxes continuing one line are joined
+   (:func:`merge_lines`: a plate's character groups found apart);
+3. the ``top_k`` boxes with a plate-like shape are cut out (perspective warp) and
+   recognised at height 48 and ``rec_widen`` x their aspect width, with CTC restricted to the
+   plate alphabet (:func:`ctc_decode`: every other dictionary entry is masked before the
+   argmax, so a plate never reads as a Chinese character or punctuation);
+4. each read gets a plate-likeness score (:func:`plate_score`: confidence, length, aspect,
+   position); the caller chooses (the stage and the evaluation also apply the site's format).
+
+>>> ctc_decode(np.array([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.9, 0.05, 0.05],
+...                      [0.1, 0.1, 0.8]]), ["", "A", "B"])
+('AB', [0.9, 0.8])
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+ImageArray = npt.NDArray[np.uint8]
+Quad = npt.NDArray[np.float32]
+"""Four corners (4 x 2, pixels): top-left, top-right, bottom-right, bottom-left."""
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module next to this file, loaded by path (Triton and the application alike)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"argus_plates_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+textboxes = _sibling("textboxes")
+text_boxes = textboxes.text_boxes
+merge_lines = textboxes.merge_lines
+equalise = textboxes.equalise
+warp_quad = textboxes.warp_quad
+order_quad = textboxes.order_quad
+
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""The characters a plate read may contain (recognition is restricted to them)."""
+REC_HEIGHT = 48
+"""The recogniser's input height."""
+TOP_EDGE_PX = 2
+"""A vehicle box starting this close to the top of the image is cut off by it."""
+
+
+def decode_jpeg(jpeg_bytes: bytes) -> ImageArray:
+    """Decode JPEG (or any OpenCV-readable image) bytes to HxWx3 BGR.
+
+    Raises ``ValueError("cannot decode JPEG ...")`` when OpenCV cannot decode them.
+    """
+    if not jpeg_bytes:
+        raise ValueError("cannot decode JPEG (0 bytes)")
+    buffer = np.frombuffer(jpeg_bytes, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"cannot decode JPEG ({len(jpeg_bytes)} bytes): {exc}") from exc
+    if image is None or image.size == 0:
+        raise ValueError(f"cannot decode JPEG ({len(jpeg_bytes)} bytes)")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def ctc_decode(probs: npt.ArrayLike, charset: Sequence[str],
+               allowed: npt.NDArray[np.bool_] | None = None) -> tuple[str, list[float]]:
+    """Greedy CTC decoding of one ``T x C`` probability matrix.
+
+    ``charset[0]`` is the blank. ``allowed`` (bool, length C) masks the classes a read may
+    contain (the blank is always allowed). Repeats collapse unless a blank separates them;
+    each kept character's confidence is the highest probability over its run of steps,
+    rounded to 4 places.
+
+    >>> ctc_decode([[0.1, 0.6, 0.3], [0.1, 0.3, 0.6]], ["", "A", "B"],
+    ...            np.array([True, False, True]))
+    ('B', [0.6])
+    """
+    matrix = np.asarray(probs, dtype=np.float32)
+    if allowed is not None:
+        matrix = np.where(allowed[None, :], matrix, 0.0)
+    best = matrix.argmax(axis=1)
+    text: list[str] = []
+    confidences: list[float] = []
+    previous = 0
+    for step, index in enumerate(best.tolist()):
+        if index != 0 and index != previous:
+            text.append(charset[index])
+            confidences.append(round(float(matrix[step, index]), 4))
+        elif index != 0:
+            confidences[-1] = max(confidences[-1], round(float(matrix[step, index]), 4))
+        previous = index
+    return "".join(text), confidences
+
+
+def alphabet_mask(charset: Sequence[str], alphabet: str = PLATE_ALPHABET,
+                  ) -> npt.NDArray[np.bool_]:
+    """Which dictionary entries a plate may contain: the blank and ``alphabet``.
+
+    >>> alphabet_mask(["", "A", "x", "1", " "], "A1").tolist()
+    [True, True, False, True, False]
+    """
+    wanted = set(alphabet)
+    mask = np.array([char in wanted for char in charset], dtype=bool)
+    mask[0] = True
+    return mask
+
+
+def recogniser_charset(metadata_characters: str) -> list[str]:
+    """The recogniser's classes: blank, the model's ``character`` metadata lines, space."""
+    return ["", *metadata_characters.splitlines(), " "]
+
+
+def rec_input(patches: Sequence[ImageArray], min_width: int = 4 * REC_HEIGHT,
+              widen: float = 1.0) -> FloatArray:
+    """N x 3 x 48 x W recogniser input: each patch resized to height 48 and ``widen`` x its
+    aspect width (plate characters are narrower than the text the recogniser learnt on),
+    normalised (v/255-0.5)/0.5 and zero-padded on the right to the widest (at least
+    ``min_width``)."""
+    widths = [max(1, math.ceil(REC_HEIGHT * widen * p.shape[1] / max(1, p.shape[0])))
+              for p in patches]
+    batch_width = max([min_width, *widths])
+    batch = np.zeros((len(patches), 3, REC_HEIGHT, batch_width), dtype=np.float32)
+    for index, (patch, width) in enumerate(zip(patches, widths, strict=True)):
+        resized = cv2.resize(patch, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+        batch[index, :, :, :width] = resized.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+    return batch
+
+
+def plate_score(text: str, confidences: Sequence[float], aspect: float, centre_y: float,
+                lengths: tuple[int, int] = (4, 8)) -> float:
+    """How plate-like a read is, 0..1: the mean character confidence, halved for a length
+    outside ``lengths``, for a patch aspect (width / height) outside 1.5..8, and lowered a
+    little the higher the patch sits on the vehicle (``centre_y`` 0 top .. 1 bottom).
+
+    >>> plate_score("ABC123", [0.9] * 6, 3.0, 0.8)
+    0.864
+    >>> plate_score("AB", [0.9] * 2, 3.0, 0.8)
+    0.432
+    """
+    if not text:
+        return 0.0
+    score = float(np.mean(confidences))
+    if not lengths[0] <= len(text) <= lengths[1]:
+        score *= 0.5
+    if not 1.5 <= aspect <= 8.0:
+        score *= 0.5
+    score *= 0.8 + 0.2 * min(max(centre_y, 0.0), 1.0)
+    return round(score, 4)
+
+
+@dataclass
+class PlateRead:
+    """One text box read on a vehicle crop."""
+
+    text: str
+    """Characters of :data:`PLATE_ALPHABET`, as recognised (no format applied)."""
+    confidences: list[float]
+    """Per character."""
+    box: tuple[float, float, float, float]
+    """x1, y1, x2, y2 normalised to the vehicle crop."""
+    det_score: float
+    score: float
+    """:func:`plate_score`."""
+    alternatives: list[str] = field(default_factory=list)
+    """Per character, the second most likely allowed character ("" when none is close)."""
+
+    @property
+    def confidence(self) -> float:
+        """The lowest character confidence (0 for an empty read)."""
+        return min(self.confidences) if self.confidences else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"text": self.text, "confidence": round(self.confidence, 4),
+                "confidences": self.confidences, "box": [round(v, 4) for v in self.box],
+                "det_score": self.det_score, "score": self.score,
+                "alternatives": self.alternatives}
+
+
+def second_choices(probs: npt.ArrayLike, charset: Sequence[str],
+                   allowed: npt.NDArray[np.bool_], ratio: float = 0.1) -> list[str]:
+    """For each character :func:`ctc_decode` keeps, the runner-up allowed class at that step
+    when its probability is at least ``ratio`` x the winner's, else ""."""
+    matrix = np.where(allowed[None, :], np.asarray(probs, dtype=np.float32), 0.0)
+    best = matrix.argmax(axis=1)
+    out: list[str] = []
+    previous = 0
+    for step, index in enumerate(best.tolist()):
+        if index != 0 and index != previous:
+            row = matrix[step].copy()
+            top = row[index]
+            row[index] = 0.0
+            row[0] = 0.0
+            runner = int(row.argmax())
+            out.append(charset[runner] if row[runner] >= ratio * top else "")
+        previous = index
+    return out
+
+
+class Parameters(Protocol):
+    """What :meth:`PlateReader.configured` reads (Triton's parameters, or a dict)."""
+
+    def get(self, key: str, default: str, /) -> str: ...
+
+
+def vehicle_crop(image: ImageArray, box: Sequence[float] | None,
+                 ) -> tuple[ImageArray, tuple[int, int, int, int]]:
+    """The vehicle's pixels and their region (x0, y0, x1, y1) in the image; ``box`` is
+    normalised x1, y1, x2, y2 (None or degenerate: the whole image).
+
+    >>> crop, region = vehicle_crop(np.zeros((100, 200, 3), np.uint8), (0.1, 0.5, 0.6, 1.2))
+    >>> crop.shape, region
+    ((50, 100, 3), (20, 50, 120, 100))
+    """
+    height, width = image.shape[:2]
+    region = (0, 0, width, height)
+    if box is not None:
+        x1, y1, x2, y2 = (min(max(float(v), 0.0), 1.0) for v in box)
+        px = (round(x1 * width), round(y1 * height), round(x2 * width),
+              round(y2 * height))
+        if px[2] - px[0] >= 2 and px[3] - px[1] >= 2:
+            region = px
+    x0, y0, x1p, y1p = region
+    return np.ascontiguousarray(image[y0:y1p, x0:x1p]), region
+
+
+def to_image_box(box: Sequence[float], region: tuple[int, int, int, int], width: int,
+                 height: int) -> tuple[float, float, float, float]:
+    """A box normalised to the crop ``region`` → normalised to the whole image.
+
+    >>> to_image_box((0.0, 0.5, 1.0, 1.0), (20, 50, 120, 100), 200, 100)
+    (0.1, 0.75, 0.6, 1.0)
+    """
+    x0, y0, x1, y1 = region
+    cw, ch = x1 - x0, y1 - y0
+    return (round((x0 + box[0] * cw) / width, 4), round((y0 + box[1] * ch) / height, 4),
+            round((x0 + box[2] * cw) / width, 4), round((y0 + box[3] * ch) / height, 4))
+
+
+class PlateReader:
+    """PP-OCRv4 det + rec in onnxruntime sessions: vehicle crop → plate reads, best first."""
+
+    @classmethod
+    def configured(cls, det_path: str, rec_path: str, params: Parameters,
+                   threads: int | None = None) -> PlateReader:
+        """The reader ``config.pbtxt``'s ``parameters`` describe (``det_width``,
+        ``search_top``, ``top_k``, ``box_thresh``, ``unclip_ratio``, ``rec_widen``,
+        ``det_clahe``): one reading for the Triton model and the evaluation."""
+        return cls(det_path, rec_path, threads=threads,
+                   det_width=int(params.get("det_width", "640")),
+                   search_top=float(params.get("search_top", "0.3")),
+                   top_k=int(params.get("top_k", "3")),
+                   box_thresh=float(params.get("box_thresh", "0.4")),
+                   unclip_ratio=float(params.get("unclip_ratio", "1.6")),
+                   rec_widen=float(params.get("rec_widen", "1.0")),
+                   det_clahe=float(params.get("det_clahe", "0")))
+
+    def __init__(self, det_path: str, rec_path: str, threads: int | None = None,
+                 providers: Sequence[str] | None = None, det_width: int = 320,
+                 search_top: float = 0.3, top_k: int = 3, alphabet: str = PLATE_ALPHABET,
+                 box_thresh: float = 0.5, unclip_ratio: float = 1.6,
+                 rec_widen: float = 1.0, det_clahe: float = 0.0) -> None:
+        import onnxruntime as ort  # local: keeps the pure functions importable without it
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        if providers is None:
+            available = ort.get_available_providers()
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                         if p in available]
+        self.det: Any = ort.InferenceSession(str(det_path), options, providers=list(providers))
+        self.rec: Any = ort.InferenceSession(str(rec_path), options, providers=list(providers))
+        meta = self.rec.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise ValueError(f"{rec_path}: no 'character' dictionary in the model metadata")
+        self.charset = recogniser_charset(meta["character"])
+        self.allowed = alphabet_mask(self.charset, alphabet)
+        self.det_width = max(32, round(det_width / 32) * 32)
+        self.search_top = search_top
+        self.top_k = top_k
+        self.box_thresh = box_thresh
+        self.unclip_ratio = unclip_ratio
+        self.rec_widen = rec_widen
+        self.det_clahe = det_clahe
+
+    def detect(self, crop: ImageArray, search_top: float | None = None,
+               ) -> list[tuple[Quad, float]]:
+        """Text boxes in the search region of a vehicle crop (from ``search_top``, default
+        the reader's, of its height down), in crop pixels, best first."""
+        height, width = crop.shape[:2]
+        top = int(height * (self.search_top if search_top is None else search_top))
+        region = crop[top:]
+        scale = self.det_width / max(1, region.shape[1])
+        det_h = max(32, round(region.shape[0] * scale / 32) * 32)
+        resized = cv2.resize(region, (self.det_width, det_h), interpolation=cv2.INTER_AREA
+                             if scale < 1 else cv2.INTER_LINEAR)
+        if self.det_clahe > 0:
+            resized = equalise(resized, self.det_clahe)
+        tensor = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        prob = self.det.run(None, {"x": tensor})[0][0, 0]
+        boxes = merge_lines(text_boxes(prob, box_thresh=self.box_thresh,
+                                       unclip_ratio=self.unclip_ratio))
+        factor = np.array([region.shape[1] / self.det_width, region.shape[0] / det_h],
+                          dtype=np.float32)
+        out = []
+        for quad, score in boxes:
+            mapped = quad * factor + np.array([0, top], dtype=np.float32)
+            mapped[:, 0] = np.clip(mapped[:, 0], 0, width - 1)
+            mapped[:, 1] = np.clip(mapped[:, 1], 0, height - 1)
+            out.append((mapped, score))
+        return out
+
+    def recognise(self, patches: Sequence[ImageArray]) -> list[tuple[str, list[float], list[str]]]:
+        """Text, per-character confidences and runner-up characters of each patch."""
+        if not patches:
+            return []
+        probs = self.rec.run(None, {"x": rec_input(patches, widen=self.rec_widen)})[0]
+        return [(*ctc_decode(p, self.charset, self.allowed),
+                 second_choices(p, self.charset, self.allowed)) for p in probs]
+
+    def read(self, crop: ImageArray, search_top: float | None = None) -> list[PlateRead]:
+        """Plate reads of a vehicle crop (BGR), the most plate-like first; [] when no text.
+        ``search_top`` 0 searches the whole crop (a plate crop)."""
+        height, width = crop.shape[:2]
+        candidates = []
+        for quad, det_score in self.detect(crop, search_top):
+            w = float(np.linalg.norm(quad[0] - quad[1]))
+            h = float(np.linalg.norm(quad[0] - quad[3]))
+            if h < 4 or w < 8 or not 1.2 <= w / h <= 10.0:
+                continue
+            candidates.append((quad, det_score, w / h))
+            if len(candidates) == self.top_k:
+                break
+        reads = []
+        texts = self.recognise([warp_quad(crop, quad) for quad, _, _ in candidates])
+        for (quad, det_score, aspect), (text, confs, alts) in zip(candidates, texts, strict=True):
+            x1, y1 = float(quad[:, 0].min()), float(quad[:, 1].min())
+            x2, y2 = float(quad[:, 0].max()), float(quad[:, 1].max())
+            score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height)
+            reads.append(PlateRead(text, confs, (x1 / width, y1 / height, x2 / width,
+                                                 y2 / height), det_score, score, alts))
+        reads.sort(key=lambda r: -r.score)
+        return reads
+
+    def read_image(self, image: ImageArray, box: Sequence[float] | None,
+                   search_top: float | None = None) -> list[PlateRead]:
+        """:meth:`read` on the vehicle ``box`` (normalised; None: the whole image) of an
+        image, with the plate boxes normalised to the whole image. A box cut off by the top
+        of the image is searched whole (its lower part is not the vehicle's: a car leaving
+        the view shows its rear, plate and all, at the top edge)."""
+        crop, region = vehicle_crop(image, box)
+        height, width = image.shape[:2]
+        if search_top is None and region[1] <= TOP_EDGE_PX:
+            search_top = 0.0
+        reads = self.read(crop, search_top)
+        for read in reads:
+            read.box = to_image_box(read.box, region, width, height)
+        return reads
