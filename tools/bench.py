@@ -201,6 +201,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
                  **{server.name: server.pid() or 0 for server in stack.servers(base)
                     if server.name in ("kafka", "triton")}}
         cpu_before = m.sample_processes(roots)
+        busy_before = m.machine_ticks()
         grabber.start()
         started = time.perf_counter()
         deadline = time.monotonic() + max(120.0, frames * 0.5)
@@ -216,6 +217,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
                     seen += 1
         elapsed = time.perf_counter() - started
         cpu_after = m.sample_processes(roots)
+        busy_after = m.machine_ticks()
         grabber.stop()
         if seen < frames:
             raise RuntimeError(f"only {seen}/{frames} detections arrived; see {workdir}")
@@ -227,6 +229,10 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
             "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
             "cpu_ms_per_frame": cpu_per_frame(cpu_before, cpu_after, frames),
+            # 100 per core: below 100 x cores the pipeline left CPU idle (not CPU-bound)
+            "machine_busy_pct": round(100.0 * (os.cpu_count() or 1)
+                                      * (busy_after[0] - busy_before[0])
+                                      / max(1, busy_after[1] - busy_before[1]), 1),
         }
     finally:
         consumer.close()
@@ -295,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
               f"p95 {pipeline['latency_ms_p95']} ms)\n")
     cpu = pipeline["cpu_ms_per_frame"]
     out.write("CPU ms per frame: pipeline " + ", ".join(f"{k} {v}" for k, v in cpu.items())
-              + f"; plain loop {plain['cpu_ms_per_frame']}\n")
+              + f"; plain loop {plain['cpu_ms_per_frame']}; machine busy "
+              f"{pipeline['machine_busy_pct']} % during the pipeline (100 per core)\n")
     text = json.dumps(result, indent=2)
     out.write(text + "\n")
     if args.json:
