@@ -100,25 +100,31 @@ class Probe:
             consumer.close()
 
     def _alerts(self) -> None:
-        # pub/sub channels are global across Redis databases: match our sensor event ids
-        pubsub = redis.Redis.from_url(self.settings.redis_url).pubsub(
-            ignore_subscribe_messages=True)
-        pubsub.subscribe("argus:alerts")
-        try:
-            while not self.stop.is_set():
-                message = pubsub.get_message(timeout=0.2)
-                if not message or message["type"] != "message":
-                    continue
-                now, alert = time.time(), json.loads(message["data"])
-                ours = [e["event_id"] for e in alert.get("evidence", [])
-                        if e.get("source") == "sensor" and e["event_id"] in self.posted]
-                if ours:
-                    key = f"{alert['rule']}:{alert.get('change', 'created')}"
-                    self.rules[key] = self.rules.get(key, 0) + 1
-                for found in ours:
-                    self.alerted.setdefault(found, now)
-        finally:
-            pubsub.close()
+        # pub/sub channels are global across Redis databases: match our sensor event ids;
+        # Redis may go away (chaos): subscribe again until stopped
+        while not self.stop.is_set():
+            pubsub = redis.Redis.from_url(self.settings.redis_url).pubsub(
+                ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe("argus:alerts")
+                while not self.stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message and message["type"] == "message":
+                        self._alert(time.time(), json.loads(message["data"]))
+            except redis.RedisError:
+                self.stop.wait(1.0)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+
+    def _alert(self, now: float, alert: dict[str, Any]) -> None:
+        ours = [e["event_id"] for e in alert.get("evidence", [])
+                if e.get("source") == "sensor" and e["event_id"] in self.posted]
+        if ours:
+            key = f"{alert['rule']}:{alert.get('change', 'created')}"
+            self.rules[key] = self.rules.get(key, 0) + 1
+        for found in ours:
+            self.alerted.setdefault(found, now)
 
     def _post(self) -> None:
         step = self.period_s / max(1, len(self.sensors))  # staggered over the period

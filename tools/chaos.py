@@ -369,6 +369,15 @@ def _share(events: list[str], alerted: dict[str, float]) -> float | None:
     return round(sum(1 for e in events if e in alerted) / len(events), 3) if events else None
 
 
+def _failed(fault: str, exc: Exception) -> dict[str, Any]:
+    """The row of a fault whose run could not finish (the error says why)."""
+    return {"fault": fault, "recovered": False, "recovery_s": None, "crashed": ["run"],
+            "error": repr(exc)[:500], "panic_events": 0, "panic_without_alert": 0,
+            "mqtt_panic_without_alert": 0, "intrusion_alerted_share": None, "duplicated": 0,
+            "republished": 0, "dead_letters": {}, "skipped": {}, "stage_errors": {},
+            "signals": {"worker_unhealthy_s": None}}
+
+
 def format_table(results: list[dict[str, Any]]) -> str:
     head = ("fault", "recovered", "recovery s", "panic lost", "intrusion alerted",
             "duplicated", "republished", "dead letters", "skipped", "errors by kind",
@@ -410,21 +419,26 @@ def main(argv: list[str] | None = None) -> int:
     base = get_settings()
     started = stack.up(base)
     sources = [str(base.shared / s) for s in DEFAULT_SOURCES]
-    results = []
+    results: list[dict[str, Any]] = []
+    report = {"machine": m.machine(), "versions": versions(base), "parameters": vars(args)
+              | {"json": str(args.json) if args.json else None}, "results": results}
     try:
         for fault in faults:
             print(f"chaos: {fault} ...", file=sys.stderr, flush=True)
-            results.append(run_fault(base, fault, args.cameras, args.fps, sources, args.before,
-                                     args.down, args.after, args.sensor_period,
-                                     args.keep_logs))
+            try:
+                results.append(run_fault(base, fault, args.cameras, args.fps, sources,
+                                         args.before, args.down, args.after,
+                                         args.sensor_period, args.keep_logs))
+            except Exception as exc:  # one fault's run failing must not lose the others
+                results.append(_failed(fault, exc))
+                stack.up(base)
+            print(format_table(results[-1:]), file=sys.stderr, flush=True)
+            if args.json:  # after every fault: a long run stopped midway keeps what it has
+                args.json.write_text(json.dumps(report, indent=2, default=str))
     finally:
         if started:
             stack.down(base, started)
     print(format_table(results))
-    report = {"machine": m.machine(), "versions": versions(base), "parameters": vars(args)
-              | {"json": str(args.json) if args.json else None}, "results": results}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0 if all(r["recovered"] and not r["panic_without_alert"] and not r["duplicated"]
                     for r in results) else 1
 

@@ -181,6 +181,11 @@ class Server(ABC):
             if _alive(pid):
                 log.warning("server did not stop, killing", extra={"server": self.name})
                 os.killpg(pid, signal.SIGKILL)
+        # a JVM can hold its listening sockets a moment after the process we waited for is
+        # gone: a restart right away would find them taken
+        deadline = time.monotonic() + 15.0
+        while any(not port_free(p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
 
 
