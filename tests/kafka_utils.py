@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -72,3 +74,13 @@ def committed_behind(settings: Settings, group: str, topic: str,
     finally:
         admin.close()
         consumer.close()
+
+
+def latest_alerts(records: list[ConsumerRecord]) -> dict[str, dict[str, Any]]:
+    """The newest version of each alert on records of the ``alerts`` topic, by alert id."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        alert = json.loads(record.value)
+        if alert["alert_id"] not in out or alert["version"] >= out[alert["alert_id"]]["version"]:
+            out[alert["alert_id"]] = alert
+    return out

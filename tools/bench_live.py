@@ -247,22 +247,28 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
         ok = True
         return result
     finally:
-        probe.stop.set()
-        children.stop()
-        for thread in probe.threads:
-            thread.join(5)
-        admin.close()
-        offsets.close()
-        with contextlib.suppress(Exception):
-            cleanup_kafka(settings)
-        with contextlib.suppress(Exception):
-            redis.Redis.from_url(settings.redis_url).flushdb()  # also drops the lock
-        shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
-                      ignore_errors=True)
+        teardown(probe, children, admin, offsets, settings)
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"bench live did not finish; logs kept in {workdir}", file=sys.stderr)
+
+
+def teardown(probe: Probe, children: Children, admin: KafkaAdminClient,
+             offsets: KafkaConsumer, settings: Settings) -> None:
+    """End a run: stop the probe and the children, close the Kafka clients, delete the
+    run's topics, Redis database (which also drops its lock) and Faust data."""
+    probe.stop.set()
+    children.stop()
+    for thread in probe.threads:
+        thread.join(5)
+    admin.close()
+    offsets.close()
+    with contextlib.suppress(Exception):
+        cleanup_kafka(settings)
+    with contextlib.suppress(Exception):
+        redis.Redis.from_url(settings.redis_url).flushdb()  # also drops the lock
+    shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data", ignore_errors=True)
 
 
 def _recover(children: Children, ports: dict[str, int], workers: list[str], probe: Probe,

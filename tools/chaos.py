@@ -45,7 +45,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import redis
 from kafka import KafkaAdminClient, KafkaConsumer
 
 from argus.log import setup_logging
@@ -53,8 +52,8 @@ from argus.settings import Settings, get_settings
 from services.sensor_gateway.logic import event_id
 from tools import bench_measure as m
 from tools import stack
-from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers
-from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
+from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers, teardown
+from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
 
 FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "overload")
 SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka",
@@ -341,17 +340,7 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
             mqtt_sensors.close()
         if fault in SERVER_FAULTS:  # whatever happened, leave the server running
             stack.up(base, only=[SERVER_FAULTS[fault]])
-        children.stop()
-        for thread in probe.threads:
-            thread.join(5)
-        admin.close()
-        offsets.close()
-        with contextlib.suppress(Exception):
-            cleanup_kafka(settings)
-        with contextlib.suppress(Exception):
-            redis.Redis.from_url(settings.redis_url).flushdb()
-        shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data",
-                      ignore_errors=True)
+        teardown(probe, children, admin, offsets, settings)
         if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

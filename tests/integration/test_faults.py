@@ -17,21 +17,12 @@ from argus.stores.alerts import get_alert
 from pipelines.app import group_id
 from tests.conftest import metric_value, scrape
 from tests.integration.test_worker_lifecycle import PANIC_SITES, Workers, send_panics, workers
-from tests.kafka_utils import committed_behind, consume_until
+from tests.kafka_utils import committed_behind, consume_until, latest_alerts
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 __all__ = ["workers"]  # the fixture, shared with test_worker_lifecycle
-
-
-def _latest(records: list[Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        alert = json.loads(record.value)
-        if alert["alert_id"] not in out or alert["version"] >= out[alert["alert_id"]]["version"]:
-            out[alert["alert_id"]] = alert
-    return out
 
 
 def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -> None:
@@ -72,9 +63,9 @@ def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -
                                 reason="internal_error")
         proxy.up()
         wanted = set(round1.values()) | set(round2.values())
-        records = consume_until(settings, "alerts", lambda rs: {
-            e["event_id"] for a in _latest(rs).values() for e in a["evidence"]} >= wanted, 120)
-        alerts = _latest(records)
+        records = consume_until(settings, "alerts", lambda rs: wanted <= {
+            e["event_id"] for a in latest_alerts(rs).values() for e in a["evidence"]}, 120)
+        alerts = latest_alerts(records)
         by_site: dict[str, list[str]] = {}
         for alert_id, alert in alerts.items():
             by_site.setdefault(alert["site_id"], []).append(alert_id)

@@ -25,7 +25,7 @@ from schemas.tracks import Track, Velocity
 from tests.conftest import free_port, metric_value, scrape, start_worker
 from tests.integration.test_detect_stage import pets_frames
 from tests.integration.test_track_stage import send_frames
-from tests.kafka_utils import committed_behind, consume_until
+from tests.kafka_utils import committed_behind, consume_until, latest_alerts
 from tests.tcp_proxy import TcpProxy
 from tools import stack as embedded
 
@@ -260,21 +260,12 @@ def test_two_correlate_workers_one_killed_no_alert_lost_or_duplicated(
     victim.wait(10)
     round2 = send_panics(settings, "r2", now + 5.0)
 
-    def latest(records: list[Any]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for r in records:
-            alert = json.loads(r.value)
-            if alert["alert_id"] not in out or alert["version"] >= out[alert["alert_id"]][
-                    "version"]:
-                out[alert["alert_id"]] = alert
-        return out
-
     def both_panics(records: list[Any]) -> bool:
-        seen = {e["event_id"] for a in latest(records).values() for e in a["evidence"]}
+        seen = {e["event_id"] for a in latest_alerts(records).values() for e in a["evidence"]}
         return seen >= set(round1.values()) | set(round2.values())
 
     records = consume_until(settings, "alerts", both_panics, 120)
-    alerts = latest(records)
+    alerts = latest_alerts(records)
     by_site: dict[str, list[str]] = {}
     for alert_id, alert in alerts.items():
         by_site.setdefault(alert["site_id"], []).append(alert_id)
