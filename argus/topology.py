@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from argus.behaviours import FallConfig, Line, ZoneBehaviours, check_lines
+from argus.plates.text import PlateFormat
 from argus.redact import redact_url
 from argus.schedule import Clock, Weekday, every_day
 from argus.sources import parse_source
@@ -68,6 +69,24 @@ class OpeningHours(_Frozen):
         return self.close
 
 
+class SitePlateFormat(PlateFormat):
+    """A site's plate format, named (``events.plate`` says which one a plate matched)."""
+
+    id: str = Field(default="any", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+
+
+class SitePlates(_Frozen):
+    """How a site's plates are read and listed (docs/plates.md)."""
+
+    formats: list[SitePlateFormat] = Field(
+        default_factory=lambda: [SitePlateFormat()], min_length=1,
+        description="Plate formats tried in order (the default accepts any 2-10 A-Z0-9)")
+    allow_lists: list[str] = Field(
+        default_factory=list,
+        description="Allow lists that apply here: a plate on none of them at a gate is "
+                    "unauthorised (rule unauthorised_vehicle)")
+
+
 class Site(_Frozen):
     id: str = Field(min_length=1)
     name: str | None = None
@@ -77,6 +96,8 @@ class Site(_Frozen):
     opening_hours: list[OpeningHours] | None = Field(
         default=None, description="None = always open (after-hours rules never fire)")
     zones: list[SiteZone] = Field(default_factory=list)
+    plates: SitePlates = Field(default_factory=SitePlates,
+                               description="Plate formats and allow lists of the site")
 
     @field_validator("timezone")
     @classmethod
@@ -116,6 +137,17 @@ class CameraZone(_Frozen):
         return polygon
 
 
+class CameraPlates(_Frozen):
+    """Read licence plates of the vehicles this camera sees (docs/plates.md)."""
+
+    mode: Literal["video", "stills"] = Field(
+        default="video",
+        description="video: vote over a few frames of each confirmed vehicle track; stills: "
+                    "every frame is a different photo (an ANPR camera sending stills), each "
+                    "vehicle read on its own")
+    min_width_px: int = Field(default=60, ge=8, description="Narrower vehicles are not read")
+
+
 class Camera(_Frozen):
     id: str = Field(min_length=1, max_length=128)
     site: str
@@ -135,6 +167,8 @@ class Camera(_Frozen):
     fall: FallConfig | None = Field(
         default=None,
         description="Person-down detection confirmed with pose (docs/behaviours-fall.md)")
+    plates: CameraPlates | None = Field(
+        default=None, description="Read licence plates on vehicle tracks (None: off)")
 
     @model_validator(mode="after")
     def _line_ids(self) -> Camera:

@@ -40,8 +40,9 @@ SNAPSHOT_KEY = "argus:snapshot:{ref}"
 def cameras_needing_frames(topology: Topology, faces_on_tracks: bool) -> frozenset[str]:
     """The cameras whose recent frames later stages read: every camera when the faces
     stage runs on person tracks (it crops heads from the cached frame); otherwise those
-    with tripwires, zone behaviours or person-down detection (their events keep a
-    snapshot, and a fall is confirmed with pose on the frame).
+    with tripwires, zone behaviours, person-down detection (their events keep a
+    snapshot, and a fall is confirmed with pose on the frame) or plate reading (the plate
+    stage crops vehicles from the cached frame).
 
     >>> from argus.topology import parse_topology
     >>> topology = parse_topology('''
@@ -50,15 +51,16 @@ def cameras_needing_frames(topology: Topology, faces_on_tracks: bool) -> frozens
     ...   - {id: plain, site: s, source: a.mp4, zones: [{id: z, polygon: [[0, 0], [1, 0], [1, 1]]}]}
     ...   - {id: tripwire, site: s, source: a.mp4, lines: [{id: l, points: [[0, 0], [1, 1]]}]}
     ...   - {id: fall, site: s, source: a.mp4, fall: {}}
+    ...   - {id: gate, site: s, source: a.mp4, plates: {}}
     ... ''', "t.yaml", {"ARGUS_SHARED": "/data"})
     >>> sorted(cameras_needing_frames(topology, faces_on_tracks=False))
-    ['fall', 'tripwire']
+    ['fall', 'gate', 'tripwire']
     >>> sorted(cameras_needing_frames(topology, faces_on_tracks=True))
-    ['fall', 'plain', 'tripwire']
+    ['fall', 'gate', 'plain', 'tripwire']
     """
     return frozenset(
         camera.id for camera in topology.cameras
-        if faces_on_tracks or camera.lines or camera.fall is not None
+        if faces_on_tracks or camera.lines or camera.fall is not None or camera.plates is not None
         or any(zone.behaviours is not None for zone in camera.zones))
 
 
