@@ -16,6 +16,7 @@ from pipelines.stages.correlate.stage import Correlate
 from pipelines.stages.counting.stage import Counting
 from pipelines.stages.detect.stage import Detect
 from pipelines.stages.faces.stage import Faces
+from pipelines.stages.plates.stage import Plates
 from pipelines.stages.track.stage import Track
 from pipelines.stages.zones.stage import Zones
 
@@ -26,6 +27,7 @@ STAGES: tuple[type[Stage[Any, Any]], ...] = (
     Behaviour,
     Counting,
     Faces,
+    Plates,
     Anomaly,
     AnomalyObjects,
     Correlate,

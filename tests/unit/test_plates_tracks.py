@@ -23,12 +23,12 @@ T0 = 1_800_000_000.0
 
 
 def track(track_id: int = 1, cls: str = "car", state: str = "confirmed",
-          width: float = 0.2) -> Track:
+          width: float = 0.2, last_seen: float = T0) -> Track:
     return Track.model_validate({
         "track_id": track_id, "class_id": 2, "class_name": cls,
         "box": {"x1": 0.1, "y1": 0.3, "x2": 0.1 + width, "y2": 0.6},
         "velocity": {"vx": 0.0, "vy": 0.0}, "age": 5, "state": state,
-        "first_seen": T0, "last_seen": T0, "score": 0.8})
+        "first_seen": T0 - 1, "last_seen": last_seen, "score": 0.8})
 
 
 @pytest.mark.parametrize(("kwargs", "frame_width", "due"), [
@@ -42,6 +42,43 @@ def track(track_id: int = 1, cls: str = "car", state: str = "confirmed",
 ])
 def test_which_tracks_are_read(kwargs: dict[str, object], frame_width: int, due: bool) -> None:
     assert TrackPlates().due(track(**kwargs), T0, frame_width) is due  # type: ignore[arg-type]
+
+
+STILLS = PlateTrackConfig(stills=True)
+
+
+@pytest.mark.parametrize(("kwargs", "due"), [
+    ({}, True),
+    ({"state": "tentative"}, True),           # one photo: never confirmed, still read
+    ({"state": "lost"}, False),
+    ({"last_seen": T0 - 1.0}, False),         # not in this photo
+    ({"cls": "person"}, False),
+    ({"width": 0.04}, False),
+])
+def test_which_tracks_are_read_on_stills(kwargs: dict[str, object], due: bool) -> None:
+    book = TrackPlates(STILLS)
+    t = track(**kwargs)  # type: ignore[arg-type]
+    assert book.due(t, T0, 1280) is due
+    book.attempted(t.track_id, T0)
+    assert book.due(t, T0, 1280) is due  # every photo, however close in time
+
+
+@pytest.mark.parametrize(("reads", "published"), [
+    # each photo's read stands alone: confident reads publish at once, once per plate
+    ([("AB12CDE", 0.9), ("AB12CDE", 0.9), ("XY34ZZZ", 0.9)], ["AB12CDE", None, "XY34ZZZ"]),
+    # an unsure character holds a read back, and is not voted with the next photo's
+    ([("AB12CDE", 0.5), ("XY34ZZZ", 0.9)], [None, "XY34ZZZ"]),
+])
+def test_stills_publish_each_confident_read(reads: list[tuple[str, float]],
+                                            published: list[str | None]) -> None:
+    book = TrackPlates(STILLS)
+    got = []
+    for seq, (text, conf) in enumerate(reads):
+        known = book.add(3, text, [conf] * len(text), 0.8, seq, best={"seq": seq})
+        got.append(None if known is None else known.vote.text)
+        if known is not None:
+            assert known.best == {"seq": seq} and known.vote.reads == 1
+    assert got == published
 
 
 def test_reads_are_spaced_and_bounded() -> None:
@@ -80,6 +117,7 @@ def test_votes_publish_a_stable_plate_once(
         if known is not None:
             assert known.track_id == 7
             assert known.best_seq == max(reads[:len(got)], key=lambda r: r[2])[3]
+            assert known.best is None  # nothing passed with the reads
     assert got == published
 
 

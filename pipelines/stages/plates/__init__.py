@@ -1,3 +1,3 @@
-"""The plate stage (work in progress, not yet in ``STAGES``): confirmed vehicle tracks →
-Triton ``plates`` → site format → per-character vote across frames → ``events.plate``.
-The pure logic is in ``tracks.py``; docs/plates.md."""
+"""The plate stage: vehicle tracks → Triton ``plates`` → site format → per-character vote
+across frames → hotlists and allow lists → ``events.plate``. Pure logic in ``tracks.py``,
+the I/O in ``agent.py``, the stage in ``stage.py``; docs/plates.md."""

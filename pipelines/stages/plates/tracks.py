@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,6 +45,10 @@ class PlateTrackConfig:
     min_share: float = 0.6
     """A vote is stable with at least ``min_reads`` reads and every character won by this
     share of its confidence mass."""
+    stills: bool = False
+    """Every frame is a different photo (an ANPR camera sending stills): each vehicle seen
+    in a frame is read on that frame alone, whether or not its track is confirmed, and a
+    read stands on its own when its every character has ``min_share`` confidence."""
 
 
 @dataclass
@@ -53,6 +58,7 @@ class _TrackState:
     reads: list[tuple[str, list[float]]] = field(default_factory=list)
     best_score: float = -1.0
     best_seq: int = 0
+    best: Any = None
     published: set[str] = field(default_factory=set)
 
 
@@ -64,6 +70,8 @@ class KnownPlate:
     vote: Vote
     best_seq: int
     """The frame whose read scored best (the snapshot)."""
+    best: Any = None
+    """What the caller passed with that read (its boxes, time, format...)."""
 
 
 class TrackPlates:
@@ -76,9 +84,13 @@ class TrackPlates:
     def due(self, track: Track, ts: float, frame_width: int) -> bool:
         """Whether to read ``track``'s plate on the frame captured at ``ts``."""
         cfg = self.config
-        if track.state != "confirmed" or track.class_name not in cfg.classes:
+        if track.class_name not in cfg.classes:
             return False
         if (track.box.x2 - track.box.x1) * frame_width < cfg.min_width_px:
+            return False
+        if cfg.stills:  # seen in this photo (a tentative track too: one photo, one look)
+            return track.state in ("confirmed", "tentative") and track.last_seen == ts
+        if track.state != "confirmed":
             return False
         state = self.tracks.get(track.track_id)
         if state is None:
@@ -92,20 +104,28 @@ class TrackPlates:
         state.last_read_ts = ts
 
     def add(self, track_id: int, text: str, confidences: list[float], score: float,
-            seq: int) -> KnownPlate | None:
+            seq: int, best: Any = None) -> KnownPlate | None:
         """Add one frame's formatted read; the plate to publish when the vote is stable and
-        this (track, plate) has not been published yet."""
+        this (track, plate) has not been published yet. ``best`` is kept with the
+        best-scoring read and handed back in :attr:`KnownPlate.best`."""
         state = self.tracks.setdefault(track_id, _TrackState())
+        if self.config.stills:  # this photo's read alone
+            state.reads, state.best_score = [], -1.0
         state.reads.append((text, list(confidences)))
         if score > state.best_score:
-            state.best_score, state.best_seq = score, seq
-        result = vote(state.reads)
-        if result is None or not result.stable(self.config.min_reads, self.config.min_share):
+            state.best_score, state.best_seq, state.best = score, seq, best
+        if self.config.stills:  # one read: its own confidences, not a vote's shares
+            confident = bool(text) and min(confidences) >= self.config.min_share
+            result: Vote | None = Vote(text, tuple(confidences), 1, 1) if confident else None
+        else:
+            result = vote(state.reads)
+        if result is None or not result.stable(1 if self.config.stills else
+                                               self.config.min_reads, self.config.min_share):
             return None
         if result.text in state.published:
             return None
         state.published.add(result.text)
-        return KnownPlate(track_id, result, state.best_seq)
+        return KnownPlate(track_id, result, state.best_seq, state.best)
 
     def keep_only(self, track_ids: set[int]) -> None:
         """Forget the tracks not in ``track_ids`` (they ended)."""

@@ -1,0 +1,121 @@
+"""End to end on the real servers: a car whose plate is on a hotlist passes an ANPR camera
+and becomes a ``hotlist_vehicle`` alert; a car on the site's allow list and a car on no list
+make plate events but no alert.
+
+frames.raw (OpenALPR US photos as stills) → detect → track → plates (frame from the frame
+cache, Triton "plates" on the vehicle box, the site's format, the lists) → events.plate
+(text, hits, colour, snapshot) → correlate (rules.yaml: hotlist_vehicle) → alerts + Redis
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from argus.kafka import make_producer
+from argus.plates.hotlist import PlateKeys, PlateListStore
+from argus.settings import REPO_ROOT, Settings
+from argus.stores import alerts as alert_sink
+from argus.stores.frame_cache import snapshot_key
+from schemas import Alert, FrameHeaders
+from schemas.plates import PlateEvent
+from tests.conftest import TEST_TOPOLOGY, free_port
+from tests.kafka_utils import consume
+from tools import stack as embedded
+
+pytestmark = pytest.mark.e2e
+
+SITE, CAMERA = "site-plates", "cam-plates"
+# OpenALPR US photos whose car the tracker starts a track on (score >= 0.7, its new-track
+# threshold) and whose plate the reader gets exactly (argus eval plates)
+PHOTOS = {
+    "car9-1.jpg": "ASC7399",                                 # on no list
+    "37170dd1-2802-4e38-b982-c5d07c64ff67.jpg": "6HP995",   # on the hotlist
+    "4be2025c-09f7-4bb0-b1bd-8e8633e6dec1.jpg": "UF2V5S",   # on the site's allow list
+}
+HOTLISTED, ALLOWED, UNLISTED = "6HP995", "UF2V5S", "ASC7399"
+
+
+@pytest.fixture(scope="module")
+def plates_worker(stack: Settings) -> Iterator[tuple[Settings, bytes]]:
+    """A worker with the plate key, on topics of its own."""
+    settings = Settings(topic_prefix=f"{stack.topic_prefix}plates.",
+                        app_id=f"argus-plates-{uuid.uuid4().hex[:8]}",
+                        redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
+    embedded.create_topics(settings)
+    key = os.urandom(32)
+    env = {**os.environ, **settings.to_env(),
+           "ARGUS_PLATE_KEY": base64.b64encode(key).decode()}
+    log_path = stack.stack_dir / f"test-worker-{settings.app_id}.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--metrics-port", str(free_port())],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield settings, key
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_hotlisted_plate_becomes_an_alert(plates_worker: tuple[Settings, bytes]) -> None:
+    settings, key = plates_worker
+    folder = settings.shared / "data" / "plates" / "openalpr_us"
+    db = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    lists = PlateListStore(redis.Redis.from_url(settings.redis_url), PlateKeys.from_master(key))
+    hot = lists.add("e2e-stolen", "hotlist", HOTLISTED, "stolen 2026-11-30", "e2e-test")
+    lists.add("e2e-staff", "allow", ALLOWED, "staff car", "e2e-test")
+    try:
+        producer = make_producer(settings)
+        start = time.time()
+        for seq, name in enumerate(PHOTOS):  # one still a second
+            jpeg = (folder / name).read_bytes()
+            meta = FrameHeaders(camera_id=CAMERA, seq=seq, capture_ts=start + seq,
+                                width=1280, height=720)
+            producer.send(settings.topic("frames.raw"), key=CAMERA.encode(), value=jpeg,
+                          headers=meta.to_headers())
+        producer.flush()
+
+        deadline = time.monotonic() + 120
+        alert_ids: list[str] = []
+        while time.monotonic() < deadline and not alert_ids:
+            alert_ids = [str(a) for a in db.zrange(alert_sink.site_active_key(SITE), 0, -1)]
+            time.sleep(0.5)
+        assert len(alert_ids) == 1, "no hotlist alert"
+
+        events = {e.text: e for e in (PlateEvent.model_validate_json(r.value) for r in consume(
+            settings, "events.plate", 3, timeout_s=10, where=lambda r: r.key == SITE.encode()))}
+        assert set(events) == set(PHOTOS.values())  # every car read exactly
+        hotlisted = events[HOTLISTED]
+        assert [(h.list_id, h.list_kind, h.entry_id, h.distance) for h in hotlisted.hits] == [
+            ("e2e-stolen", "hotlist", hot.entry_id, 0)]
+        assert [h.list_kind for h in events[ALLOWED].hits] == ["allow"]
+        assert events[UNLISTED].hits == []
+        for event in events.values():
+            assert event.camera_id == CAMERA and event.format_id == "us"
+            assert event.vehicle_class in ("car", "truck") and event.reads == 1
+            assert event.colour != "unknown" and min(event.confidences) >= 0.6
+            # the plate lies inside the vehicle box
+            assert event.vehicle_box.x1 <= event.plate_box.x1 <= event.vehicle_box.x2
+            ref = event.snapshot_ref
+            assert ref is not None and db.exists(snapshot_key(ref)) and db.ttl(
+                snapshot_key(ref)) > 0
+
+        stored = db.hget(alert_sink.alert_key(alert_ids[0]), "json")
+        assert isinstance(stored, str)
+        alert = Alert.model_validate_json(stored)
+        assert alert.rule == "hotlist_vehicle" and alert.severity == "high"
+        assert alert.camera_id == CAMERA and HOTLISTED in alert.title
+        assert [e.snapshot_ref for e in alert.evidence] == [hotlisted.snapshot_ref]
+    finally:
+        lists.remove("e2e-stolen", HOTLISTED, "e2e-test")
+        lists.remove("e2e-staff", ALLOWED, "e2e-test")
