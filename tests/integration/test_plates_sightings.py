@@ -161,3 +161,36 @@ def test_every_search_is_audited(store: SightingStore) -> None:
         "ops-ben", "AA99*", "depot", "1")
     stream: list[Any] = list(store.redis.xrange(store.audit_stream))  # type: ignore[arg-type]
     assert b"AB12" not in b"".join(b"".join(f.values()) for _, f in stream)
+
+
+def test_cli_sightings(stack: Settings, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+    import json
+
+    from tools.plates_cli import main
+
+    monkeypatch.setenv("ARGUS_PLATE_KEY", base64.b64encode(KEY).decode())
+    client = redis.Redis.from_url(stack.redis_url)
+    store = SightingStore(client, PlateKeys.from_master(KEY))  # the workers' prefix
+    plate = f"CL{time.monotonic_ns() % 100000:05d}"
+    store.add(plate_event(plate, time.time() - 3600, track=1))
+    store.add(plate_event(plate, time.time() - 60, "gate-2", "yard", track=2))
+    base = ["--redis-url", stack.redis_url, "--actor", "op-cli", "sightings"]
+    assert main([*base, plate[:4] + "*", "--since", "2h", "--site", "yard"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"Z  {plate:<10} d=0  gate-2" in line and "yard" in line
+    assert "car blue 90deg  conf 0.90  lists -  frames.raw/gate-2/3" in line
+    assert main([*base, plate, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["count"] == 2 and [s["camera_id"] for s in found["sightings"]] == [
+        "gate-2", "gate-1"]
+    assert main([*base, plate, "--since", "30m"]) == 0
+    assert main([*base, plate, "--until", "90m"]) == 1
+    assert "no sightings" in capsys.readouterr().err
+    assert store.audit(1)[0]["actor"] == "op-cli"
+    assert main([*base, "*"]) == 2
+    assert "at least 2 plate characters" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, plate, "--since", "last week"])
+    client.close()
