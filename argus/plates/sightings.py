@@ -227,7 +227,6 @@ class SightingStore:
                  fuzzy: bool, limit: int) -> SightingSearch:
         found: list[Sighting] = []
         scanned = unreadable = 0
-        batch: list[str] = []
         iterator = iter(ids)
         while True:
             batch = [sid for _, sid in zip(range(min(BATCH, self.scan_cap - scanned)),
