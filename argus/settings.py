@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     alert_resolved_ttl_s: int = 24 * 3600
     """Resolved alerts stay readable this long, then expire."""
     audit_retention_s: int = 365 * 24 * 3600
+    plate_sightings_retention_s: float = Field(default=30 * 24 * 3600, gt=0)
+    """How long a plate sighting (an ``events.plate`` kept for search) stays in Redis; older
+    ones expire (docs/plates.md, privacy design)."""
     command_ttl_s: float = 300.0
     """Rule-action commands (lights, PTZ, webhooks) expire this long after they are issued."""
     api_keys: str = Field(default="", repr=False)

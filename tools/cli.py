@@ -10,6 +10,7 @@
     argus lag-exporter              Kafka consumer lag for Prometheus
     argus watchlist ...             face watchlists (enroll | list | remove)
     argus plates list ...           plate hotlists / allow lists (add | remove | show | check)
+    argus plates sightings PATTERN  where a plate was seen (wildcards, --fuzzy; audited)
     argus eval mot|faces|rules|fall accuracy evaluations
     argus eval anomaly              frame-level motion anomaly (UCSD Ped2 format)
     argus eval plates               licence plates read end to end (or --crops)
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the alert API (REST + WebSocket)")
     sub.add_parser("lag-exporter", help="Kafka consumer-lag exporter for Prometheus")
     sub.add_parser("watchlist", help="face watchlists: enroll | list | remove")
-    sub.add_parser("plates", help="plate hotlists and allow lists: list add|remove|show|check")
+    sub.add_parser("plates", help="plate hotlists and allow lists: list add|remove|show|check; "
+                                  "sightings search")
     sub.add_parser("bench", help="throughput benchmark; `bench live`: real-time load")
     sub.add_parser("chaos", help="scripted infrastructure faults against a baseline "
                                  "(stops and starts the embedded servers)")

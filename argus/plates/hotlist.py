@@ -187,6 +187,29 @@ class PlateListStore:
             out.append(found)
         return sorted(out, key=lambda item: item[1])
 
+    def counts(self, list_id: str) -> dict[str, int]:
+        """A list's live entries counted by kind (metadata only: nothing is unsealed);
+        expired entries are dropped from the index on the way."""
+        tags = [t.decode() if isinstance(t, bytes) else str(t)
+                for t in self.redis.smembers(self._k("tags", list_id))]
+        pipe = self.redis.pipeline(transaction=False)
+        for tag in tags:
+            pipe.hget(self._k("entry", list_id, tag), "meta")
+        counts: dict[str, int] = {}
+        for tag, meta in zip(tags, pipe.execute(), strict=True):
+            if meta is None:
+                self.redis.srem(self._k("tags", list_id), tag)
+                continue
+            kind = PlateEntry.model_validate_json(meta).kind
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def lists(self) -> dict[str, dict[str, int]]:
+        """Every list ever written, with :meth:`counts`."""
+        ids = sorted(i.decode() if isinstance(i, bytes) else str(i)
+                     for i in self.redis.smembers(self._k("lists")))
+        return {list_id: self.counts(list_id) for list_id in ids}
+
     def match(self, list_id: str, read: str) -> PlateMatch | None:
         """The entry a read hits: the exact plate, else a listed plate one OCR confusion
         (or one edit among the read's confusion class) away."""

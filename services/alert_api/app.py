@@ -16,6 +16,8 @@
 ``GET /v1/alerts/stream``               read       live feed: WebSocket, or SSE over HTTP
 ``/v1/watchlists/...``                  operator   enroll, list, update, remove watchlist
                                                    entries (``watchlists.py``)
+``/v1/plates/...``                      operator   plate hotlists / allow lists, sightings
+                                                   search, their audit (``plates.py``)
 ``GET /v1/snapshots/{ref}``             read       a kept frame, every face but the matched
                                                    one blurred (``?blur=none``: operator)
 ``/console``, ``/v1/session``,           see        the operations console and its sign-in
@@ -56,6 +58,7 @@ from services.alert_api import (
     cameras,
     console,
     export,
+    plates,
     procedure,
     sessions,
     snapshots,
@@ -81,6 +84,8 @@ The live picture of Argus alerts, operator actions and a live feed.
 * **operator** keys manage face watchlists (`/v1/watchlists`, every change audited) and may
   see a snapshot unblurred (`/v1/snapshots/{ref}?blur=none`, audited); read keys get
   snapshots with every face except the matched one pixelated.
+* **operator** keys manage plate hotlists and allow lists and search plate sightings
+  (`/v1/plates`: plates are personal data; every change and search audited).
 * Send the key as `X-API-Key` (the live feed also takes `?api_key=`).
 * The operations console is at `/console` (sign in with a key: it becomes an HttpOnly
   session cookie, `POST /v1/session`).
@@ -207,6 +212,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.include_router(export.router)
     app.include_router(procedure.router)
     app.include_router(cameras.router)
+    app.include_router(plates.routes(settings))
     app.state.procedures = Procedures(settings.rules)
     console.mount(app, settings, config.session_ttl_s)
     reader = Depends(require(Role.READ))
