@@ -204,11 +204,14 @@ class PlateListStore:
             counts[kind] = counts.get(kind, 0) + 1
         return counts
 
+    def list_ids(self) -> list[str]:
+        """Every list ever written, sorted."""
+        return sorted(i.decode() if isinstance(i, bytes) else str(i)
+                      for i in self.redis.smembers(self._k("lists")))
+
     def lists(self) -> dict[str, dict[str, int]]:
         """Every list ever written, with :meth:`counts`."""
-        ids = sorted(i.decode() if isinstance(i, bytes) else str(i)
-                     for i in self.redis.smembers(self._k("lists")))
-        return {list_id: self.counts(list_id) for list_id in ids}
+        return {list_id: self.counts(list_id) for list_id in self.list_ids()}
 
     def match(self, list_id: str, read: str) -> PlateMatch | None:
         """The entry a read hits: the exact plate, else a listed plate one OCR confusion

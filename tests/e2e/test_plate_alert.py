@@ -4,7 +4,7 @@ make plate events but no alert.
 
 frames.raw (OpenALPR US photos as stills) → detect → track → plates (frame from the frame
 cache, Triton "plates" on the vehicle box, the site's format, the lists) → events.plate
-(text, hits, colour, snapshot) → correlate (rules.yaml: hotlist_vehicle) → alerts + Redis
+(text, hits, colour, snapshot) and a sealed sighting → correlate (rules.yaml: hotlist_vehicle) → alerts + Redis
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import redis
 
 from argus.kafka import make_producer
 from argus.plates.hotlist import PlateKeys, PlateListStore
+from argus.plates.sightings import SightingStore
 from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import snapshot_key
@@ -109,6 +110,15 @@ def test_hotlisted_plate_becomes_an_alert(plates_worker: tuple[Settings, bytes])
             ref = event.snapshot_ref
             assert ref is not None and db.exists(snapshot_key(ref)) and db.ttl(
                 snapshot_key(ref)) > 0
+
+        # every read is a sighting, searchable by pattern with the camera's site position
+        sightings = SightingStore(redis.Redis.from_url(settings.redis_url),
+                                  PlateKeys.from_master(key))
+        found = sightings.search("6HP*", since=start - 1, site=SITE, actor="e2e-test")
+        assert [(s.plate, s.camera_id, s.event_id, s.lat, s.lon) for s in found] == [
+            (HOTLISTED, CAMERA, hotlisted.event_id, 48.85, 2.30)]
+        assert [(s.plate, s.distance) for s in sightings.search(
+            "UF2VS5", fuzzy=True, since=start - 1, actor="e2e-test")] == [(ALLOWED, 2)]
 
         stored = db.hget(alert_sink.alert_key(alert_ids[0]), "json")
         assert isinstance(stored, str)

@@ -9,7 +9,8 @@ every photo) are read on the frame cached by the detect stage, all of a frame's 
 once. A read is put in the site's format (the site's ``plates.formats``, first that fits);
 once a track's vote is stable the plate is matched against every list in the store
 (hotlists and allow lists, one OCR confusion tolerated) and published once per (track,
-plate). Outcomes are counted in ``argus_plates_total{outcome}``. Needs ``ARGUS_PLATE_KEY``:
+plate), and kept as a sighting (:mod:`argus.plates.sightings`, sealed, searchable for
+the retention). Outcomes are counted in ``argus_plates_total{outcome}``. Needs ``ARGUS_PLATE_KEY``:
 the lists are keyed and sealed with it.
 """
 
@@ -30,6 +31,7 @@ from argus.log import get_logger
 from argus.metrics import PLATES
 from argus.plates.hotlist import PlateKeys, PlateListStore, load_plate_key
 from argus.plates.reader import plate_of
+from argus.plates.sightings import SightingStore, topology_locator
 from argus.settings import Settings
 from argus.stores.frame_cache import FrameCache
 from argus.topology import Camera, SitePlateFormat, Topology
@@ -81,8 +83,12 @@ class PlateAgent:
                  config: PlateTrackConfig, key: bytes) -> None:
         self.settings, self.topology, self.cache, self.config = settings, topology, cache, config
         self.model = TritonPlates(settings.triton_grpc_url)
-        self.lists = PlateListStore(redis.Redis.from_url(settings.redis_url),
-                                    PlateKeys.from_master(key))
+        client = redis.Redis.from_url(settings.redis_url)
+        keys = PlateKeys.from_master(key)
+        self.lists = PlateListStore(client, keys)
+        self.sightings = SightingStore(client, keys,
+                                       retention_s=settings.plate_sightings_retention_s,
+                                       locate=topology_locator(topology))
         self.books: dict[str, TrackPlates] = {}
 
     @classmethod
@@ -160,7 +166,7 @@ class PlateAgent:
         log.info("plate known", extra={"camera": camera.id, "track": plate.track_id,
                                        "event_id": event_id, "reads": plate.vote.reads,
                                        "hits": len(hits)})  # never the plate itself
-        return PlateEvent(
+        event = PlateEvent(
             event_id=event_id, camera_id=camera.id, site_id=camera.site, ts=best.ts,
             seq=plate.best_seq, track_id=plate.track_id, text=text, format_id=best.format_id,
             confidence=round(plate.vote.confidence, 4),
@@ -168,12 +174,13 @@ class PlateAgent:
             reads=plate.vote.reads, fixes=best.fixes, vehicle_class=best.track.class_name,
             colour=colour, direction_deg=direction, speed=speed, vehicle_box=best.vehicle_box,
             plate_box=best.plate_box, snapshot_ref=ref, hits=hits)
+        await asyncio.to_thread(self.sightings.add, event)  # searchable for the retention
+        return event
 
     def match(self, text: str) -> list[PlateHit]:
         """Every list the plate is on (sync Redis: run in a thread)."""
         hits = []
-        for raw in sorted(self.lists.redis.smembers(self.lists._k("lists"))):
-            list_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for list_id in self.lists.list_ids():
             found = self.lists.match(list_id, text)
             if found is not None:
                 hits.append(PlateHit(list_id=list_id, list_kind=found.entry.kind,
