@@ -30,7 +30,7 @@ from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores import counts as count_store
 from schemas.counts import Counts
-from tools import face_demo, stack
+from tools import face_demo, plate_demo, stack
 
 log = get_logger(__name__)
 
@@ -146,8 +146,10 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(alert_sink.CHANNEL)
     faces: face_demo.FaceDemo | None = None
+    plates: plate_demo.PlateDemo | None = None
     try:
         faces = face_demo.prepare(settings, out)  # the watchlist camera (before the children)
+        plates = plate_demo.prepare(settings, out)  # the ANPR camera
         procs.start("worker", ["-m", "pipelines", "--metrics-port", "29102"], str(log_dir))
         procs.start("sensor-gateway", ["-m", "services.sensor_gateway", "serve", "--port",
                                        "29103"], str(log_dir))
@@ -204,6 +206,8 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
         procs.stop()
         if faces is not None:
             faces.cleanup()
+        if plates is not None:
+            plates.cleanup()
         if not keep_stack:
             stack.down(settings)
         out.write("Stopped.\n")
