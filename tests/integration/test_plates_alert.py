@@ -137,11 +137,12 @@ def test_gate_and_loitering_alerts(private: Private) -> None:
     send_all(settings, [plate_event(private, 11, "AA11AAA", STAFF, ts=start),
                         plate_event(private, 12, "KX11XYZ", ts=start + 10)])
     send(settings, "sensors.events", gate_opens(private, start + 30))
-    assert wait_for(lambda: alerts_of(private, "unauthorised_vehicle"), 60), private.log_tail()
+    assert wait_for(lambda: bool(alerts_of(private, "unauthorised_vehicle")), 60), \
+        private.log_tail()
     # then one plate, three tracks within the hour, far from the opening
     send_all(settings, [plate_event(private, 20 + i, "LT22LTR", ts=start + 1500 + 600 * i)
                         for i in range(3)])
-    assert wait_for(lambda: alerts_of(private, "vehicle_loitering"), 60), private.log_tail()
+    assert wait_for(lambda: bool(alerts_of(private, "vehicle_loitering")), 60), private.log_tail()
     time.sleep(1.5)  # a second alert would land now
     [gate] = alerts_of(private, "unauthorised_vehicle")
     assert (gate.severity.value, gate.zone_id, gate.count, gate.camera_id) == (
