@@ -90,6 +90,15 @@ def test_times_keeps_every_event_as_evidence_and_is_idempotent() -> None:
     assert play(engine, [third], state) == []  # redelivered: nothing
 
 
+def test_times_counts_a_redelivery_once_even_when_no_longer_remembered() -> None:
+    engine = engine_for(TIMES.replace("apart_s: 60", "apart_s: 0"))
+    state: dict[str, Any] = {}
+    assert play(engine, [run(0)], state) == []
+    state["seen"] = []  # forgotten (the engine remembers the last 200 ids)
+    assert play(engine, [run(0), run(100)], state) == []  # two events, not three
+    assert summary(play(engine, [run(200)], state)) == ["opened lobby x1 medium"]
+
+
 BASE = """
 rules:
   - id: r

@@ -248,9 +248,10 @@ class RuleEngine:
         """``times: N``: ``ev`` and N - 1 others of the same place and ``group_by`` values
         (``<alias>`` is ``ev``, ``<alias>#1``... the others, in time order)."""
         key = self._group_key(rule, spec.name, ev)
-        others = [c for c in buf if c["id"] != ev["id"] and abs(c["ts"] - ev["ts"]) <= rule.window_s
-                  and self._same_place(rule, ev, c) and self._group_key(rule, spec.name, c) == key]
-        found = repeated(ev, others, spec.times, spec.apart_s, rule.window_s)
+        others = {c["id"]: c for c in buf if c["id"] != ev["id"]  # a redelivery counts once
+                  and abs(c["ts"] - ev["ts"]) <= rule.window_s and self._same_place(rule, ev, c)
+                  and self._group_key(rule, spec.name, c) == key}
+        found = repeated(ev, list(others.values()), spec.times, spec.apart_s, rule.window_s)
         if found is None:
             return None
         names = iter(range(1, spec.times))

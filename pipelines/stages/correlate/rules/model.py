@@ -194,11 +194,9 @@ def rise_key(within_s: float) -> str:
 
 class EventSpec(Matcher):
     """One event a rule combines, named (``as``) for the anchor, absences and templates.
-
-    ``of`` with ``before_s``/``after_s``: this event lies from ``before_s`` before to
-    ``after_s`` after the event ``of`` (an unset side: ``window_s``). ``times: N``: the
-    event happens N times (distinct events, at least ``apart_s`` apart) within ``window_s``
-    in the same place and ``group_by`` values (a rule of one event only)."""
+    ``of`` with ``before_s``/``after_s``: it lies that far before/after the event ``of``
+    (unset: ``window_s``). ``times: N``: N distinct events, ``apart_s`` apart, within
+    ``window_s`` in the same place and ``group_by`` values (a rule of one event only)."""
 
     name: str = Field(alias="as", pattern=ALIAS)
     of: str | None = Field(default=None, description="The event before_s/after_s refer to")
@@ -383,8 +381,8 @@ class Rule(_Strict):
 def _check_spans(rule: Rule) -> None:
     """``before_s``/``after_s`` within ``window_s``; ``times`` alone and able to fit."""
     for event in rule.events:
-        for span in (event.before_s, event.after_s):
-            if span is not None and span > rule.window_s:
+        for span in (event.before_s or 0.0, event.after_s or 0.0):
+            if span > rule.window_s:
                 raise ValueError(f"events {event.name!r}: before_s/after_s {span:g} exceed "
                                  f"window_s {rule.window_s:g}")
         if event.times > 1 and len(rule.events) > 1:
