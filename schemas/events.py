@@ -21,7 +21,8 @@ VideoKind = Literal[
     "fall",  # a person down
     "line_crossing",  # a track crossed a counting line (attributes: line, direction)
     "face_match",  # a face matched a watchlist entry (attributes: watchlist, subject)
-    "plate_match",  # a number plate matched a watchlist entry (attributes: plate)
+    "plate_match",  # a number plate matched a hotlist entry (attributes: plate, list)
+    "plate_seen",  # a vehicle track's plate was read (attributes: plate, allowed, colour)
     "running",  # a track moved faster than its zone's running speed (attributes: speed)
     "wrong_way",  # a track moved against its zone's allowed direction (attributes: angle_deg)
     "abandoned_object",  # a bag stayed still after its owner left (attributes: still_s)

@@ -18,6 +18,7 @@ class SensorType(StrEnum):
     TEMPERATURE = "temperature"
     GAS = "gas"
     ACCESS = "access"
+    GATE = "gate"  # a vehicle gate or barrier (open / closed)
     PANIC = "panic"
     TAMPER = "tamper"
 

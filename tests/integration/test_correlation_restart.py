@@ -112,14 +112,15 @@ def private(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield from private_env(stack, tmp_path_factory, "rs")
 
 
-def private_env(stack: Settings, tmp_path_factory: pytest.TempPathFactory, tag: str
-                ) -> Iterator[Private]:
-    """A :class:`Private` environment (site ``<tag>-<hex>``); stops its workers and removes
-    their Faust data at the end (``app_ids``: other consumer groups the test used)."""
+def private_env(stack: Settings, tmp_path_factory: pytest.TempPathFactory, tag: str,
+                topology: str = TOPOLOGY) -> Iterator[Private]:
+    """A :class:`Private` environment (site ``<tag>-<hex>``, on ``topology`` with ``{site}``
+    filled in); stops its workers and removes their Faust data at the end (``app_ids``:
+    other consumer groups the test used)."""
     run = uuid.uuid4().hex[:8]
     site = f"{tag}-{run}"
     path = tmp_path_factory.mktemp(tag) / "topology.yaml"
-    path.write_text(TOPOLOGY.format(site=site))
+    path.write_text(topology.format(site=site))
     # the session's Redis database: every key here is unique to this run (site, alert and
     # command ids) and expires within an hour
     settings = stack.model_copy(update={"topic_prefix": f"{tag}{run}.",

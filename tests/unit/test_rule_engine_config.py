@@ -17,7 +17,8 @@ SHIPPED = REPO_ROOT / "config" / "rules.yaml"
 GOOD = SHIPPED.read_text()
 SHIPPED_IDS = {"confirmed_intrusion", "forced_entry", "fire", "tailgating",
                "after_hours_presence", "loitering_at_night", "crowd_gathering",
-               "watchlist_face", "hotlist_vehicle", "sensor_tamper", "sensor_offline"}
+               "watchlist_face", "hotlist_vehicle", "unauthorised_vehicle", "vehicle_loitering",
+               "gate_unread_plate", "sensor_tamper", "sensor_offline"}
 
 
 @pytest.mark.parametrize("topology", ["config/topology.yaml", "tests/topology.yaml"])

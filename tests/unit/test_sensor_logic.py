@@ -38,6 +38,7 @@ TOPOLOGY = Topology.model_validate({
         {"id": "pir-1", "site": "site-a", "zone": "lobby", "type": "intrusion"},
         {"id": "smoke-1", "site": "site-a", "zone": "yard", "type": "smoke"},
         {"id": "door-9", "site": "site-b", "zone": "shop", "type": "door"},
+        {"id": "barrier-1", "site": "site-a", "zone": "yard", "type": "gate"},
     ],
 })
 
@@ -56,6 +57,7 @@ def reading(sensor_id: str = "pir-1", ts: float = NOW, state: str | None = "acti
         ("pir-1", "site-a", "lobby", SensorType.INTRUSION),
         ("smoke-1", "site-a", "yard", SensorType.SMOKE),
         ("door-9", "site-b", "shop", SensorType.DOOR),
+        ("barrier-1", "site-a", "yard", SensorType.GATE),
     ],
 )
 def test_to_event_enriches_from_topology(sensor_id: str, site: str, zone: str,

@@ -1,7 +1,8 @@
 """The correlate stage: ``events.video`` + ``events.face`` + ``counts`` + ``sensors.events``
 (+ ``events.plate`` + timer ticks per site) → alert changes in Redis and on ``alerts``, rule
 actions on ``commands``. A ``counts`` message becomes ``occupancy`` events, an
-``events.plate`` message one ``plate_match`` per hotlist hit (``writer.py``).
+``events.plate`` message a ``plate_seen`` and one ``plate_match`` per hotlist hit
+(``writer.py``).
 
 State is per site in the ``correlation-state`` table (the inputs are keyed by site). An
 event is applied to a copy of its site's state; alerts are written first and the state
@@ -101,7 +102,7 @@ class Correlate(OneByOne[Input, Message]):
             if site not in self.site_ids:
                 raise Skipped("unknown_site_tick")
             return Input(site, (), record.topic)
-        triggers = tuple(parse_events(record.topic, record.value or b""))
+        triggers = tuple(parse_events(record.topic, record.value or b"", self.topology))
         if not triggers:
             raise Skipped("no_events")  # e.g. the counts of a line, or of an empty zone
         if not known_site(triggers[0], self.topology):

@@ -30,7 +30,7 @@ from argus.metrics import (
     CAPTURE_TO_ALERT,
     STAGE_ERRORS,
 )
-from argus.plates.events import plate_to_video_events
+from argus.plates.events import plate_place, plate_to_video_events
 from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.topology import Topology
@@ -128,13 +128,18 @@ def counts_to_video_events(counts: Counts) -> list[VideoEvent]:
         for group, tally in counts.groups.items() if tally.max_occupancy]
 
 
-def parse_events(kind: str, value: bytes) -> list[Event]:
+def parse_events(kind: str, value: bytes, topology: Topology | None = None) -> list[Event]:
     """Parse a record of one of the stage's input topics into the events it holds (one,
-    or for ``counts`` one per class group seen in the zone); raises ``ValidationError``."""
+    or for ``counts`` one per class group seen in the zone, for ``events.plate`` a
+    ``plate_seen`` and a ``plate_match`` per hotlist hit); raises ``ValidationError``.
+    ``topology`` places a plate (its site's allow lists, the vehicle's zone); without it a
+    plate is on no allow list and in no zone."""
     if kind == "counts":
         return list(counts_to_video_events(Counts.model_validate_json(value)))
-    if kind == "events.plate":  # hotlist hits only (a plate on no hotlist: no event)
-        return list(plate_to_video_events(PlateEvent.model_validate_json(value)))
+    if kind == "events.plate":
+        plate = PlateEvent.model_validate_json(value)
+        place = plate_place(topology, plate) if topology is not None else None
+        return list(plate_to_video_events(plate, place))
     return [parse_event(kind, value)]
 
 

@@ -72,7 +72,7 @@ def _add_evidence(rule: Rule, rec: Record, events: Mapping[str, Compact]) -> Non
     keep = rule.evidence.events
     have = {e["event_id"] for e in rec["evidence"]}
     for alias, ev in events.items():
-        if (keep is None or alias in keep) and ev["id"] not in have:
+        if (keep is None or alias.split("#")[0] in keep) and ev["id"] not in have:
             rec["evidence"].append(evidence_of(ev))
             have.add(ev["id"])
             if rec["camera"] is None and ev["src"] == "video":

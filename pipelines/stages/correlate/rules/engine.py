@@ -46,7 +46,8 @@ from pipelines.stages.correlate.rules.events import (
     lookup,
     update_rises,
 )
-from pipelines.stages.correlate.rules.model import ChangeKind, Matcher, Rule, RuleSet
+from pipelines.stages.correlate.rules.model import ChangeKind, EventSpec, Matcher, Rule, RuleSet
+from pipelines.stages.correlate.rules.repeats import repeated
 from schemas.events import VideoEvent
 from schemas.sensors import SensorEvent
 
@@ -216,6 +217,8 @@ class RuleEngine:
         within the window, in order (``sequence``), in the same place."""
         order = [e.name for e in rule.events]
         k = order.index(role)
+        if rule.events[k].times > 1:
+            return self._repeated(rule, rule.events[k], buf.get(role, []), ev)
         candidates: dict[str, list[Compact]] = {}
         for alias in order:
             if alias == role:
@@ -240,6 +243,25 @@ class RuleEngine:
                 return {alias: chosen[alias] for alias in order}
         return None
 
+    def _repeated(self, rule: Rule, spec: EventSpec, buf: list[Compact], ev: Compact
+                  ) -> dict[str, Compact] | None:
+        """``times: N``: ``ev`` and N - 1 others of the same place and ``group_by`` values
+        (``<alias>`` is ``ev``, ``<alias>#1``... the others, in time order)."""
+        key = self._group_key(rule, spec.name, ev)
+        others = {c["id"]: c for c in buf if c["id"] != ev["id"]  # a redelivery counts once
+                  and abs(c["ts"] - ev["ts"]) <= rule.window_s and self._same_place(rule, ev, c)
+                  and self._group_key(rule, spec.name, c) == key}
+        found = repeated(ev, list(others.values()), spec.times, spec.apart_s, rule.window_s)
+        if found is None:
+            return None
+        names = iter(range(1, spec.times))
+        return {spec.name if c is ev else f"{spec.name}#{next(names)}": c for c in found}
+
+    @staticmethod
+    def _group_key(rule: Rule, alias: str, ev: Compact) -> list[Any]:
+        return [lookup(ev, path.partition(".")[2]) for path in rule.group_by
+                if path.split(".")[0] == alias]
+
     def _consistent(self, rule: Rule, chosen: dict[str, Compact]) -> bool:
         events = list(chosen.values())
         if len({e["id"] for e in events}) != len(events):
@@ -251,6 +273,13 @@ class RuleEngine:
             ordered = [chosen[e.name]["ts"] for e in rule.events]
             if any(a > b for a, b in itertools.pairwise(ordered)):
                 return False
+        for spec in rule.events:  # of / before_s / after_s
+            if spec.of is not None:
+                dt = chosen[spec.name]["ts"] - chosen[spec.of]["ts"]
+                before = rule.window_s if spec.before_s is None else spec.before_s
+                after = rule.window_s if spec.after_s is None else spec.after_s
+                if not -before <= dt <= after:
+                    return False
         return all(self._same_place(rule, a, b) for a, b in itertools.combinations(events, 2))
 
     def _absences_ok(self, rule: Rule, rs: dict[str, Any], match: dict[str, Compact]) -> bool:

@@ -193,9 +193,27 @@ def rise_key(within_s: float) -> str:
 
 
 class EventSpec(Matcher):
-    """One event a rule combines, named (``as``) for the anchor, absences and templates."""
+    """One event a rule combines, named (``as``) for the anchor, absences and templates.
+    ``of`` with ``before_s``/``after_s``: it lies that far before/after the event ``of``
+    (unset: ``window_s``). ``times: N``: N distinct events, ``apart_s`` apart, within
+    ``window_s`` in the same place and ``group_by`` values (a rule of one event only)."""
 
     name: str = Field(alias="as", pattern=ALIAS)
+    of: str | None = Field(default=None, description="The event before_s/after_s refer to")
+    before_s: float | None = Field(default=None, ge=0)
+    after_s: float | None = Field(default=None, ge=0)
+    times: int = Field(default=1, ge=1, le=100)
+    apart_s: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _relative(self) -> EventSpec:
+        if (self.of is None) != (self.before_s is None and self.after_s is None):
+            raise ValueError("of goes with before_s and/or after_s (and they with of)")
+        if self.of == self.name:
+            raise ValueError(f"of: {self.of!r} is this event itself")
+        if self.apart_s and self.times == 1:
+            raise ValueError("apart_s goes with times >= 2")
+        return self
 
 
 class AbsentSpec(Matcher):
@@ -332,9 +350,11 @@ class Rule(_Strict):
         refs = [("anchor", self.anchor)] + [("absent.of", a.of) for a in self.absent]
         refs += [("evidence.events", n) for n in self.evidence.events or []]
         refs += [("group_by", path.split(".")[0]) for path in self.group_by]
+        refs += [("events.of", e.of) for e in self.events]
         for what, ref in refs:
             if ref is not None and ref not in known:
                 raise ValueError(f"{what}: unknown event alias {ref!r} (known: {sorted(known)})")
+        _check_spans(self)
         if (self.where == "radius") != (self.radius_m is not None):
             raise ValueError("radius_m goes with where: radius (and only with it)")
         if self.silence is not None and (self.absent or self.match != "all"):
@@ -356,6 +376,20 @@ class Rule(_Strict):
         after = max((a.after_s for a in self.absent), default=0.0)
         within = max((s.within_s for s in self.escalate), default=0.0)
         return self.window_s + before + after + within
+
+
+def _check_spans(rule: Rule) -> None:
+    """``before_s``/``after_s`` within ``window_s``; ``times`` alone and able to fit."""
+    for event in rule.events:
+        for span in (event.before_s or 0.0, event.after_s or 0.0):
+            if span > rule.window_s:
+                raise ValueError(f"events {event.name!r}: before_s/after_s {span:g} exceed "
+                                 f"window_s {rule.window_s:g}")
+        if event.times > 1 and len(rule.events) > 1:
+            raise ValueError(f"events {event.name!r}: times goes in a rule of one event")
+        if event.times > 1 and event.apart_s * (event.times - 1) > rule.window_s:
+            raise ValueError(f"events {event.name!r}: {event.times} times {event.apart_s:g} s "
+                             f"apart cannot fit in window_s {rule.window_s:g}")
 
 
 class RuleSet(_Strict):
