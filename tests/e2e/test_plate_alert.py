@@ -4,7 +4,8 @@ make plate events but no alert.
 
 frames.raw (OpenALPR US photos as stills) → detect → track → plates (frame from the frame
 cache, Triton "plates" on the vehicle box, the site's format, the lists) → events.plate
-(text, hits, colour, snapshot) and a sealed sighting → correlate (rules.yaml: hotlist_vehicle) → alerts + Redis
+(text, hits, colour, snapshot) and a sealed sighting → correlate (rules.yaml:
+hotlist_vehicle) → alerts + Redis
 """
 
 from __future__ import annotations
