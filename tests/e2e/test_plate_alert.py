@@ -130,3 +130,29 @@ def test_hotlisted_plate_becomes_an_alert(plates_worker: tuple[Settings, bytes])
     finally:
         lists.remove("e2e-stolen", HOTLISTED, "e2e-test")
         lists.remove("e2e-staff", ALLOWED, "e2e-test")
+
+
+def test_video_camera_votes_a_track_plate_once(plates_worker: tuple[Settings, bytes]) -> None:
+    """A car standing at a video camera for five frames: its track is confirmed on the
+    second, read on every frame at least 0.5 s after the last read, and its plate published
+    once, when two reads agree."""
+    settings, _key = plates_worker
+    camera = "cam-plates-video"
+    jpeg = (settings.shared / "data" / "plates" / "openalpr_us" /
+            "4be2025c-09f7-4bb0-b1bd-8e8633e6dec1.jpg").read_bytes()
+    producer = make_producer(settings)
+    start = time.time()
+    for seq in range(5):  # 0.6 s apart
+        meta = FrameHeaders(camera_id=camera, seq=seq, capture_ts=start + 0.6 * seq,
+                            width=1280, height=720)
+        producer.send(settings.topic("frames.raw"), key=camera.encode(), value=jpeg,
+                      headers=meta.to_headers())
+    producer.flush()
+    records = consume(settings, "events.plate", 2, timeout_s=25,  # one, and no second
+                      where=lambda r: PlateEvent.model_validate_json(r.value).camera_id == camera)
+    events = [PlateEvent.model_validate_json(r.value) for r in records]
+    assert [(e.text, e.track_id) for e in events] == [(ALLOWED, events[0].track_id)]
+    event = events[0]
+    assert event.reads == 2 and event.seq in (1, 2)  # the better of the first two reads
+    assert event.confidence == 1.0  # both reads agree on every character
+    assert event.direction_deg is None and event.speed < 0.01  # standing
