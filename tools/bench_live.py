@@ -72,6 +72,8 @@ class Probe:
         self.stop = threading.Event()
         self.samples: dict[str, list[tuple[float, float]]] = {
             t: [] for t in ("detections", "tracks", "events.video")}
+        self.by_camera: dict[str, list[tuple[float, float]]] = {}
+        """Detections' (arrival, latency) per camera."""
         self.first_detection: float | None = None
         self.posted: dict[str, float] = {}  # sensor event id → post time
         self.alerted: dict[str, float] = {}  # sensor event id → alert arrival
@@ -94,6 +96,9 @@ class Probe:
                     for record in records:
                         captured = float(json.loads(record.value)[field])
                         self.samples[name].append((now, now - captured))
+                        if name == "detections" and record.key is not None:
+                            self.by_camera.setdefault(record.key.decode(), []).append(
+                                (now, now - captured))
                         if name == "detections" and self.first_detection is None:
                             self.first_detection = now
         finally:

@@ -12,10 +12,13 @@ consumer group and Redis database of the run's own), and one sensor event per se
 * ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job);
 * ``triton`` / ``redis`` / ``kafka`` / ``mosquitto``: stop that embedded server, start it
   again;
+* ``camera``: the first camera is a live HTTP MJPEG stream (``tools/mjpeg_camera.py``, the
+  same clip) that goes off the network and comes back on the same port;
 * ``overload``: a second grabber doubles the cameras for ``--down`` s.
 
 Reported per fault: recovered by itself (yes/no) and the time from the fault's end to
-detections flowing again within 2 s of capture with the consumer lag settled; sensor
+detections flowing again within 2 s of capture with the consumer lag settled (``camera``:
+that camera's detections); sensor
 events posted and without alert — ``panic`` alerts need no video, so every panic event
 must reach an alert (``lost``), intrusion alerts also need a person on camera (their share
 is compared with the baseline's); sensor events that made two alerts of one rule
@@ -54,8 +57,10 @@ from tools import bench_measure as m
 from tools import stack
 from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers, teardown
 from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
+from tools.mjpeg_camera import MjpegCamera
 
-FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "overload")
+FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "camera",
+          "overload")
 SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka",
                  "mosquitto": "mosquitto"}
 FRESH_S = 2.0
@@ -190,9 +195,10 @@ class _Fault:
     """Inject and clear one fault."""
 
     def __init__(self, name: str, base: Settings, children: Children, ports: dict[str, int],
-                 settings: Settings, extra_cameras: list[str]) -> None:
+                 settings: Settings, extra_cameras: list[str],
+                 camera: MjpegCamera | None = None) -> None:
         self.name, self.base, self.children, self.ports = name, base, children, ports
-        self.settings, self.extra_cameras = settings, extra_cameras
+        self.settings, self.extra_cameras, self.camera = settings, extra_cameras, camera
         self.restart_s: float | None = None
         """worker-kill: seconds from the new worker's start to its health endpoint."""
 
@@ -207,6 +213,8 @@ class _Fault:
             self.restart_s = round(time.monotonic() - started, 1)
         elif self.name in SERVER_FAULTS:
             stack.down(self.base, only=[SERVER_FAULTS[self.name]])
+        elif self.name == "camera" and self.camera is not None:
+            self.camera.stop()
         elif self.name == "overload":
             self.children.start("grabber-extra", [
                 "-m", "services.frame_grabber", "--metrics-port",
@@ -216,6 +224,8 @@ class _Fault:
     def clear(self) -> None:
         if self.name in SERVER_FAULTS:
             stack.up(self.base, only=[SERVER_FAULTS[self.name]])
+        elif self.name == "camera" and self.camera is not None:
+            self.camera.start()
         elif self.name == "overload":
             self.children.stop_one("grabber-extra")
 
@@ -226,7 +236,13 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     """One scripted run with ``fault`` (``baseline``: none); its figures."""
     run_id = f"ch{uuid.uuid4().hex[:6]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"argus-chaos-{run_id}-"))
-    (workdir / "topology.yaml").write_text(_topology(run_id, cameras, fps, sources))
+    topology = _topology(run_id, cameras, fps, sources)
+    camera = MjpegCamera(Path(sources[0]), fps).start() if fault == "camera" else None
+    if camera is not None:  # the first camera live over HTTP
+        topology = topology.replace(f"{run_id}-cam-0, site: {run_id}-s0, source: "
+                                    f"'{sources[0]}'", f"{run_id}-cam-0, site: {run_id}-s0, "
+                                    f"source: '{camera.url}'")
+    (workdir / "topology.yaml").write_text(topology)
     redis_base = base.redis_url.rsplit("/", 1)[0]
     db = claim_redis_db(redis_base, run_id, 3600)
     settings = Settings(topic_prefix=f"{run_id}.", app_id=f"argus-{run_id}",
@@ -241,8 +257,9 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
                             enable_auto_commit=False)
     injector = _Fault(fault, base, children, ports, settings,
-                      [f"{run_id}-cam-{i}" for i in range(cameras, 2 * cameras)])
+                      [f"{run_id}-cam-{i}" for i in range(cameras, 2 * cameras)], camera)
     signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
+    first_camera = f"{run_id}-cam-0"
     lags: list[tuple[float, int]] = []
     ok = False
     mqtt_sensors: MqttSensors | None = None
@@ -282,6 +299,16 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                     get(f"http://127.0.0.1:{ports['worker']}/healthz", 1)
                 except OSError:
                     signals["worker_unhealthy_s"] += 1.0
+                if camera is not None:  # what an operator sees of the lost camera
+                    with contextlib.suppress(OSError):
+                        scrape = get(f"http://127.0.0.1:{ports['grabber']}/metrics", 1)
+                        silent = m.prom_sum(scrape, "argus_camera_seconds_since_last_frame",
+                                            camera=first_camera).get("", 0.0)
+                        signals["camera_silent_max_s"] = round(max(
+                            signals.get("camera_silent_max_s", 0.0), silent), 1)
+                        signals["camera_reconnects"] = m.prom_sum(
+                            scrape, "argus_source_reconnects_total",
+                            camera=first_camera).get("", 0.0)
                 time.sleep(1.0)
 
         watch(t_start + before_s)
@@ -304,7 +331,9 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         changes = _alert_changes(settings)
         dead = Counter(f"{d.get('stage')}:{d.get('reason')}"
                        for d in map(json.loads, _read_topic(settings, "dlq")))
-        detections = [(t, lat) for t, lat in probe.samples["detections"] if t >= t_start]
+        detections = [(t, lat) for t, lat in (
+            probe.by_camera.get(first_camera, []) if camera is not None
+            else probe.samples["detections"]) if t >= t_start]
         since = t_fault if fault == "worker-kill" else t_cleared
         recovered = (0.0 if fault == "baseline" else
                      recovery_time(detections, lags, since, 3 * cameras * fps + 10))
@@ -340,6 +369,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
             mqtt_sensors.close()
         if fault in SERVER_FAULTS:  # whatever happened, leave the server running
             stack.up(base, only=[SERVER_FAULTS[fault]])
+        if camera is not None:
+            camera.close()
         teardown(probe, children, admin, offsets, settings)
         if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
