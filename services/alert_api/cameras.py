@@ -32,6 +32,7 @@ ONLINE_S = 10.0
 
 class ZoneOut(BaseModel):
     id: str
+    site_zone: str | None
     polygon: list[tuple[float, float]]
 
 
@@ -70,7 +71,8 @@ async def cameras_route(request: Request, _: Reader) -> list[CameraOut]:
         age = max(0.0, now - latest[1]) if latest else None
         out.append(CameraOut(
             id=camera.id, site_id=camera.site,
-            zones=[ZoneOut(id=z.id, polygon=list(z.polygon)) for z in camera.zones],
+            zones=[ZoneOut(id=z.id, site_zone=z.site_zone, polygon=list(z.polygon))
+                   for z in camera.zones],
             lines=[LineOut(id=line.id, points=line.points) for line in camera.lines],
             latest_seq=latest[0] if latest else None, age_s=age,
             online=age is not None and age < ONLINE_S))

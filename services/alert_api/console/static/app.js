@@ -11,7 +11,7 @@ const FILTERS = ['site', 'rule', 'severity', 'state', 'camera', 'since'];
 const SINCE_S = { '15m': 900, '1h': 3600, '24h': 86400 };
 const state = { me: null, sites: [], zones: new Map(), alerts: new Map(), selected: null,
   fresh: new Set(), painted: false, muted: localStorage.getItem('argus.muted') === '1',
-  resolvedLoaded: false };
+  resolvedLoaded: false, cameras: Promise.resolve(new Map()) };
 
 const filters = () => {
   const params = new URLSearchParams(location.search);
@@ -133,12 +133,12 @@ function select(alertId) {
 async function showDetail(alertId) {
   try {
     const id = encodeURIComponent(alertId);
-    const [alert, audit, procedure] = await Promise.all([get(`/v1/alerts/${id}`),
-      get(`/v1/audit?alert_id=${id}&limit=200`), get(`/v1/alerts/${id}/procedure`)]);
+    const [alert, audit, procedure, cameras] = await Promise.all([get(`/v1/alerts/${id}`),
+      get(`/v1/audit?alert_id=${id}&limit=200`), get(`/v1/alerts/${id}/procedure`), state.cameras]);
     if (state.selected !== alertId) return;
     upsert(alert, false);
     renderDetail($('detail'), alert, audit, procedure,
-      { operator: state.me.role === 'operator', timeAt, act, resolveDialog, tick });
+      { operator: state.me.role === 'operator', timeAt, act, resolveDialog, tick, cameras });
   } catch (error) {
     $('detail').innerHTML = `<p class="banner fail">${esc(error.message)}</p>`;
   }
@@ -228,6 +228,8 @@ async function start(me) {
   $('view-watchlists').hidden = me.role !== 'operator';
   const view = new URLSearchParams(location.search).get('view');
   if (view === 'cameras' || (view === 'watchlists' && me.role === 'operator')) showView(view);
+  // the cameras' zones, drawn over evidence snapshots
+  state.cameras = get('/v1/cameras').then((list) => new Map(list.map((c) => [c.id, c])), () => new Map());
   state.sites = await get('/v1/sites');
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));
   if (['resolved', 'all'].includes(filters().state)) loadResolved();
