@@ -74,7 +74,7 @@ def write_tracks(console: Console, camera: str, seq: int,
     now = time.time()
     message = Tracks(camera_id=camera, seq=seq, capture_ts=now, width=640, height=480, tracks=[
         Track(track_id=tid, class_id=0, class_name="person", box=Box(x1=b[0], y1=b[1], x2=b[2],
-              y2=b[3]), velocity=Velocity(vx=0, vy=0), age=5, state=state,  # type: ignore[arg-type]
+              y2=b[3]), velocity=Velocity(vx=0, vy=0), age=5, state=state,
               first_seen=now - 1, last_seen=now, score=0.9)
         for tid, state, b in tracks])
 
