@@ -208,7 +208,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.include_router(procedure.router)
     app.include_router(cameras.router)
     app.state.procedures = Procedures(settings.rules)
-    console.mount(app, settings, config.session_ttl_s)
+    console.mount(app, settings, config)
     reader = Depends(require(Role.READ))
 
     @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,

@@ -256,6 +256,12 @@ def test_a_pin_filters_the_queue(page: WebDriver, console: Console) -> None:
     south_pin = '.pin[data-site="bt-south"]'
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, f"{south_pin} circle")
          .get_attribute("class") == "fill-critical")
+    # no tile URL configured: the plain map, and Leaflet is never loaded
+    assert page.find_element(By.ID, "map-pane").get_attribute("data-mode") == "plain"
+    assert not page.execute_script("return performance.getEntriesByType('resource')"
+                                   ".some(e => e.name.includes('leaflet'))")
+    assert httpx.get(f"{console.base}/v1/console/map", headers={"X-API-Key": KEYS["read"]}
+                     ).json() == {"tile_url": "", "attribution": ""}
     click(page, south_pin)
     wait(page, lambda d: "site=bt-south" in d.current_url)
     wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.row[data-id="{north.alert_id}"]'))

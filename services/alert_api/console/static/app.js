@@ -1,7 +1,7 @@
 // The operations console: sign-in, the live queue, filters in the URL, map, alert detail.
 import { ApiError, call, get, openFeed, post } from './api.js';
 import { compareAlerts, esc, formatTime, rank, severityBadge } from './format.js';
-import { drawMap } from './map.js';
+import { drawMap, setUpMap } from './map.js';
 import { renderDetail } from './detail.js';
 import { refresh as refreshWatchlists, wireWatchlists } from './watchlists.js';
 import { showWall } from './cameras.js';
@@ -231,6 +231,7 @@ async function start(me) {
   // the cameras' zones, drawn over evidence snapshots
   state.cameras = get('/v1/cameras').then((list) => new Map(list.map((c) => [c.id, c])), () => new Map());
   state.sites = await get('/v1/sites');
+  get('/v1/console/map').then((tiles) => setUpMap($('map-pane'), tiles, render), () => {});
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));
   if (['resolved', 'all'].includes(filters().state)) loadResolved();
   openFeed({
