@@ -242,9 +242,21 @@ async function start(me) {
     },
     onChange: (alert) => { upsert(alert, true); render(); },
     onStatus: (up) => { $('live').textContent = up ? 'live' : 'offline'; $('live').className = `live ${up ? 'on' : 'off'}`; },
+    onExpired: () => signedOut('Your session has ended: sign in again.'),
   });
   const params = new URLSearchParams(location.search);
   if (params.get('alert')) select(params.get('alert'));
+}
+
+// The session ended (expired, signed out elsewhere, key removed): back to the sign-in,
+// the filters kept in the URL.
+function signedOut(message) {
+  state.me = null;
+  showWall(false);
+  for (const id of ['console', 'cameras', 'watchlists', 'user']) $(id).hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = message;
+  $('api-key').focus();
 }
 
 // The alert view, the camera wall or the watchlist view (operator keys), kept in the URL
