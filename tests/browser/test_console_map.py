@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -46,8 +47,10 @@ def tile_png() -> bytes:
 
 
 class TileServer(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", TILE_PORT), TileHandler)
+    """Serves the same PNG for any tile path (never cached), noting the paths."""
+
+    def __init__(self, port: int = TILE_PORT) -> None:
+        super().__init__(("127.0.0.1", port), TileHandler)
         self.png = tile_png()
         self.paths: list[str] = []
 
@@ -76,9 +79,9 @@ def console(stack: Settings) -> Iterator[Console]:
         yield api
 
 
-@pytest.fixture
-def tiles() -> Iterator[TileServer]:
-    server = TileServer()
+@contextmanager
+def serve_tiles(port: int = TILE_PORT) -> Iterator[TileServer]:
+    server = TileServer(port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -86,6 +89,12 @@ def tiles() -> Iterator[TileServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def tiles() -> Iterator[TileServer]:
+    with serve_tiles() as server:
+        yield server
 
 
 def origins(driver: WebDriver) -> set[str]:

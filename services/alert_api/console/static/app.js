@@ -11,7 +11,7 @@ const FILTERS = ['site', 'rule', 'severity', 'state', 'camera', 'since'];
 const SINCE_S = { '15m': 900, '1h': 3600, '24h': 86400 };
 const state = { me: null, sites: [], zones: new Map(), alerts: new Map(), selected: null,
   fresh: new Set(), painted: false, muted: localStorage.getItem('argus.muted') === '1',
-  resolvedLoaded: false, cameras: Promise.resolve(new Map()) };
+  resolvedLoaded: false, cameras: null };
 
 const filters = () => {
   const params = new URLSearchParams(location.search);
@@ -131,6 +131,9 @@ function select(alertId) {
 }
 
 async function showDetail(alertId) {
+  // the cameras' zones, drawn over evidence snapshots: asked once, with the first alert shown
+  state.cameras ||= get('/v1/cameras').then((list) => new Map(list.map((c) => [c.id, c])),
+    () => { state.cameras = null; return new Map(); });  // asked again next time
   try {
     const id = encodeURIComponent(alertId);
     const [alert, audit, procedure, cameras] = await Promise.all([get(`/v1/alerts/${id}`),
@@ -228,8 +231,6 @@ async function start(me) {
   $('view-watchlists').hidden = me.role !== 'operator';
   const view = new URLSearchParams(location.search).get('view');
   if (view === 'cameras' || (view === 'watchlists' && me.role === 'operator')) showView(view);
-  // the cameras' zones, drawn over evidence snapshots
-  state.cameras = get('/v1/cameras').then((list) => new Map(list.map((c) => [c.id, c])), () => new Map());
   state.sites = await get('/v1/sites');
   get('/v1/console/map').then((tiles) => setUpMap($('map-pane'), tiles, render), () => {});
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));

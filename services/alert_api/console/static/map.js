@@ -144,7 +144,11 @@ export async function setUpMap(pane, { tile_url: url, attribution }, redraw) {
   tiled.pins = L.layerGroup().addTo(tiled.map);
   let loaded = 0;
   const layer = L.tileLayer(url, { attribution: esc(attribution), maxZoom: 19 });
-  layer.on('tileload', () => { loaded += 1; pane.dataset.tiles = 'loaded'; });
+  layer.on('tileload', () => {
+    if (!loaded) performance.mark('argus:map-tiled');
+    loaded += 1;
+    pane.dataset.tiles = 'loaded';
+  });
   layer.on('tileerror', () => { if (!loaded && !tiled.failed) fallBack(pane, redraw, 'tile server unreachable'); });
   setTimeout(() => { if (!loaded && !tiled.failed) fallBack(pane, redraw, 'no tile loaded'); }, TILE_TIMEOUT_MS);
   redraw();  // the pins first: fitBounds sets the view the tiles are fetched for
