@@ -150,6 +150,12 @@ def test_tiles_under_the_pins_and_a_pin_filters(page: WebDriver, console: Consol
     assert pin.get_attribute("tabindex") == "0"
     pin.send_keys(Keys.ENTER)
     wait(page, lambda d: "site=" not in d.current_url)
+    # on a phone the tiled map fits the screen as the plain one does
+    page.set_window_size(390, 844)
+    wait(page, lambda d: d.execute_script(
+        "const e = document.documentElement; return e.scrollWidth <= e.clientWidth"))
+    width = page.execute_script("return document.getElementById('tile-map').clientWidth")
+    assert 300 <= width <= 390
 
 
 def test_unreachable_tiles_fall_back_to_the_plain_map(page: WebDriver, console: Console
