@@ -1,5 +1,5 @@
 # Argus — the two commands:  make demo  and  make test
-.PHONY: bootstrap demo test unit lint bench bench-live bench-gpu chaos graph stack-up stack-down stack-status schemas constraints clean
+.PHONY: bootstrap demo test unit lint bench bench-live bench-gpu chaos graph stack-up stack-down stack-status schemas constraints clean vendor-leaflet
 
 PY := .venv/bin/python
 DURATION ?=
@@ -48,6 +48,9 @@ stack-status:
 
 schemas:
 	$(PY) -m schemas.generate
+
+vendor-leaflet:  ## refetch the console's Leaflet (pinned version, integrity checked) into its static files
+	@bash ops/vendor-leaflet.sh
 
 constraints: bootstrap  ## pin .venv's current versions in ops/constraints.txt (after an upgrade)
 	@{ sed -n '1,3p' ops/constraints.txt; .venv/bin/pip freeze --exclude-editable; } > ops/constraints.txt.new

@@ -22,8 +22,9 @@ trail (``schemas.audit``).
 
 Schema version 2 added the lifecycle fields (who/when, ``history``, ``change``,
 ``updated_at``); version 3 added ``assigned_to`` and the assign/note/escalate actions
-(``Action``, ``ChangeKind``, ``HistoryEntry.assignee``). Older messages still validate
-(the new fields default).
+(``Action``, ``ChangeKind``, ``HistoryEntry.assignee``); version 4 added the detection
+``box`` and camera ``zone_id`` of video evidence (the console draws them over the
+snapshot). Older messages still validate (the new fields default).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Literal, Self, TypeVar
 from pydantic import Field, model_validator
 
 from schemas.base import Message
+from schemas.detections import Box
 
 
 class Severity(StrEnum):
@@ -129,6 +131,9 @@ class Evidence(Message):
     snapshot_ref: str | None = Field(
         default=None, description="Where the decisive frame can be fetched (topic:seq)"
     )
+    # version 4: where in the snapshot (video evidence); absent in older alerts
+    box: Box | None = Field(default=None, description="The detection in the frame, normalised")
+    zone_id: str | None = Field(default=None, description="The camera zone it was seen in")
 
 
 class HistoryEntry(Message):
@@ -142,7 +147,7 @@ class HistoryEntry(Message):
 
 
 class Alert(Message):
-    schema_version: Literal[1, 2, 3] = 3
+    schema_version: Literal[1, 2, 3, 4] = 4
     alert_id: str = Field(description="Deterministic from rule, site, zone and trigger event")
     rule: str
     title: str
@@ -317,13 +322,13 @@ def merge_update(stored: Alert, incoming: Alert, now: float) -> Alert:
         "version": stored.version + 1,
         "change": ChangeKind.UPDATED,
         "updated_at": now,
-        "schema_version": 3,
+        "schema_version": 4,
     })
 
 
 def _replace(alert: Alert, update: dict[str, object]) -> Alert:
     """A validated copy (``model_copy(update=...)`` would skip validation)."""
-    return Alert.model_validate({**alert.model_dump(), "schema_version": 3, **update})
+    return Alert.model_validate({**alert.model_dump(), "schema_version": 4, **update})
 
 
 class Outcome(StrEnum):

@@ -214,7 +214,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.include_router(cameras.router)
     app.include_router(plates.routes(settings))
     app.state.procedures = Procedures(settings.rules)
-    console.mount(app, settings, config.session_ttl_s)
+    console.mount(app, settings, config)
     reader = Depends(require(Role.READ))
 
     @app.get("/v1/alerts", response_model=AlertList, tags=["alerts"], responses=ERRORS,
@@ -248,8 +248,13 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
             await websocket.close(code=1008, reason=str(exc.detail)[:120])
             return
         runtime: Runtime = websocket.app.state.runtime
-        principal = keys.lookup(key) if key else await sessions.websocket_principal(websocket)
-        await serve_websocket(websocket, principal, runtime.feed, runtime.redis, query)
+        if key:
+            principal, still_valid = keys.lookup(key), None
+        else:  # the console's session cookie: checked again while the feed runs
+            principal = await sessions.websocket_principal(websocket)
+            still_valid = sessions.websocket_session_check(websocket)
+        await serve_websocket(websocket, principal, runtime.feed, runtime.redis, query,
+                              still_valid, config.session_check_s)
 
     @app.get("/v1/alerts/{alert_id}", response_model=Alert, tags=["alerts"],
              responses={**ERRORS, 404: {"model": Problem}}, dependencies=[reader])

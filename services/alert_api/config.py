@@ -35,3 +35,13 @@ class ApiConfig(BaseSettings):
     """How often changes that did not reach Kafka are retried."""
     session_ttl_s: int = Field(default=12 * 3600, ge=60)
     """How long a console sign-in (session cookie) lasts: one shift."""
+    session_check_s: float = Field(default=5.0, gt=0, le=300)
+    """How often a live feed signed in by a session checks it is still valid; once it is
+    not (expired, signed out, key removed) the WebSocket is closed with 1008."""
+    console_tile_url: str = Field(default="", pattern=r"^$|^(https?://[^/]+)?/.*\{z\}.*")
+    """Map tiles for the console, a Leaflet URL template
+    (``https://tiles.example/{z}/{x}/{y}.png``, ``{s}`` for subdomains, or a same-origin path
+    ``/tiles/{z}/{x}/{y}.png``); empty: the plain map (no tiles, no Leaflet loaded). The
+    page's Content-Security-Policy allows images from the tiles' origin."""
+    console_tile_attribution: str = Field(default="", max_length=300)
+    """The tiles' attribution (plain text), shown in the map's corner."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from fastapi import HTTPException, Request, WebSocket
@@ -95,3 +96,14 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
         return None
     return await principal_of(websocket.app.state.runtime.redis, websocket.app.state.keys,
                               token)
+
+
+def websocket_session_check(websocket: WebSocket) -> Callable[[], Awaitable[bool]]:
+    """Whether the WebSocket's session is still valid (not expired, not signed out, its
+    key still configured), asked again while the live feed runs."""
+    token = websocket.cookies.get(COOKIE)
+
+    async def still_valid() -> bool:
+        return await principal_of(websocket.app.state.runtime.redis,
+                                  websocket.app.state.keys, token) is not None
+    return still_valid

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from services.alert_api.queries import AlertQuery, list_alerts
 
 SNAPSHOT_LIMIT = 500
 HEARTBEAT_S = 15.0
+SESSION_EXPIRED = "session expired; sign in again"
 
 
 def feed_filter(query: AlertQuery) -> AlertQuery:
@@ -58,8 +59,13 @@ async def _until_disconnect(ws: WebSocket) -> None:
 
 
 async def serve_websocket(ws: WebSocket, principal: Principal | None, feed: Feed,
-                          client: Any, query: AlertQuery) -> None:
-    """Run one WebSocket client: refuse it (policy violation, 1008) without a read key."""
+                          client: Any, query: AlertQuery,
+                          still_valid: Callable[[], Awaitable[bool]] | None = None,
+                          check_s: float = 5.0) -> None:
+    """Run one WebSocket client: refuse it (policy violation, 1008) without a read key.
+    A client signed in by a session passes ``still_valid``, asked every ``check_s``: once
+    the session has expired (or was signed out, or its key removed) the socket is closed
+    with 1008 too, and the page asks for a sign-in."""
     if principal is None or not principal.role.allows(Role.READ):
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="missing or unknown API key")
         return
@@ -67,17 +73,28 @@ async def serve_websocket(ws: WebSocket, principal: Principal | None, feed: Feed
     FEED_CLIENTS.labels("websocket").inc()
     receiver = asyncio.create_task(_until_disconnect(ws))
     wanted = feed_filter(query)
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + check_s
     try:
         with feed.subscribe() as queue:
             snapshot = await list_alerts(client, replace(query, limit=SNAPSHOT_LIMIT))
             await ws.send_json(snapshot_message(snapshot))
             while True:
+                if still_valid is not None and loop.time() >= next_check:
+                    if not await still_valid():
+                        await ws.close(code=status.WS_1008_POLICY_VIOLATION,
+                                       reason=SESSION_EXPIRED)
+                        return
+                    next_check = loop.time() + check_s
                 getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait({getter, receiver},
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED,
+                    timeout=None if still_valid is None else max(0.0, next_check - loop.time()))
                 if getter not in done:
-                    getter.cancel()
-                    return
+                    getter.cancel()  # a queue.get() cancelled takes nothing off the queue
+                    if receiver in done:
+                        return
+                    continue  # time to check the session
                 alert = getter.result()
                 if alert is None:
                     await ws.close(code=status.WS_1013_TRY_AGAIN_LATER,

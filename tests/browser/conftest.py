@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,16 +95,16 @@ class Console:
         return asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
-def console(stack: Settings) -> Iterator[Console]:
-    """The alert API for one test module; stopped after it, so its outbox loop (which
-    sends unpublished changes of the session's Redis to Kafka) never races the later
-    integration tests of the same session."""
+@contextmanager
+def run_api(stack: Settings, **env_extra: str) -> Iterator[Console]:
+    """The alert API (``python -m services.alert_api``) on a free port with the browser
+    tests' topology, rules and keys (``env_extra`` added to its environment); stopped, and
+    its log checked for the keys, on exit."""
     port = free_port()
     env = {**os.environ, **stack.to_env(), "ARGUS_TOPOLOGY": str(TOPOLOGY),
            "ARGUS_RULES": str(RULES), KEY_ENV: base64.b64encode(FACE_KEY).decode(),
            "ARGUS_API_KEYS": f"{NAMES['read']}:{READ_KEY}:read,"
-                             f"{NAMES['operator']}:{OPERATOR_KEY}:operator"}
+                             f"{NAMES['operator']}:{OPERATOR_KEY}:operator", **env_extra}
     log_path = stack.stack_dir / f"test-console-{stack.app_id}.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "services.alert_api", "--port",
@@ -119,15 +120,26 @@ def console(stack: Settings) -> Iterator[Console]:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-    yield Console(base, stack)
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(15)
+        yield Console(base, stack)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     text = log_path.read_text()
     assert OPERATOR_KEY not in text and READ_KEY not in text, "an API key was logged"
+
+
+@pytest.fixture(scope="module")
+def console(stack: Settings) -> Iterator[Console]:
+    """The alert API for one test module; stopped after it, so its outbox loop (which
+    sends unpublished changes of the session's Redis to Kafka) never races the later
+    integration tests of the same session."""
+    with run_api(stack) as api:
+        yield api
 
 
 def _check_browser() -> None:

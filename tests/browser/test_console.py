@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import Select
 
 from argus.inference.faces import snapshot_ref
 from schemas.alerts import Alert, Evidence, Severity
+from schemas.detections import Box
 from services.alert_api.snapshots import AUDIT as SNAPSHOT_AUDIT
 from tests.browser.conftest import (
     KEYS,
@@ -35,7 +36,8 @@ SITES = {"bt-north": (48.90, 2.35), "bt-south": (48.80, 2.25)}
 
 
 def make_alert(site: str, severity: Severity, *, rule: str = "intrusion", age_s: float = 0,
-               camera: str = "cam-gate", snapshot: str | None = None) -> Alert:
+               camera: str = "cam-gate", snapshot: str | None = None, box: Box | None = None,
+               camera_zone: str | None = None) -> Alert:
     now = time.time() - age_s
     name = f"bt-{uuid.uuid4().hex[:8]}"
     lat, lon = SITES[site]
@@ -45,7 +47,7 @@ def make_alert(site: str, severity: Severity, *, rule: str = "intrusion", age_s:
                      Evidence(source="sensor", event_id=f"pir-{name}", ts=now - 4,
                               sensor_id="pir-1"),
                      Evidence(source="video", event_id=f"vid-{name}", ts=now, camera_id=camera,
-                              snapshot_ref=snapshot)])
+                              snapshot_ref=snapshot, box=box, zone_id=camera_zone)])
 
 
 def classes(element: WebElement) -> str:
@@ -254,6 +256,12 @@ def test_a_pin_filters_the_queue(page: WebDriver, console: Console) -> None:
     south_pin = '.pin[data-site="bt-south"]'
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, f"{south_pin} circle")
          .get_attribute("class") == "fill-critical")
+    # no tile URL configured: the plain map, and Leaflet is never loaded
+    assert page.find_element(By.ID, "map-pane").get_attribute("data-mode") == "plain"
+    assert not page.execute_script("return performance.getEntriesByType('resource')"
+                                   ".some(e => e.name.includes('leaflet'))")
+    assert httpx.get(f"{console.base}/v1/console/map", headers={"X-API-Key": KEYS["read"]}
+                     ).json() == {"tile_url": "", "attribution": ""}
     click(page, south_pin)
     wait(page, lambda d: "site=bt-south" in d.current_url)
     wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.row[data-id="{north.alert_id}"]'))
@@ -317,13 +325,27 @@ def test_evidence_shows_the_snapshot_with_faces_pixelated(page: WebDriver,
     jpeg = (console.settings.shared / "data" / "faces" / "deepface" / "couple.jpg").read_bytes()
     ref = snapshot_ref(f"cam-bt-{uuid.uuid4().hex[:6]}", 9)
     console.keep_snapshot(ref, jpeg)
-    alert = make_alert("bt-north", Severity.HIGH, snapshot=ref)
+    box = Box(x1=0.2, y1=0.1, x2=0.6, y2=0.9)
+    alert = make_alert("bt-north", Severity.HIGH, snapshot=ref, camera="bt-cam-gate", box=box,
+                       camera_zone="gate-area")
     console.write(alert)
     sign_in(page, console.base, "read")
     open_detail(page, alert.alert_id)
     image = page.find_element(By.CSS_SELECTOR, "#detail img.snapshot")
     wait(page, lambda d: d.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth", image), timeout=30)
+    # the detection box and the camera zone (topology.yaml) drawn over the snapshot
+    drawn = page.find_element(By.CSS_SELECTOR,
+                              f'#detail .overlay rect.box[data-event="vid-{alert.alert_id}"]')
+    zone = page.find_element(By.CSS_SELECTOR,
+                             '#detail .overlay polygon.zone[data-zone="gate-area"]')
+    assert zone.get_attribute("points") == "0.1,0.5 0.9,0.5 0.9,0.95 0.1,0.95"
+    frame, rect = (page.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                       "return [r.x, r.y, r.width, r.height];", el)
+                   for el in (image, drawn))
+    expected = [frame[0] + box.x1 * frame[2], frame[1] + box.y1 * frame[3],
+                (box.x2 - box.x1) * frame[2], (box.y2 - box.y1) * frame[3]]
+    assert rect == pytest.approx(expected, abs=3), (rect, expected)
     assert "missing" not in (image.get_attribute("class") or "")
     blurred = page.execute_async_script("""
         const done = arguments[arguments.length - 1];
@@ -333,6 +355,7 @@ def test_evidence_shows_the_snapshot_with_faces_pixelated(page: WebDriver,
     timeline = page.find_element(By.CSS_SELECTOR, "#detail .timeline").text
     assert f"sensor event pir-{alert.alert_id}" in timeline
     assert f"video event vid-{alert.alert_id}" in timeline
+    page.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
     screenshot(page, "evidence")
     # a live update redraws the detail but keeps the image: no second face-model pass
     db = redis.Redis.from_url(console.settings.redis_url, decode_responses=True)

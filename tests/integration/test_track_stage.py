@@ -1,9 +1,11 @@
 """The track stage on the real Kafka + Triton: PETS frames → detections → tracks with ids
 that stay on the same people, stale frames skipped, bad messages dead-lettered, and
-tracker state that survives a worker restart (Faust table changelog)."""
+tracker state that survives a worker restart (Faust table changelog); each camera's newest
+tracks written to Redis for the console."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -13,11 +15,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
+from argus.stores.latest_tracks import CameraTracks, read_latest
 from pipelines.stages.track.tracker import iou_matrix
 from schemas import DeadLetter, FrameHeaders, Tracks
 from tests import conftest
@@ -96,6 +100,14 @@ def gt_to_track_ids(messages: dict[int, Tracks], settings: Settings, first_frame
     return covered
 
 
+async def newest_tracks(settings: Settings, camera: str) -> CameraTracks | None:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await read_latest(client, camera)
+    finally:
+        await client.aclose()
+
+
 def test_frames_become_tracks_with_stable_ids(stack: Settings, worker: int) -> None:
     jpegs = pets_frames(stack, 20)
     seqs = list(range(5000, 5020))
@@ -129,6 +141,11 @@ def test_frames_become_tracks_with_stable_ids(stack: Settings, worker: int) -> N
     metrics = scrape(worker)
     assert metric_value(metrics, "argus_stage_messages_out_total", stage="track") >= 21
     assert metric_value(metrics, "argus_stage_messages_in_total", stage="track") >= 22
+    # the camera's newest tracks are in Redis for the console's camera wall (throttled)
+    latest = asyncio.run(newest_tracks(stack, "cam-test"))
+    assert latest is not None and 5000 <= latest.seq <= 5020
+    assert abs(latest.written - time.time()) < 60
+    assert {"person", "car"} <= {t.cls for t in latest.tracks if t.state == "confirmed"}
 
 
 def test_bad_detections_are_dead_lettered(stack: Settings, worker: int) -> None:

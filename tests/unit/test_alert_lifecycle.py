@@ -100,7 +100,7 @@ def test_assign_note_escalate_keep_the_state(
                                assignee="bob" if action is ASSIGN else None)
     assert (current.state, current.change, current.severity, current.assigned_to) == (
         state, change, severity, assigned_to)
-    assert (current.version, current.schema_version) == (1 + len(actions), 3)
+    assert (current.version, current.schema_version) == (1 + len(actions), 4)
     assert [(h.action, h.assignee) for h in current.history] == [
         (a, "bob" if a is ASSIGN else None) for a in actions]
 

@@ -1,7 +1,9 @@
 """The operations console: a web page served by the alert API at ``/console``.
 
 Plain ES modules and CSS under ``static/`` (no build step, nothing fetched from another
-origin), the same origin and the same keys as the API. Routes added here:
+origin but the map tiles when ``ARGUS_CONSOLE_TILE_URL`` names one; Leaflet is vendored
+under ``static/vendor/leaflet``, loaded only when tiles are configured), the same origin
+and the same keys as the API. Routes added here:
 
 =====================================  =========  ==========================================
 ``GET /console``                        none       the page (it asks for a key to sign in)
@@ -10,13 +12,17 @@ origin), the same origin and the same keys as the API. Routes added here:
 ``GET /v1/session``                     read       who is signed in, with which role
 ``DELETE /v1/session``                  none       sign out (the session is deleted)
 ``GET /v1/sites``                       read       the topology's sites (map pins, timezones)
+``GET /v1/console/map``                 read       the map's tile URL and attribution (may be
+                                                   empty: the plain map)
 ``/v1/cameras``                         read       the camera wall (``../cameras.py``)
 =====================================  =========  ==========================================
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
@@ -28,6 +34,7 @@ from argus.settings import Settings
 from argus.topology import Topology, TopologyError, load_topology
 from services.alert_api import sessions
 from services.alert_api.auth import Principal, key_digest
+from services.alert_api.config import ApiConfig
 from services.alert_api.deps import ERRORS, Reader
 from services.alert_api.metrics import SESSIONS
 
@@ -52,6 +59,38 @@ class SiteOut(BaseModel):
     lat: float
     lon: float
     timezone: str
+
+
+class MapSettings(BaseModel):
+    """The console map's tiles: a Leaflet URL template, or empty for the plain map."""
+
+    tile_url: str
+    attribution: str
+
+
+def tile_source(tile_url: str) -> str:
+    """The Content-Security-Policy source that lets the page load the tiles: their origin,
+    a ``{s}`` subdomain label as ``*``; empty for same-origin (or no) tiles.
+
+    >>> tile_source("https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    'https://*.tile.example.org'
+    >>> tile_source("http://127.0.0.1:8080/{z}/{x}/{y}.png"), tile_source("/tiles/{z}/{x}/{y}.png")
+    ('http://127.0.0.1:8080', '')
+    """
+    parts = urlsplit(tile_url)
+    if not parts.netloc:
+        return ""
+    host = re.sub(r"\{[a-z]+\}", "*", parts.netloc)
+    return f"{parts.scheme}://{host}"
+
+
+def page_policy(tile_url: str) -> str:
+    """The page's Content-Security-Policy: everything from the API's origin, images also
+    from the tile server."""
+    tiles = tile_source(tile_url)
+    return ("default-src 'self'; img-src 'self' data:" + (f" {tiles}" if tiles else "") +
+            "; style-src 'self'; script-src 'self'; connect-src 'self'; "
+            "frame-ancestors 'none'")
 
 
 def load(settings: Settings) -> Topology | None:
@@ -113,20 +152,27 @@ async def sites_route(request: Request, _: Reader) -> list[SiteOut]:
     return sites
 
 
+@router.get("/v1/console/map", response_model=MapSettings, tags=["console"], responses=ERRORS)
+async def map_route(request: Request, _: Reader) -> MapSettings:
+    """The map's tile URL template and attribution (``ARGUS_CONSOLE_TILE_URL``)."""
+    settings: MapSettings = request.app.state.map
+    return settings
+
+
 @router.get("/console", include_in_schema=False)
-async def page() -> FileResponse:
+async def page(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={
         "Cache-Control": "no-cache",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                   "style-src 'self'; script-src 'self'; "
-                                   "connect-src 'self'; frame-ancestors 'none'",
+        "Content-Security-Policy": page_policy(request.app.state.map.tile_url),
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
-def mount(app: FastAPI, settings: Settings, session_ttl_s: int) -> None:
+def mount(app: FastAPI, settings: Settings, config: ApiConfig) -> None:
     """Add the console's routes and static files to ``app``."""
     app.state.topology = load(settings)
     app.state.sites = sites_of(app.state.topology)
-    app.state.session_ttl_s = session_ttl_s
+    app.state.session_ttl_s = config.session_ttl_s
+    app.state.map = MapSettings(tile_url=config.console_tile_url,
+                                attribution=config.console_tile_attribution)
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines.stages.correlate.rules.model import rise_key
 from schemas.alerts import Evidence
+from schemas.detections import Box
 from schemas.events import VideoEvent
 from schemas.sensors import SensorEvent
 
@@ -32,7 +33,8 @@ def compact(event: VideoEvent | SensorEvent) -> Compact:
             "zone": event.site_zone_id, "czone": event.zone_id, "camera": event.camera_id,
             "kind": event.kind, "class": event.class_name, "count": event.count,
             "score": event.score, "seq": event.seq, "attrs": dict(event.attributes),
-            "snap": event.snapshot_ref}
+            "snap": event.snapshot_ref, "box": [event.box.x1, event.box.y1, event.box.x2,
+                                                event.box.y2]}
 
 
 def alert_zone(ev: Compact) -> str:
@@ -83,13 +85,25 @@ def lookup(ev: Compact, path: str) -> Any:
     return value
 
 
+def box_of(ev: Compact) -> Box | None:
+    """The detection box of a compact video event (``None`` in state kept before it had one).
+
+    >>> box_of({"box": [0.1, 0.2, 0.3, 0.4]}).y2, box_of({})
+    (0.4, None)
+    """
+    corners = ev.get("box")
+    return None if not corners else Box(x1=corners[0], y1=corners[1], x2=corners[2],
+                                        y2=corners[3])
+
+
 def evidence_of(ev: Compact) -> dict[str, Any]:
     """The alert evidence for one event (as a JSON-safe dict of :class:`Evidence`)."""
     if ev["src"] == "sensor":
         item = Evidence(source="sensor", event_id=ev["id"], ts=ev["ts"], sensor_id=ev["sensor"])
     else:
         item = Evidence(source="video", event_id=ev["id"], ts=ev["ts"], camera_id=ev["camera"],
-                        snapshot_ref=ev.get("snap") or f"frames.raw/{ev['camera']}/{ev['seq']}")
+                        snapshot_ref=ev.get("snap") or f"frames.raw/{ev['camera']}/{ev['seq']}",
+                        zone_id=ev.get("czone"), box=box_of(ev))
     return item.model_dump(mode="json", exclude_none=True)
 
 

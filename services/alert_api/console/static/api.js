@@ -20,8 +20,9 @@ export async function call(method, path, body) {
 export const get = (path) => call('GET', path);
 export const post = (path, body) => call('POST', path, body);
 
-// The live feed: a snapshot of the active alerts, then every change; reconnects.
-export function openFeed({ onSnapshot, onChange, onStatus }) {
+// The live feed: a snapshot of the active alerts, then every change; reconnects, except
+// after a policy close (1008: the session expired or was signed out), reported by onExpired.
+export function openFeed({ onSnapshot, onChange, onStatus, onExpired }) {
   let delay = 500;
   let socket = null;
   let stopped = false;
@@ -34,8 +35,9 @@ export function openFeed({ onSnapshot, onChange, onStatus }) {
       if (message.type === 'snapshot') onSnapshot(message.alerts);
       else if (message.type === 'change') onChange(message.alert);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       onStatus(false);
+      if (event.code === 1008) { stopped = true; onExpired(event.reason); }
       if (!stopped) { setTimeout(connect, delay); delay = Math.min(delay * 2, 15000); }
     };
   };

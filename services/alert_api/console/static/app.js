@@ -1,7 +1,7 @@
 // The operations console: sign-in, the live queue, filters in the URL, map, alert detail.
 import { ApiError, call, get, openFeed, post } from './api.js';
 import { compareAlerts, esc, formatTime, rank, severityBadge } from './format.js';
-import { drawMap } from './map.js';
+import { drawMap, setUpMap } from './map.js';
 import { renderDetail } from './detail.js';
 import { refresh as refreshWatchlists, wireWatchlists } from './watchlists.js';
 import { showWall } from './cameras.js';
@@ -11,7 +11,7 @@ const FILTERS = ['site', 'rule', 'severity', 'state', 'camera', 'since'];
 const SINCE_S = { '15m': 900, '1h': 3600, '24h': 86400 };
 const state = { me: null, sites: [], zones: new Map(), alerts: new Map(), selected: null,
   fresh: new Set(), painted: false, muted: localStorage.getItem('argus.muted') === '1',
-  resolvedLoaded: false };
+  resolvedLoaded: false, cameras: null };
 
 const filters = () => {
   const params = new URLSearchParams(location.search);
@@ -131,14 +131,17 @@ function select(alertId) {
 }
 
 async function showDetail(alertId) {
+  // the cameras' zones, drawn over evidence snapshots: asked once, with the first alert shown
+  state.cameras ||= get('/v1/cameras').then((list) => new Map(list.map((c) => [c.id, c])),
+    () => { state.cameras = null; return new Map(); });  // asked again next time
   try {
     const id = encodeURIComponent(alertId);
-    const [alert, audit, procedure] = await Promise.all([get(`/v1/alerts/${id}`),
-      get(`/v1/audit?alert_id=${id}&limit=200`), get(`/v1/alerts/${id}/procedure`)]);
+    const [alert, audit, procedure, cameras] = await Promise.all([get(`/v1/alerts/${id}`),
+      get(`/v1/audit?alert_id=${id}&limit=200`), get(`/v1/alerts/${id}/procedure`), state.cameras]);
     if (state.selected !== alertId) return;
     upsert(alert, false);
     renderDetail($('detail'), alert, audit, procedure,
-      { operator: state.me.role === 'operator', timeAt, act, resolveDialog, tick });
+      { operator: state.me.role === 'operator', timeAt, act, resolveDialog, tick, cameras });
   } catch (error) {
     $('detail').innerHTML = `<p class="banner fail">${esc(error.message)}</p>`;
   }
@@ -229,6 +232,7 @@ async function start(me) {
   const view = new URLSearchParams(location.search).get('view');
   if (view === 'cameras' || (view === 'watchlists' && me.role === 'operator')) showView(view);
   state.sites = await get('/v1/sites');
+  get('/v1/console/map').then((tiles) => setUpMap($('map-pane'), tiles, render), () => {});
   state.zones = new Map(state.sites.map((s) => [s.id, s.timezone]));
   if (['resolved', 'all'].includes(filters().state)) loadResolved();
   openFeed({
@@ -239,9 +243,21 @@ async function start(me) {
     },
     onChange: (alert) => { upsert(alert, true); render(); },
     onStatus: (up) => { $('live').textContent = up ? 'live' : 'offline'; $('live').className = `live ${up ? 'on' : 'off'}`; },
+    onExpired: () => signedOut('Your session has ended: sign in again.'),
   });
   const params = new URLSearchParams(location.search);
   if (params.get('alert')) select(params.get('alert'));
+}
+
+// The session ended (expired, signed out elsewhere, key removed): back to the sign-in,
+// the filters kept in the URL.
+function signedOut(message) {
+  state.me = null;
+  showWall(false);
+  for (const id of ['console', 'cameras', 'watchlists', 'user']) $(id).hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = message;
+  $('api-key').focus();
 }
 
 // The alert view, the camera wall or the watchlist view (operator keys), kept in the URL

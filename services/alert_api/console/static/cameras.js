@@ -1,6 +1,6 @@
 // The camera wall: one tile per camera with its newest cached frame (faces pixelated by
-// the API), its zones and tripwires drawn over it, online or offline; refreshed every 2 s
-// while the view is open.
+// the API), its zones, tripwires and live tracks drawn over it, online or offline (the
+// pipeline's newest frame or tracks within 10 s); refreshed every 2 s while the view is open.
 import { get } from './api.js';
 import { esc } from './format.js';
 
@@ -14,7 +14,22 @@ function overlay(camera) {
   return `<svg class="overlay" viewBox="0 0 1 1" preserveAspectRatio="none" aria-hidden="true">
     ${camera.zones.map((z) => `<polygon class="zone" points="${points(z.polygon)}"><title>${esc(z.id)}</title></polygon>`).join('')}
     ${camera.lines.map((l) => `<polyline class="tripwire" points="${points(l.points)}"><title>${esc(l.id)}</title></polyline>`).join('')}
-  </svg>`;
+    <g class="tracks"></g>
+  </svg><p class="offline-label" aria-hidden="true">OFFLINE</p>`;
+}
+
+// The camera's newest tracks as boxes with their ids (lost ones dashed).
+async function drawTracks(tile, camera) {
+  let latest = null;
+  if (camera.online && camera.tracks_age_s !== null) {
+    try { latest = await get(`/v1/cameras/${encodeURIComponent(camera.id)}/tracks`); } catch { latest = null; }
+  }
+  const tracks = latest ? latest.tracks : [];
+  tile.dataset.tracks = String(tracks.length);
+  tile.querySelector('.tracks').innerHTML = tracks.map(({ id, cls, state, box: [x1, y1, x2, y2] }) =>
+    `<g class="track ${esc(state)}" data-track="${id}"><rect x="${x1}" y="${y1}" width="${x2 - x1}"
+      height="${y2 - y1}"/><text x="${x1}" y="${Math.max(y1 - 0.01, 0.04)}">${esc(cls)} ${id}</text>
+      <title>${esc(cls)} ${id} (${esc(state)})</title></g>`).join('');
 }
 
 function status(camera) {
@@ -39,7 +54,9 @@ async function tick() {
       wall.append(tile);
     }
     tile.classList.toggle('online', camera.online);
+    tile.classList.toggle('offline', !camera.online);
     tile.querySelector('.st').innerHTML = status(camera);
+    drawTracks(tile, camera);
     if (camera.online && String(camera.latest_seq) !== tile.dataset.seq) {
       const next = new Image();  // swapped in once loaded: no flicker
       next.onload = () => {

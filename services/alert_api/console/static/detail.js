@@ -1,5 +1,6 @@
-// The alert detail: facts, actions (operator keys only), evidence snapshots, the event
-// timeline (evidence and lifecycle changes in time order) and the audit trail.
+// The alert detail: facts, actions (operator keys only), evidence snapshots (detection boxes
+// and zones drawn over them), the event timeline (evidence and lifecycle changes in time
+// order) and the audit trail.
 import { esc, severityBadge } from './format.js';
 
 const MAX_SNAPSHOTS = 4;
@@ -24,13 +25,36 @@ function auditTrail(alert, audit, timeAt) {
       ` events: ${esc(e.event_ids.join(', '))}` : ''}</li>`).join('');
 }
 
-function snapshots(alert) {
+const pts = (polygon) => polygon.map(([x, y]) => `${x},${y}`).join(' ');
+
+// The camera zone(s) an evidence item was seen in: its own zone_id, else (alerts older than
+// schema 4) the camera's zones mapped to the alert's zone.
+function zonesOf(item, alert, cameras) {
+  const camera = cameras.get(item.camera_id || alert.camera_id);
+  if (!camera) return [];
+  return camera.zones.filter((z) => (item.zone_id ? z.id === item.zone_id
+    : z.id === alert.zone_id || z.site_zone === alert.zone_id));
+}
+
+// Detection boxes and zones over a snapshot, in normalised image coordinates.
+function overlay(items, alert, cameras) {
+  const zones = new Map();
+  for (const item of items) for (const z of zonesOf(item, alert, cameras)) zones.set(z.id, z);
+  const boxes = items.filter((i) => i.box);
+  if (!zones.size && !boxes.length) return '';
+  return `<svg class="overlay" viewBox="0 0 1 1" preserveAspectRatio="none" aria-hidden="true">
+    ${[...zones.values()].map((z) => `<polygon class="zone" data-zone="${esc(z.id)}" points="${pts(z.polygon)}"><title>zone ${esc(z.id)}</title></polygon>`).join('')}
+    ${boxes.map(({ box: b, event_id: id }) => `<rect class="box" data-event="${esc(id)}" x="${b.x1}" y="${b.y1}"
+      width="${b.x2 - b.x1}" height="${b.y2 - b.y1}"><title>${esc(id)}</title></rect>`).join('')}</svg>`;
+}
+
+function snapshots(alert, cameras) {
   const refs = [...new Set(alert.evidence.map((e) => e.snapshot_ref).filter(Boolean))].slice(0, MAX_SNAPSHOTS);
   if (!refs.length) return '<p class="empty">No snapshot kept for this alert.</p>';
-  return `<div class="snaps" data-refs="${esc(refs.join(' '))}">${refs.map((ref) => `<figure><img class="snapshot" loading="lazy"
+  return `<div class="snaps" data-refs="${esc(refs.join(' '))}">${refs.map((ref) => `<figure><div class="shot"><img class="snapshot" loading="lazy"
     src="/v1/snapshots/${ref.split('/').map(encodeURIComponent).join('/')}"
-    alt="Evidence snapshot ${esc(ref)} (faces pixelated)"><figcaption>${esc(ref)}</figcaption>
-    </figure>`).join('')}</div>`;
+    alt="Evidence snapshot ${esc(ref)} (faces pixelated)">${overlay(alert.evidence.filter((e) => e.snapshot_ref === ref), alert, cameras)}</div>
+    <figcaption>${esc(ref)}</figcaption></figure>`).join('')}</div>`;
 }
 
 function checklist(alert, procedure, canTick, timeAt) {
@@ -41,7 +65,7 @@ function checklist(alert, procedure, canTick, timeAt) {
     ${esc(timeAt(s.at, alert.site_id))}</small>` : ''}</li>`).join('')}</ol>`;
 }
 
-export function renderDetail(root, alert, audit, procedure, { operator, timeAt, act, resolveDialog, tick }) {
+export function renderDetail(root, alert, audit, procedure, { operator, timeAt, act, resolveDialog, tick, cameras }) {
   const active = alert.state !== 'resolved';
   const exportLink = `<a id="export" class="button" download
     href="/v1/alerts/${encodeURIComponent(alert.alert_id)}/export">Export case</a>`;
@@ -75,7 +99,7 @@ export function renderDetail(root, alert, audit, procedure, { operator, timeAt, 
     ${alert.resolved_by ? `<dt>Resolved</dt><dd>${esc(alert.resolved_by)}</dd>` : ''}</dl>
     ${actions}
     ${checklist(alert, procedure, operator && active, timeAt)}
-    <h3>Evidence</h3>${snapshots(alert)}
+    <h3>Evidence</h3>${snapshots(alert, cameras)}
     <h3>Timeline</h3><ol class="timeline">${timeline(alert, audit, timeAt)}</ol>
     <h3>Audit trail</h3><ol id="audit" class="audit">${auditTrail(alert, audit, timeAt)}</ol>`;
   const fresh = root.querySelector('.snaps');
