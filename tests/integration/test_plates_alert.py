@@ -126,8 +126,9 @@ def test_a_hotlisted_plate_raises_one_alert(private: Private) -> None:
     assert alert.camera_id == private.camera
     assert [e.snapshot_ref for e in alert.evidence] == [f"frames.raw/{private.camera}/3",
                                                         f"frames.raw/{private.camera}/4"]
-    # where in the frame (the console draws it over the snapshot): the vehicle's box
-    assert [(e.box, e.zone_id) for e in alert.evidence] == [(BOX, alert.zone_id)] * 2
+    # where in the frame (the console draws it over the snapshot): the vehicle's box in
+    # the camera zone of the lane (mapped to the site zone gate)
+    assert [(e.box, e.zone_id) for e in alert.evidence] == [(BOX, "lane")] * 2
 
 
 def test_gate_and_loitering_alerts(private: Private) -> None:
