@@ -28,6 +28,11 @@ DLQ_REQUEST_BYTES = 16 * 1024 * 1024
 """Producers must be able to send a dead letter of a maximal frame (``dlq`` topic limit)."""
 
 
+RECONNECT_BACKOFF_MAX_MS = 5000
+"""kafka-python's reconnect delay doubles from 50 ms up to this (its default, 30 s, left a
+producer asleep for up to 30 s after the broker was back: docs/reliability.md)."""
+
+
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """A producer sized for frames (idempotent, ``acks=all``, up to ``max_frame_bytes``)."""
     options: dict[str, Any] = {
@@ -37,6 +42,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "linger_ms": 5,
         "max_request_size": DLQ_REQUEST_BYTES,
         "retries": 5,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     options.update(overrides)
     return KafkaProducer(**options)

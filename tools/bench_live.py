@@ -85,7 +85,8 @@ class Probe:
     def _consume(self) -> None:
         consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                  enable_auto_commit=False, auto_offset_reset="earliest",
-                                 fetch_max_wait_ms=100)
+                                 fetch_max_wait_ms=100,  # the probe must not oversleep a
+                                 reconnect_backoff_max_ms=1000)  # broker's return (chaos)
         consumer.subscribe([self.settings.topic(t) for t in self.samples])
         try:
             while not self.stop.is_set():

@@ -253,9 +253,11 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     sensors = [f"{run_id}-{kind}-{i}" for i in range(cameras) for kind in ("pir", "panic")]
     probe = Probe(settings, sensors, f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events",
                   sensor_period)
-    admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    # the lag watch must not oversleep the broker's return (kafka-python backs off to 30 s)
+    admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap,
+                             reconnect_backoff_max_ms=1000)
     offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
-                            enable_auto_commit=False)
+                            enable_auto_commit=False, reconnect_backoff_max_ms=1000)
     injector = _Fault(fault, base, children, ports, settings,
                       [f"{run_id}-cam-{i}" for i in range(cameras, 2 * cameras)], camera)
     signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
