@@ -48,7 +48,7 @@ def test_write_alert_is_idempotent(stack: Settings) -> None:
     # the recent stream is capped (about RECENT_MAXLEN, trimmed approximately, and shared
     # with every test): what this write added is what came after the newest entry before it
     newest = sync.xrevrange(alert_sink.RECENT, count=1)
-    since = newest[0][0] if newest else "0"
+    since = str(newest[0][0]) if newest else "0"
     assert asyncio.run(write_twice()) == [True, False]
     stored = sync.hgetall(alert_sink.alert_key(alert.alert_id))
     assert stored["rule"] == "confirmed_intrusion" and stored["site_id"] == "sink-site"
@@ -56,8 +56,9 @@ def test_write_alert_is_idempotent(stack: Settings) -> None:
     assert 0 < sync.ttl(alert_sink.alert_key(alert.alert_id)) <= 60
     assert sync.zscore(alert_sink.site_active_key("sink-site"), alert.alert_id) == pytest.approx(
         alert.last_seen)
-    added = sync.xrange(alert_sink.RECENT, min=f"({since}")
-    assert [f["alert_id"] for _id, f in added if f["alert_id"] == alert.alert_id] == [
+    added = sync.xrange(alert_sink.RECENT, min=f"({since}") or []
+    assert [f["alert_id"] for _id, f in added
+            if f is not None and f["alert_id"] == alert.alert_id] == [
         alert.alert_id]  # once: the second write added no entry
     assert sync.geopos(alert_sink.GEO, alert.alert_id)[0] is not None
     audited = entries_of(sync, alert_sink.AUDIT, alert.alert_id)  # once, not per write
