@@ -9,6 +9,7 @@ Servers this session started are stopped at its end (set ARGUS_KEEP_STACK=1 to k
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import redis
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import Topology, load_topology
 from tools import stack as embedded
+from tools.bench_procs import cleanup_kafka
 
 TEST_TOPOLOGY = Path(__file__).parent / "topology.yaml"
 
@@ -74,6 +76,8 @@ def stack() -> Iterator[Settings]:
     )
     embedded.create_topics(settings)
     yield settings
+    with contextlib.suppress(Exception):  # a broker left with every session's partitions
+        cleanup_kafka(settings)           # restarts slowly (16k partitions: minutes)
     lock = redis.Redis.from_url(settings.redis_url)
     if lock.get(SESSION_LOCK) == session.encode():
         lock.delete(SESSION_LOCK)
