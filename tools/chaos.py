@@ -369,11 +369,13 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         probe.stop.set()
         if mqtt_sensors is not None:
             mqtt_sensors.close()
-        if fault in SERVER_FAULTS:  # whatever happened, leave the server running
-            stack.up(base, only=[SERVER_FAULTS[fault]])
-        if camera is not None:
-            camera.close()
-        teardown(probe, children, admin, offsets, settings)
+        try:
+            if fault in SERVER_FAULTS:  # whatever happened, leave the server running
+                stack.up(base, only=[SERVER_FAULTS[fault]])
+        finally:  # even when it does not come back: no child process left behind
+            if camera is not None:
+                camera.close()
+            teardown(probe, children, admin, offsets, settings)
         if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
