@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from argus.plates.hotlist import KEY_ENV as PLATE_KEY_ENV
 from argus.settings import REPO_ROOT, Settings
 from argus.watchlist.crypto import KEY_ENV
 from schemas import TOPIC_MODELS
@@ -28,8 +29,19 @@ def test_compose_environment_names_real_settings() -> None:
     fields = {f"ARGUS_{name.upper()}" for name in Settings.model_fields}
     fields |= {f"ARGUS_{name.upper()}" for name in NotifierConfig.model_fields}
     fields.add(KEY_ENV)  # the watchlist key, read only where embeddings are sealed
+    fields.add(PLATE_KEY_ENV)  # the plate key, read only where plates are keyed and sealed
     env = COMPOSE["x-argus"]["environment"]
     assert set(env) <= fields, set(env) - fields
+    worker = COMPOSE["services"]["worker"]["environment"]
+    assert set(worker) <= fields, set(worker) - fields
+
+
+def test_compose_worker_keeps_the_shared_environment() -> None:
+    """The worker's own environment (its static member id) adds to the shared one."""
+    worker = COMPOSE["services"]["worker"]["environment"]
+    assert {k: v for k, v in worker.items() if k in COMPOSE["x-argus"]["environment"]} == \
+        COMPOSE["x-argus"]["environment"]
+    assert worker["ARGUS_WORKER_INSTANCE_ID"]
 
 
 def test_topic_spec_covers_every_contract() -> None:
