@@ -9,7 +9,9 @@ consumer group and Redis database of the run's own), and one sensor event per se
 ``--sensor-period`` s. After ``--before`` s of normal running the fault is injected for
 ``--down`` s, then cleared:
 
-* ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job);
+* ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job;
+  the worker is a static group member as ``docker-compose.yml`` runs it, unless
+  ``--dynamic-membership``);
 * ``triton`` / ``redis`` / ``kafka`` / ``mosquitto``: stop that embedded server, start it
   again;
 * ``camera``: the first camera is a live HTTP MJPEG stream (``tools/mjpeg_camera.py``, the
@@ -232,7 +234,7 @@ class _Fault:
 
 def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: list[str],
               before_s: float, down_s: float, after_s: float, sensor_period: float,
-              keep_logs: bool = False) -> dict[str, Any]:
+              keep_logs: bool = False, static_member: bool = True) -> dict[str, Any]:
     """One scripted run with ``fault`` (``baseline``: none); its figures."""
     run_id = f"ch{uuid.uuid4().hex[:6]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"argus-chaos-{run_id}-"))
@@ -249,7 +251,10 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                         redis_url=f"{redis_base}/{db}", topology=workdir / "topology.yaml")
     ports = {name: free_port() for name in ("worker", "gateway", "gateway-mqtt", "grabber",
                                             "grabber-extra")}
-    children = Children(workdir, {**os.environ, **settings.to_env()})
+    env = {**os.environ, **settings.to_env()}
+    if static_member:  # as docker-compose.yml runs its worker (docs/scaling.md)
+        env["ARGUS_WORKER_INSTANCE_ID"] = f"{run_id}-worker-1"
+    children = Children(workdir, env)
     sensors = [f"{run_id}-{kind}-{i}" for i in range(cameras) for kind in ("pir", "panic")]
     probe = Probe(settings, sensors, f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events",
                   sensor_period)
@@ -432,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=float, default=40.0, help="s after the fault")
     parser.add_argument("--sensor-period", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--dynamic-membership", action="store_true",
+                        help="run the worker without a static group member id (the "
+                             "embedded `argus worker` default; docker-compose.yml sets one)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep every run's process logs (printed: where)")
     args = parser.parse_args(argv)
@@ -452,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results.append(run_fault(base, fault, args.cameras, args.fps, sources,
                                          args.before, args.down, args.after,
-                                         args.sensor_period, args.keep_logs))
+                                         args.sensor_period, args.keep_logs,
+                                         not args.dynamic_membership))
             except Exception as exc:  # one fault's run failing must not lose the others
                 results.append(_failed(fault, exc))
                 stack.up(base)
