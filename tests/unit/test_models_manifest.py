@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from argus.modelcode import triton_parameters
 from argus.settings import Settings
 from tools import models
 from tools.models import ModelEntry, ModelFetchError, fetch, load_manifest, resolve
@@ -214,11 +215,22 @@ def test_fetch_rejects_a_wheel_or_member_with_the_wrong_sha256(
     assert not (settings.models_dir / "tiny.onnx").exists()
 
 
-def test_manifest_pins_the_plate_models_to_one_wheel(manifest: list[ModelEntry]) -> None:
+def test_manifest_pins_the_plate_models_to_their_wheels(manifest: list[ModelEntry]) -> None:
     plates = {entry.name: entry for entry in manifest if entry.wheel is not None}
-    assert set(plates) == {"ppocr_v4_det", "ppocr_v4_rec"}
-    for entry in plates.values():
+    wheels = {"ppocr_v4_det": ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models"),
+              "ppocr_v4_rec": ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models"),
+              "ppocr_v6_small_rec": ("rapidocr==3.10.0", "rapidocr/models")}
+    assert set(plates) == set(wheels)
+    for name, entry in plates.items():
         assert entry.wheel is not None
-        assert entry.wheel.requirement == "rapidocr-onnxruntime==1.4.4"
-        assert entry.wheel.member == f"rapidocr_onnxruntime/models/{entry.file}"
+        requirement, folder = wheels[name]
+        assert entry.wheel.requirement == requirement
+        assert entry.wheel.member == f"{folder}/{entry.file}"
         assert entry.licence == "Apache-2.0"
+
+
+def test_the_plates_model_files_are_in_the_manifest(manifest: list[ModelEntry]) -> None:
+    params = triton_parameters("plates")
+    files = {entry.file for entry in manifest}
+    assert params["det_model_file"] in files
+    assert params["rec_model_file"] in files

@@ -1,15 +1,21 @@
 """The plate model's pure code (``triton_models/plates/1/platelib.py`` and ``textboxes.py``)
 as tables: CTC decoding with the plate alphabet, the DB box post-processing, the recogniser
-input, the plate-likeness score, the vehicle crop and its mapping back to the image."""
+input, the plate-likeness score, the vehicle crop and its mapping back to the image; and the
+recognisers ``rec_model_file`` may name (each one's dictionary against its outputs, clean
+rendered plate strings)."""
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
-from argus.plates.reader import load_platelib
+from argus.modelcode import triton_parameters
+from argus.plates.reader import load_platelib, local_reader
+from argus.settings import get_settings
 
 CHARSET = ["", "A", "B", "8", "中", "-", " "]
 
@@ -187,3 +193,39 @@ def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[flo
     assert seen[0][1] == expected
     x1, y1, x2, y2 = box
     assert reads[0].box == pytest.approx((x1, y1 + 0.5 * (y2 - y1), x2, y2), abs=0.01)
+
+
+RECOGNISERS = {
+    "configured": {},  # config.pbtxt as it is (PP-OCRv4 mobile)
+    "ppocr_v6_small": {"rec_model_file": "PP-OCRv6_rec_small.onnx", "rec_widen": "1.0"},
+}
+"""The recognisers ``rec_model_file`` may name (ops/models.yaml), with their parameters."""
+
+
+@pytest.fixture(scope="module", params=sorted(RECOGNISERS))
+def recogniser(request: pytest.FixtureRequest) -> Any:
+    """A reader configured like the Triton model, with each recogniser."""
+    params = {**triton_parameters("plates"), **RECOGNISERS[request.param]}
+    return local_reader(get_settings().models_dir, params)
+
+
+def test_each_recogniser_has_the_plate_alphabet(lib: ModuleType, recogniser: Any) -> None:
+    assert recogniser.rec.get_inputs()[0].shape[1] == 3  # BGR; height 48 (rec_input)
+    # blank + the `character` metadata + space: one class per output of the model
+    batch = np.zeros((1, 3, 48, 192), dtype=np.float32)
+    assert recogniser.rec.run(None, {"x": batch})[0].shape[-1] == len(recogniser.charset)
+    assert recogniser.charset[0] == "" and recogniser.charset[-1] == " "
+    assert set(lib.PLATE_ALPHABET) <= set(recogniser.charset)
+    assert int(recogniser.allowed.sum()) == len(lib.PLATE_ALPHABET) + 1  # and the blank
+
+
+@pytest.mark.parametrize("text", ["AB12CD", "7XYZ049", "KP3J8Q"])
+def test_each_recogniser_reads_a_clean_plate_string(recogniser: Any, text: str) -> None:
+    """Dark characters on white, as on a plate: exact, every character confident."""
+    patch = np.full((60, 260, 3), 255, dtype=np.uint8)
+    cv2.putText(patch, text, (10, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3,
+                cv2.LINE_AA)
+    [(read, confidences, alternatives)] = recogniser.recognise([patch])
+    assert read == text
+    assert len(confidences) == len(alternatives) == len(text)
+    assert min(confidences) > 0.8

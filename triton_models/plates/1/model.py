@@ -41,7 +41,7 @@ from argus_backend import Parameters, corrupt_jpeg, log_info, respond  # noqa: E
 
 
 class TritonPythonModel:
-    """PP-OCRv4 det + rec on vehicle crops (one pair of onnxruntime sessions per instance)."""
+    """PP-OCR det + rec on vehicle crops (one pair of onnxruntime sessions per instance)."""
 
     reader: platelib.PlateReader
 

@@ -6,8 +6,10 @@ same file runs inside the Triton python backend (``model.py`` next to it; numpy 
 
 Models: PP-OCRv4 text detection (DB, ``ch_PP-OCRv4_det_infer.onnx``: ``x`` 1x3xHxW, RGB order
 as read by OpenCV (BGR) normalised (v/255-0.5)/0.5, H and W multiples of 32 → ``1x1xHxW``
-text probability) and recognition (CTC, ``ch_PP-OCRv4_rec_infer.onnx``: ``x`` Nx3x48xW →
-``NxTx6625`` softmax over blank + the dictionary in the model's ``character`` metadata + space).
+text probability) and a PP-OCR CTC recogniser (``rec_model_file``: PP-OCRv4 mobile,
+``ch_PP-OCRv4_rec_infer.onnx``, or PP-OCRv6 small, ``PP-OCRv6_rec_small.onnx``: ``x``
+Nx3x48xW, the same normalisation → ``NxTxC`` softmax over blank + the dictionary in the
+model's ``character`` metadata + space; C = 6625 and 18710).
 
 The path, per vehicle crop (parameters from ``../config.pbtxt``; steps 1-2 and the warp live
 in ``textboxes.py`` next to this file):
@@ -270,7 +272,7 @@ def to_image_box(box: Sequence[float], region: tuple[int, int, int, int], width:
 
 
 class PlateReader:
-    """PP-OCRv4 det + rec in onnxruntime sessions: vehicle crop → plate reads, best first."""
+    """PP-OCR det + rec in onnxruntime sessions: vehicle crop → plate reads, best first."""
 
     @classmethod
     def configured(cls, det_path: str, rec_path: str, params: Parameters,
