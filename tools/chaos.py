@@ -59,14 +59,22 @@ from tools import bench_measure as m
 from tools import stack
 from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers, teardown
 from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
+from tools.chaos_report import (
+    alert_changes,
+    alerted_share,
+    duplicated,
+    failed_row,
+    format_table,
+    read_topic,
+    recovery_time,
+    republished,
+)
 from tools.mjpeg_camera import MjpegCamera
 
 FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "camera",
           "overload")
 SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka",
                  "mosquitto": "mosquitto"}
-FRESH_S = 2.0
-"""Recovered: a detection arrives within this many seconds of its frame's capture."""
 
 
 def _topology(run_id: str, cameras: int, fps: float, sources: list[str]) -> str:
@@ -120,77 +128,6 @@ class MqttSensors:
         self.thread.join(5)
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def _alert_changes(settings: Settings) -> list[dict[str, Any]]:
-    """Every record on the run's ``alerts`` topic."""
-    return [json.loads(r) for r in _read_topic(settings, "alerts")]
-
-
-def _read_topic(settings: Settings, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-                             group_id=None, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000)
-    try:
-        return [record.value for record in consumer]
-    finally:
-        consumer.close()
-
-
-def republished(changes: list[dict[str, Any]]) -> int:
-    """Alert changes published more than once (same alert id and version): the ``alerts``
-    topic is at-least-once, so a consumer keeps the highest version per alert id.
-
-    >>> republished([{"alert_id": "a", "version": 1}, {"alert_id": "a", "version": 2},
-    ...              {"alert_id": "a", "version": 2}, {"alert_id": "b", "version": 1}])
-    1
-    """
-    seen = Counter((c["alert_id"], c["version"]) for c in changes)
-    return sum(n - 1 for n in seen.values())
-
-
-def duplicated(changes: list[dict[str, Any]], events: set[str]) -> int:
-    """Sensor events (of ``events``) that ended up in more than one alert of the same rule:
-    one incident, two alerts.
-
-    >>> duplicated([{"alert_id": "a", "rule": "r", "evidence": [{"event_id": "e1"}]},
-    ...             {"alert_id": "b", "rule": "r", "evidence": [{"event_id": "e1"}]},
-    ...             {"alert_id": "a", "rule": "r", "evidence": [{"event_id": "e2"}]}],
-    ...            {"e1", "e2"})
-    1
-    """
-    alerts: dict[tuple[str, str], set[str]] = {}
-    for change in changes:
-        for item in change.get("evidence", []):
-            if item.get("event_id") in events:
-                alerts.setdefault((item["event_id"], change["rule"]), set()).add(
-                    change["alert_id"])
-    return sum(1 for ids in alerts.values() if len(ids) > 1)
-
-
-def recovery_time(samples: list[tuple[float, float]], lags: list[tuple[float, int]],
-                  cleared_at: float, steady_lag: float) -> float | None:
-    """Seconds from ``cleared_at`` until both hold: the consumer lag stays at most
-    ``steady_lag`` from then on, and a detection has arrived within :data:`FRESH_S` of its
-    frame's capture; None if that never happens in the samples.
-
-    >>> recovery_time([(10.0, 9.0), (12.0, 1.0), (13.0, 0.5)],
-    ...               [(11.0, 80), (12.5, 5), (14.0, 3)], 10.0, 10)
-    2.5
-    >>> recovery_time([(12.0, 1.0)], [(11.0, 5), (14.0, 80)], 10.0, 10) is None
-    True
-    """
-    after = [(t, lag) for t, lag in lags if t >= cleared_at]
-    lag_ok_at = cleared_at
-    for i, (_, lag) in enumerate(after):
-        if lag > steady_lag:
-            if i + 1 == len(after):
-                return None  # still behind at the end
-            lag_ok_at = after[i + 1][0]
-    fresh = [t for t, latency in samples if t >= cleared_at and latency <= FRESH_S]
-    if not fresh:
-        return None
-    return round(max(lag_ok_at, fresh[0]) - cleared_at, 1)
 
 
 class _Fault:
@@ -335,9 +272,15 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         posted = {e: t for e, t in probe.posted.items() if t_start <= t <= t_end}
         panics = {e for e in posted if e in _panic_events(probe)} | (
             mqtt_sensors.ids & set(posted))
-        changes = _alert_changes(settings)
+        changes = alert_changes(settings)
+        # an event is alerted when an alert change on the run's ``alerts`` topic carries it
+        # (the system's output), or the probe saw it over Redis pub/sub (which misses what
+        # was published while the probe was resubscribing after a Redis outage)
+        on_topic = {e["event_id"] for c in changes for e in c.get("evidence", [])
+                    if e.get("source") == "sensor"}
+        alerted = {**{e: 0.0 for e in on_topic}, **probe.alerted}
         dead = Counter(f"{d.get('stage')}:{d.get('reason')}"
-                       for d in map(json.loads, _read_topic(settings, "dlq")))
+                       for d in map(json.loads, read_topic(settings, "dlq")))
         detections = [(t, lat) for t, lat in (
             probe.by_camera.get(first_camera, []) if camera is not None
             else probe.samples["detections"]) if t >= t_start]
@@ -351,13 +294,15 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                                              if t > t_fault), None),
             "sensor_events": len(posted), "sensor_posts_refused": len(probe.errors),
             "panic_events": len(panics),
-            "panic_without_alert": sum(1 for e in panics if e not in probe.alerted),
+            "panic_without_alert": sum(1 for e in panics if e not in alerted),
             "mqtt_panic_without_alert": sum(1 for e in mqtt_sensors.ids & set(posted)
-                                            if e not in probe.alerted),
+                                            if e not in alerted),
             "lost_posted_at_s": sorted(round(t - t_fault, 1) for e, t in posted.items()
-                                       if e in panics and e not in probe.alerted),
-            "intrusion_alerted_share": _share([e for e in posted if e not in panics],
-                                              probe.alerted),
+                                       if e in panics and e not in alerted),
+            "missed_by_probe": sum(1 for e in posted if e in on_topic
+                                   and e not in probe.alerted),
+            "intrusion_alerted_share": alerted_share([e for e in posted if e not in panics],
+                                              alerted),
             "alert_changes": len(changes), "duplicated": duplicated(changes, set(posted)),
             "republished": republished(changes),
             "dead_letters": dict(dead),
@@ -392,37 +337,6 @@ def _panic_events(probe: Probe) -> set[str]:
     panics = [s for s in probe.sensors if "-panic-" in s]
     return {e for e, t in probe.posted.items()
             if any(event_id(s, t, "active") == e for s in panics)}
-
-
-def _share(events: list[str], alerted: dict[str, float]) -> float | None:
-    return round(sum(1 for e in events if e in alerted) / len(events), 3) if events else None
-
-
-def _failed(fault: str, exc: Exception) -> dict[str, Any]:
-    """The row of a fault whose run could not finish (the error says why)."""
-    return {"fault": fault, "recovered": False, "recovery_s": None, "crashed": ["run"],
-            "error": repr(exc)[:500], "panic_events": 0, "panic_without_alert": 0,
-            "mqtt_panic_without_alert": 0, "intrusion_alerted_share": None, "duplicated": 0,
-            "republished": 0, "dead_letters": {}, "skipped": {}, "stage_errors": {},
-            "signals": {"worker_unhealthy_s": None}}
-
-
-def format_table(results: list[dict[str, Any]]) -> str:
-    head = ("fault", "recovered", "recovery s", "panic lost", "intrusion alerted",
-            "duplicated", "republished", "dead letters", "skipped", "errors by kind",
-            "worker down s")
-    rows = [head] + [(
-        r["fault"], "yes" if r["recovered"] else "NO", str(r["recovery_s"]),
-        f"{r['panic_without_alert']}/{r['panic_events']} "
-        f"(mqtt {r['mqtt_panic_without_alert']})", str(r["intrusion_alerted_share"]),
-        str(r["duplicated"]), str(r["republished"]),
-        json.dumps(r["dead_letters"]) if r["dead_letters"] else "0",
-        json.dumps({k: round(v) for k, v in r["skipped"].items() if v}) or "0",
-        json.dumps({k: round(v) for k, v in r["stage_errors"].items() if v}) or "0",
-        str(r["signals"]["worker_unhealthy_s"])) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                                          args.sensor_period, args.keep_logs,
                                          not args.dynamic_membership))
             except Exception as exc:  # one fault's run failing must not lose the others
-                results.append(_failed(fault, exc))
+                results.append(failed_row(fault, exc))
                 stack.up(base)
             print(format_table(results[-1:]), file=sys.stderr, flush=True)
             if args.json:  # after every fault: a long run stopped midway keeps what it has
