@@ -33,7 +33,7 @@ bench: bootstrap  ## throughput: grabber → Kafka → detect vs. a plain model 
 bench-live: bootstrap  ## real time: CAMERAS=8 cameras at FPS=5 for BENCH_DURATION=120 s, verdict
 	@$(PY) -m tools.cli bench live --cameras $(CAMERAS) --fps $(FPS) --duration $(BENCH_DURATION)
 
-chaos: bootstrap  ## scripted faults (worker kill, Triton/Redis/Kafka down, overload) vs a baseline
+chaos: bootstrap  ## scripted faults (worker kill, Triton/Redis/Kafka/Mosquitto down, camera lost, overload) vs a baseline
 	@mkdir -p bench-results && $(PY) -m tools.cli chaos --json bench-results/chaos.json
 
 bench-gpu:  ## on a host with an NVIDIA GPU: bench live --find-max with Triton's models on CUDA
