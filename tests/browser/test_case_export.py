@@ -87,7 +87,9 @@ def test_case_export_verifies_against_its_manifest(page: WebDriver, console: Con
     open_detail(page, alert.alert_id)
     click(page, "#ack")
     wait(page, lambda d: d.find_element(By.ID, "detail-state").text == "acknowledged")
-    href = page.find_element(By.ID, "export").get_attribute("href")
+    # the detail is redrawn after the acknowledgement (and when its camera's zones arrive):
+    # read the link through wait(), which retries an element replaced meanwhile
+    href = wait(page, lambda d: d.find_element(By.ID, "export").get_attribute("href"))
     assert href == f"{console.base}/v1/alerts/{alert.alert_id}/export"
     status, disposition, encoded = page.execute_async_script(DOWNLOAD, href)
     assert status == 200, status
