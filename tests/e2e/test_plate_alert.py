@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,12 +23,12 @@ import redis
 from argus.kafka import make_producer
 from argus.plates.hotlist import PlateKeys, PlateListStore
 from argus.plates.sightings import SightingStore
-from argus.settings import REPO_ROOT, Settings
+from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import snapshot_key
 from schemas import Alert, FrameHeaders
 from schemas.plates import PlateEvent
-from tests.conftest import TEST_TOPOLOGY, free_port
+from tests.conftest import TEST_TOPOLOGY, start_worker
 from tests.kafka_utils import consume
 from tools import stack as embedded
 
@@ -54,13 +53,7 @@ def plates_worker(stack: Settings) -> Iterator[tuple[Settings, bytes]]:
                         redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
     embedded.create_topics(settings)
     key = os.urandom(32)
-    env = {**os.environ, **settings.to_env(),
-           "ARGUS_PLATE_KEY": base64.b64encode(key).decode()}
-    log_path = stack.stack_dir / f"test-worker-{settings.app_id}.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "--metrics-port", str(free_port())],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, _port = start_worker(settings, env={"ARGUS_PLATE_KEY": base64.b64encode(key).decode()})
     yield settings, key
     proc.terminate()
     try:
