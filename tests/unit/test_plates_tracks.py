@@ -78,6 +78,7 @@ def test_stills_publish_each_confident_read(reads: list[tuple[str, float]],
         got.append(None if known is None else known.vote.text)
         if known is not None:
             assert known.best == {"seq": seq} and known.vote.reads == 1
+            book.published(3, known.vote.text)  # what the stage does once the event is out
     assert got == published
 
 
@@ -115,10 +116,23 @@ def test_votes_publish_a_stable_plate_once(
         known = book.add(7, text, [conf] * len(text), score, seq)
         got.append(None if known is None else known.vote.text)
         if known is not None:
+            book.published(7, known.vote.text)  # what the stage does once the event is out
             assert known.track_id == 7
             assert known.best_seq == max(reads[:len(got)], key=lambda r: r[2])[3]
             assert known.best is None  # nothing passed with the reads
     assert got == published
+
+
+def test_a_plate_whose_publish_failed_is_offered_again() -> None:
+    """The stage records a plate as published only once its event is out: a publish that
+    failed (Redis down, retried by the runner) gets the plate again, a done one does not."""
+    book = TrackPlates()
+    book.add(7, "AB12CDE", [0.9] * 7, 0.8, 1)
+    first = book.add(7, "AB12CDE", [0.9] * 7, 0.8, 2)
+    retried = book.add(7, "AB12CDE", [0.9] * 7, 0.8, 2)  # the same frame, redelivered
+    assert first is not None and retried is not None and retried.vote.text == "AB12CDE"
+    book.published(7, "AB12CDE")
+    assert book.add(7, "AB12CDE", [0.9] * 7, 0.8, 3) is None
 
 
 def test_ended_tracks_are_forgotten() -> None:

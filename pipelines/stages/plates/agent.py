@@ -144,7 +144,10 @@ class PlateAgent:
                              frame.seq, best)
             if plate is not None:
                 known.append(plate)
-        return [await self._publish(camera, plate) for plate in known]
+        events = [await self._publish(camera, plate) for plate in known]
+        for plate in known:  # only now: a failed publish is retried with the same votes
+            book.published(plate.track_id, plate.vote.text)
+        return events
 
     async def _publish(self, camera: Camera, plate: KnownPlate) -> PlateEvent:
         """The event of a plate that became known: list hits, colour, the kept snapshot."""

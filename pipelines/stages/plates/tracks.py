@@ -6,7 +6,8 @@ whose box is wide enough, :meth:`TrackPlates.due` says whether to read it on thi
 most once every ``interval_s`` of capture time and at most ``max_reads`` times per track.
 Each frame's read, already in the site's format, goes to :meth:`TrackPlates.add`; once the
 per-character vote over the track's reads (:func:`argus.plates.text.vote`) is stable, it
-returns the plate to publish, once per (track, plate). A track that has left the frame is
+returns the plate to publish, until :meth:`TrackPlates.published` records it: once per
+(track, plate). A track that has left the frame is
 forgotten with :meth:`TrackPlates.keep_only`.
 
 Also here: the vehicle's colour named from a small palette (:func:`vehicle_colour`) and its
@@ -124,8 +125,12 @@ class TrackPlates:
             return None
         if result.text in state.published:
             return None
-        state.published.add(result.text)
         return KnownPlate(track_id, result, state.best_seq, state.best)
+
+    def published(self, track_id: int, text: str) -> None:
+        """``text`` was published for the track: :meth:`add` will not return it again. Called
+        once the event is out, so a publish that failed (and is retried) is not lost."""
+        self.tracks.setdefault(track_id, _TrackState()).published.add(text)
 
     def keep_only(self, track_ids: set[int]) -> None:
         """Forget the tracks not in ``track_ids`` (they ended)."""
