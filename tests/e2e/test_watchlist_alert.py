@@ -12,7 +12,6 @@ import asyncio
 import base64
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,12 +24,12 @@ import redis
 
 from argus.inference.faces import TritonFaces, keep_key
 from argus.kafka import make_producer
-from argus.settings import REPO_ROOT, Settings
+from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.stores.frame_cache import snapshot_key
 from argus.watchlist.store import WatchlistStore
 from schemas import Alert, FaceEvent, FrameHeaders
-from tests.conftest import TEST_TOPOLOGY, free_port
+from tests.conftest import TEST_TOPOLOGY, start_worker
 from tests.kafka_utils import consume
 from tools import stack as embedded
 from tools.face_clip import letterbox
@@ -57,13 +56,9 @@ def faces_worker(stack: Settings) -> Iterator[tuple[Settings, bytes]]:
                         redis_url=stack.redis_url, topology=TEST_TOPOLOGY)
     embedded.create_topics(settings)
     key = os.urandom(32)
-    env = {**os.environ, **settings.to_env(), "ARGUS_FACE_KEY": base64.b64encode(key).decode(),
-           "ARGUS_FACES_MODE": "tracks", "ARGUS_FACES_TRACK_INTERVAL_S": "1.0"}
-    log_path = stack.stack_dir / f"test-worker-{settings.app_id}.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "--metrics-port", str(free_port())],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, _port = start_worker(settings, env={
+        "ARGUS_FACE_KEY": base64.b64encode(key).decode(), "ARGUS_FACES_MODE": "tracks",
+        "ARGUS_FACES_TRACK_INTERVAL_S": "1.0"})
     yield settings, key
     proc.terminate()
     try:
