@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     (and before a restarted worker gets them back): 10 s, not Faust's 60 s. Heartbeats go
     every third of it. Lower is faster failover; too low and a worker whose event loop is
     starved of CPU for that long is taken for dead (a rebalance, then redelivery)."""
+    worker_stop_timeout_s: float = Field(default=8.0, gt=0.0, le=300.0)
+    """A worker's stop (SIGTERM/SIGINT) ends within this: past it the process exits at once
+    with status 3. Nothing is lost: what was in flight is uncommitted and redelivered
+    (pipelines/worker.py). Without it, a stop with Kafka down waited minutes on its clients."""
     worker_instance_id: str | None = None
     """Static group membership (Kafka ``group.instance.id``) for this worker: a worker
     restarted with the same id takes its partitions back at once, without a rebalance and

@@ -25,6 +25,7 @@ from pipelines.runner import RAW, StageRunner, add_agent
 from pipelines.stage import Stage, StageContext
 from pipelines.stages import STAGES, stage_classes
 from pipelines.stages.faces.stage import faces_wanted
+from pipelines.worker import deadline_worker
 
 log = get_logger(__name__)
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings, topology: Topology,
         consumer_group_instance_id=settings.worker_instance_id,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
+        Worker=deadline_worker(settings.worker_stop_timeout_s),  # a bounded stop
     )
     limit_client_repeats()  # the Kafka client's loggers exist now (argus.log)
     redis_client = aioredis.Redis.from_url(settings.redis_url)

@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from argus.kafka import make_producer
+from argus.kafka import make_producer, stop_producer
 from argus.log import get_logger, setup_logging
 from argus.metrics import serve as serve_metrics
 from argus.settings import get_settings
@@ -157,8 +157,7 @@ def _replay(args: argparse.Namespace) -> int:
         server.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        producer.flush(10)
-        producer.close(10)
+        stop_producer(producer)
     return 0
 
 

@@ -32,7 +32,7 @@ from aiohttp import web
 from kafka import KafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from argus.kafka import make_producer
+from argus.kafka import make_producer, stop_producer
 from argus.log import get_logger
 from argus.metrics import SENSOR_REJECTED
 from argus.settings import Settings
@@ -213,8 +213,7 @@ async def run_http(settings: Settings, topology: Topology, host: str, port: int,
         await runner.cleanup()
         for sig in installed:
             loop.remove_signal_handler(sig)
-        await asyncio.to_thread(producer.flush, 10)
-        await asyncio.to_thread(producer.close, 10)
+        await asyncio.to_thread(stop_producer, producer)
 
 
 __all__ = [

@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from argus.backoff import Backoff
-from argus.kafka import make_producer
+from argus.kafka import make_producer, stop_producer
 from argus.log import get_logger
 from argus.metrics import SENSOR_REJECTED
 from argus.settings import Settings
@@ -358,6 +358,5 @@ def run_mqtt(settings: Settings, topology: Topology, options: MqttOptions,
         ingest.stop()
         if server is not None:
             server.shutdown()
-        producer.flush(10)
-        producer.close(10)
+        stop_producer(producer)
     return ingest.stats

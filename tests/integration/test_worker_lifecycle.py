@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from argus.kafka import make_producer
 from argus.settings import Settings
 from pipelines.app import group_id
+from pipelines.worker import EXIT_STOP_DEADLINE
 from schemas import Detections, Tracks
 from schemas.detections import Box
 from schemas.tracks import Track, Velocity
@@ -28,6 +30,7 @@ from tests.integration.test_track_stage import send_frames
 from tests.kafka_utils import committed_behind, consume_until, latest_alerts
 from tests.tcp_proxy import TcpProxy
 from tools import stack as embedded
+from tools.servers import Kafka
 
 pytestmark = pytest.mark.integration
 
@@ -303,3 +306,47 @@ def test_triton_outage_mid_stream_leaves_no_partition_stuck(workers: Workers) ->
         assert metric_value(scrape(port), "argus_stage_in_flight", stage="detect") == 0
     finally:
         proxy.cut()
+
+
+@pytest.fixture()
+def private_kafka(workers: Workers, tmp_path: Path) -> Iterator[tuple[Workers, Kafka]]:
+    """A Kafka broker of this test's own (the session's broker stays up for the others),
+    with the ``workers`` pool pointed at it; stopped at the end."""
+    settings = workers.settings.model_copy(update={
+        "stack_dir": tmp_path, "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+        "kafka_controller_port": free_port()})
+    broker = Kafka(settings)
+    broker.start()
+    try:
+        broker.wait_healthy()
+        embedded.create_topics(settings)
+        workers.settings = settings
+        yield workers, broker
+    finally:
+        for proc in workers.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        broker.stop()
+
+
+def test_stop_while_kafka_is_down_is_bounded_and_loses_nothing(
+        private_kafka: tuple[Workers, Kafka]) -> None:
+    """Kafka stopped under a worker with a frames backlog: SIGTERM ends it within the stop
+    deadline (pipelines/worker.py) instead of minutes, and once Kafka is back a new worker
+    detects every frame (what was in flight was not committed)."""
+    workers, broker = private_kafka
+    settings = workers.settings
+    jpegs = pets_frames(settings, 40)
+    seqs = list(range(40))
+    proc, _ = workers.start("detect")
+    send_frames(settings, "cam-test", jpegs, seqs, time.time())
+    consume_until(settings, "detections", lambda rs: len(rs) >= 3, 60)
+    broker.stop()
+    time.sleep(2)
+    assert stop_time(proc) <= STOP_WITHIN_S, workers.log_tail()
+    assert proc.returncode in (0, EXIT_STOP_DEADLINE), (proc.returncode, workers.log_tail())
+    broker.start()
+    broker.wait_healthy()
+    workers.start("detect")
+    assert detections_for(settings, "cam-test", set(seqs)) >= set(seqs), workers.log_tail()

@@ -1,0 +1,92 @@
+"""The worker process's Faust ``Worker``: a graceful stop with a deadline.
+
+On SIGTERM/SIGINT Faust stops its services one by one, and each may wait up to a minute
+(mode's ``shutdown_timeout``) on a Kafka client that cannot reach the broker: with Kafka
+down a worker took 60 s to stop when idle and over two minutes with a backlog. A stop must
+be bounded whatever is down, so :class:`DeadlineWorker` starts a timer when the stop begins
+and, if the process is still stopping ``settings.worker_stop_timeout_s`` later, logs why and
+ends it with ``os._exit``.
+
+Ending it then loses nothing: the runner acknowledges a record only after its outputs were
+acknowledged by the broker (pipelines/runner.py), so whatever was in flight or unsent is
+uncommitted and is redelivered to the next worker (at-least-once; every sink is
+idempotent). Faust's own commit at stop only commits acknowledged records, which the
+deadline cannot make wrong; it can only leave them to be redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+import faust
+
+from argus.log import get_logger
+
+log = get_logger(__name__)
+
+EXIT_STOP_DEADLINE = 3
+"""Exit status of a stop the deadline ended (0 is a clean stop)."""
+
+
+class StopDeadline:
+    """A daemon timer that calls ``expire`` unless the process ends first; started once."""
+
+    def __init__(self, timeout_s: float, expire: Callable[[float], None]) -> None:
+        self.timeout_s = timeout_s
+        self._expire = expire
+        self._started: float | None = None
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self._timer is not None:
+            return
+        self._started = time.monotonic()
+        self._timer = threading.Timer(self.timeout_s, self._fire)
+        self._timer.daemon = True
+        self._timer.name = "stop-deadline"
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _fire(self) -> None:
+        assert self._started is not None
+        self._expire(time.monotonic() - self._started)
+
+
+def exit_now(waited_s: float) -> None:
+    """End the process: what is in flight stays uncommitted and is redelivered."""
+    log.error("worker stop deadline passed: exiting without waiting for the rest of the "
+              "shutdown (records in flight stay uncommitted and are redelivered)",
+              extra={"waited_s": round(waited_s, 1), "exit_status": EXIT_STOP_DEADLINE})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_STOP_DEADLINE)
+
+
+class DeadlineWorker(faust.Worker):
+    """Starts its class's stop deadline as soon as the stop begins (signal or end of run)."""
+
+    deadline: ClassVar[StopDeadline]
+
+    async def on_stop(self) -> None:
+        log.info("worker stopping", extra={"deadline_s": self.deadline.timeout_s})
+        self.deadline.start()
+        await super().on_stop()
+
+
+def deadline_worker(timeout_s: float,
+                    expire: Callable[[float], None] = exit_now) -> type[DeadlineWorker]:
+    """A Faust ``Worker`` class whose stop is bounded by ``timeout_s`` (for the app's
+    ``Worker`` setting, which takes a class)."""
+    deadline = StopDeadline(timeout_s, expire)
+    return type("DeadlineWorker", (DeadlineWorker,), {"deadline": deadline})
