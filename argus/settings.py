@@ -7,6 +7,8 @@ Paths are resolved against the repository root, so ``ARGUS_SHARED=../shared``
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     (snapshots, pose, faces on tracks); 0 turns the cache off. See argus/stores/frame_cache.py."""
     snapshot_ttl_s: int = 7 * 24 * 3600
     """How long a frame kept as evidence (a snapshot reference in an event) stays readable."""
+    evidence_key: str = Field(default="", repr=False)
+    """Seals snapshots at rest (AES-GCM, base64 of 16, 24 or 32 bytes; docs/privacy.md):
+    the worker seals every frame it keeps as evidence and the alert API opens them. Empty:
+    snapshots are stored as plain JPEG (a warning at start). Secret: out of the repr."""
     alert_ttl_s: int = 7 * 24 * 3600
     alert_resolved_ttl_s: int = 24 * 3600
     """Resolved alerts stay readable this long, then expire."""
@@ -95,6 +101,24 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value if value.is_absolute() else (REPO_ROOT / value).resolve()
+
+    @field_validator("evidence_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                key = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("ARGUS_EVIDENCE_KEY is not valid base64") from None
+            if len(key) not in (16, 24, 32):
+                raise ValueError("ARGUS_EVIDENCE_KEY must decode to 16, 24 or 32 bytes")
+        return value
+
+    @property
+    def evidence_key_bytes(self) -> bytes | None:
+        """The snapshot sealing key, or None (snapshots plain)."""
+        return base64.b64decode(self.evidence_key) if self.evidence_key else None
 
     @property
     def triton_grpc_url(self) -> str:

@@ -82,7 +82,11 @@ def create_app(settings: Settings, topology: Topology,
     # (wherever that stage runs): snapshots, pose, faces on person tracks.
     cached = cameras_needing_frames(topology, faces_on_tracks=faces_wanted(settings))
     log.info("frame cache", extra={"ttl_s": settings.frame_cache_s, "cameras": len(cached),
-                                   "of": len(topology.cameras)})
+                                   "of": len(topology.cameras),
+                                   "snapshots_sealed": bool(settings.evidence_key)})
+    if cached and not settings.evidence_key:
+        log.warning("snapshots are stored as plain JPEG: set ARGUS_EVIDENCE_KEY to seal them "
+                    "at rest (docs/privacy.md)")
     tables: dict[str, MutableMapping[str, Any]] = {}
 
     def table(name: str) -> MutableMapping[str, Any]:
@@ -95,8 +99,7 @@ def create_app(settings: Settings, topology: Topology,
         await pending  # the broker's acknowledgement
 
     ctx = StageContext(settings=settings, topology=topology, redis=redis_client,
-                       frame_cache=FrameCache(redis_client, settings.frame_cache_s,
-                                              settings.snapshot_ttl_s),
+                       frame_cache=FrameCache.from_settings(redis_client, settings),
                        cached_cameras=cached, send=send, tables=table)
     built: list[Stage[Any, Any]] = []
     for cls in classes:

@@ -12,6 +12,7 @@ shuts everything down cleanly.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 import redis
@@ -126,6 +128,15 @@ def demo_keys(existing: str, key: str) -> str:
     return ",".join(k for k in (existing.strip(), f"{DEMO_OPERATOR}:{key}:operator") if k)
 
 
+def demo_evidence_key(path: Path) -> str:
+    """The demo's snapshot sealing key (``ARGUS_EVIDENCE_KEY``), kept in the stack folder
+    (mode 0600) so that a later run still opens the snapshots of the alerts it shows."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(base64.b64encode(os.urandom(32)).decode())
+    return path.read_text().strip()
+
+
 def run_demo(settings: Settings, duration: float | None, keep_stack: bool = False) -> int:
     out = sys.stdout
     out.write("Argus demo: starting the embedded stack (Kafka, Redis, Triton, Prometheus)...\n")
@@ -147,6 +158,8 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     pubsub.subscribe(alert_sink.CHANNEL)
     faces: face_demo.FaceDemo | None = None
     plates: plate_demo.PlateDemo | None = None
+    if not os.environ.get("ARGUS_EVIDENCE_KEY", "").strip():  # seal the demo's snapshots
+        os.environ["ARGUS_EVIDENCE_KEY"] = demo_evidence_key(log_dir / "evidence-key")
     try:
         faces = face_demo.prepare(settings, out)  # the watchlist camera (before the children)
         plates = plate_demo.prepare(settings, out)  # the ANPR camera

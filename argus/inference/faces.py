@@ -29,7 +29,7 @@ from argus.inference.triton import TritonModel, jpeg_input
 from argus.log import get_logger
 from argus.modelcode import load_module_from_path, triton_parameters
 from argus.settings import REPO_ROOT
-from argus.stores.frame_cache import FrameCache, snapshot_key
+from argus.stores.frame_cache import FrameCache, open_snapshot, snapshot_key
 from argus.watchlist.crypto import seal, unseal
 from argus.watchlist.index import WatchlistIndex
 from schemas.detections import Box
@@ -336,15 +336,17 @@ async def keep_match_snapshots(cache: FrameCache, jpeg: bytes, events: Sequence[
     return len(refs)
 
 
-async def snapshot_with_keep(client: AsyncRedis, ref: str
+async def snapshot_with_keep(client: AsyncRedis, ref: str, key: bytes | None = None
                              ) -> tuple[bytes | None, list[tuple[float, ...]]]:
-    """A kept snapshot's JPEG (None if unknown or expired) and its matched face boxes."""
+    """A kept snapshot's JPEG (None if unknown or expired; opened with ``key`` if sealed,
+    else :class:`~argus.stores.frame_cache.SnapshotKeyError`) and its matched face boxes."""
     pipe = client.pipeline(transaction=False)
     pipe.get(snapshot_key(ref))
     pipe.smembers(keep_key(ref))
-    jpeg, members = await pipe.execute()
+    stored, members = await pipe.execute()
     boxes = [tuple(float(v) for v in json.loads(m)) for m in members or ()]
-    return (bytes(jpeg) if jpeg is not None else None), sorted(boxes)
+    jpeg = open_snapshot(key, ref, bytes(stored)) if stored is not None else None
+    return jpeg, sorted(boxes)
 
 
 def blur_faces_except(image_bgr: npt.NDArray[np.uint8], boxes: Sequence[Sequence[float]],

@@ -14,6 +14,11 @@ A stage that wants to keep a frame as evidence copies it to a snapshot key (``ke
 puts the *reference* in its event, never the bytes. The alert API serves snapshots by
 reference (blurring faces where asked). Both keys expire: nothing is kept forever.
 
+Snapshots are kept for days, so with ``ARGUS_EVIDENCE_KEY`` set they are **sealed at
+rest** (AES-GCM, the snapshot's Redis key as associated data, so a sealed frame cannot be
+moved to another reference): :func:`open_snapshot` opens one. Cached frames live 20 s and
+stay plain. A snapshot written without a key stays readable as plain JPEG.
+
 Only the cameras whose frames a later stage may ask for are cached
 (:func:`cameras_needing_frames`): in a city of plain intrusion cameras the detect stage
 writes nothing. Writes are best-effort for the hot path: a Redis failure is counted and
@@ -28,7 +33,9 @@ from typing import Any
 
 from argus.log import get_logger
 from argus.metrics import STAGE_ERRORS, redis_command
+from argus.settings import Settings
 from argus.topology import Topology
+from argus.watchlist.crypto import SEAL_VERSION, WatchlistKeyError, seal, unseal
 
 log = get_logger(__name__)
 
@@ -91,17 +98,56 @@ def snapshot_key(ref: str) -> str:
     return SNAPSHOT_KEY.format(ref=ref)
 
 
+class SnapshotKeyError(Exception):
+    """A sealed snapshot that cannot be opened: no key set, or not the key that sealed it."""
+
+
+def open_snapshot(key: bytes | None, ref: str, blob: bytes) -> bytes:
+    """The JPEG of a stored snapshot: unsealed with ``key``, or as is when it was stored
+    plain (a JPEG starts with 0xFF, a sealed record with the seal version byte).
+
+    >>> key = bytes(32)
+    >>> sealed = seal(key, snapshot_key("r"), b"\\xff\\xd8jpeg")
+    >>> open_snapshot(key, "r", sealed)
+    b'\\xff\\xd8jpeg'
+    >>> open_snapshot(None, "r", b"\\xff\\xd8plain")
+    b'\\xff\\xd8plain'
+    >>> open_snapshot(key, "other", sealed)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    argus.stores.frame_cache.SnapshotKeyError: snapshot 'other' cannot be opened: ...
+    """
+    if blob[:1] != SEAL_VERSION:
+        return blob
+    if key is None:
+        raise SnapshotKeyError(f"snapshot {ref!r} is sealed and ARGUS_EVIDENCE_KEY is not set")
+    try:
+        return unseal(key, snapshot_key(ref), blob)
+    except WatchlistKeyError:
+        raise SnapshotKeyError(f"snapshot {ref!r} cannot be opened: wrong ARGUS_EVIDENCE_KEY "
+                               "or moved data") from None
+
+
 class FrameCache:
     """Recent frames per camera (``put_many``/``get``) and snapshots kept from them.
 
     ``client`` is a ``redis.asyncio.Redis``; ``ttl_s <= 0`` turns the frame cache off
-    (``put_many`` does nothing, ``get`` and ``keep`` find nothing).
+    (``put_many`` does nothing, ``get`` and ``keep`` find nothing); ``key`` seals the
+    snapshots (None: stored plain).
     """
 
-    def __init__(self, client: Any, ttl_s: float, snapshot_ttl_s: int) -> None:
+    def __init__(self, client: Any, ttl_s: float, snapshot_ttl_s: int,
+                 key: bytes | None = None) -> None:
         self.client = client
         self.ttl_ms = int(ttl_s * 1000)
         self.snapshot_ttl_s = snapshot_ttl_s
+        self.key = key
+
+    @classmethod
+    def from_settings(cls, client: Any, settings: Settings) -> FrameCache:
+        """The cache as the settings configure it (TTLs, snapshot sealing key)."""
+        return cls(client, settings.frame_cache_s, settings.snapshot_ttl_s,
+                   settings.evidence_key_bytes)
 
     @property
     def enabled(self) -> bool:
@@ -156,6 +202,9 @@ class FrameCache:
         if not self.enabled:
             return None
         target = snapshot_key(ref)
+        if self.key is not None:  # sealed: the bytes come through here to be encrypted
+            jpeg = await self.get(camera_id, seq)
+            return None if jpeg is None else await self.store(ref, jpeg)
         with redis_command("snapshot_keep"):
             pipe = self.client.pipeline(transaction=True)
             pipe.copy(frame_key(camera_id, seq), target, replace=True)
@@ -163,14 +212,20 @@ class FrameCache:
             copied, _ = await pipe.execute()
         return ref if copied else None
 
+    def sealed(self, ref: str, jpeg: bytes) -> bytes:
+        """What is stored for the snapshot ``ref``: sealed with the key, or plain."""
+        return jpeg if self.key is None else seal(self.key, snapshot_key(ref), jpeg)
+
     async def store(self, ref: str, jpeg: bytes) -> str:
         """Keep JPEG bytes a stage already holds as the snapshot ``ref``."""
         with redis_command("snapshot_store"):
-            await self.client.set(snapshot_key(ref), jpeg, ex=self.snapshot_ttl_s)
+            await self.client.set(snapshot_key(ref), self.sealed(ref, jpeg),
+                                  ex=self.snapshot_ttl_s)
         return ref
 
     async def snapshot(self, ref: str) -> bytes | None:
-        """The JPEG of a kept snapshot, or None (unknown or expired)."""
+        """The JPEG of a kept snapshot, or None (unknown or expired);
+        :class:`SnapshotKeyError` if it is sealed and cannot be opened."""
         with redis_command("snapshot_get"):
             value = await self.client.get(snapshot_key(ref))
-        return bytes(value) if value is not None else None
+        return open_snapshot(self.key, ref, bytes(value)) if value is not None else None

@@ -101,6 +101,8 @@ class Runtime:
     redis: aioredis.Redis
     feed: Feed
     publisher: ChangePublisher
+    evidence_key: bytes | None = None
+    """Opens sealed snapshots (``ARGUS_EVIDENCE_KEY``)."""
 
 
 def _runtime(request: Request) -> Runtime:
@@ -187,7 +189,8 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url)
         runtime = Runtime(client, Feed(client, config.feed_queue_size),
-                          ChangePublisher(settings, client, config.publish_retry_s))
+                          ChangePublisher(settings, client, config.publish_retry_s),
+                          settings.evidence_key_bytes)
         await runtime.feed.start()
         await runtime.publisher.start()
         app.state.runtime = runtime

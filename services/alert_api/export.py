@@ -32,6 +32,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from argus.inference.faces import snapshot_with_keep
 from argus.log import get_logger
 from argus.stores import alerts as alert_sink
+from argus.stores.frame_cache import SnapshotKeyError
 from schemas.alerts import Alert
 from schemas.audit import AuditEntry
 from services.alert_api.deps import ERRORS, Operator
@@ -132,7 +133,12 @@ async def export_route(request: Request, alert_id: str, principal: Operator) -> 
     }
     images, missing = [], []
     for ref in dict.fromkeys(e.snapshot_ref for e in alert.evidence if e.snapshot_ref):
-        jpeg, matched = await snapshot_with_keep(client, ref)
+        try:
+            jpeg, matched = await snapshot_with_keep(client, ref,
+                                                     request.app.state.runtime.evidence_key)
+        except SnapshotKeyError as exc:
+            log.error("snapshot cannot be opened", extra={"error": str(exc)})
+            jpeg, matched = None, []
         if jpeg is None:
             missing.append(ref)
             continue

@@ -30,6 +30,7 @@ from tritonclient.grpc import InferenceServerException
 from argus.inference.faces import blur_faces_except, snapshot_with_keep
 from argus.inference.triton import Rejected
 from argus.log import get_logger
+from argus.stores.frame_cache import SnapshotKeyError
 from services.alert_api.auth import Role
 from services.alert_api.deps import ERRORS, Reader
 from services.alert_api.models import Problem
@@ -133,7 +134,12 @@ async def snapshot_route(
     if blur == "none" and not principal.role.allows(Role.OPERATOR):
         raise HTTPException(403, "only operator keys may see a snapshot unblurred")
     client: aioredis.Redis = request.app.state.runtime.redis
-    jpeg, matched = await snapshot_with_keep(client, ref)
+    try:
+        jpeg, matched = await snapshot_with_keep(client, ref,
+                                                 request.app.state.runtime.evidence_key)
+    except SnapshotKeyError as exc:
+        log.error("snapshot cannot be opened", extra={"error": str(exc)})
+        raise HTTPException(503, str(exc)) from None
     if jpeg is None:
         raise HTTPException(404, f"no snapshot {ref!r} (never kept, or expired)")
     blurred = 0

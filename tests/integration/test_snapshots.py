@@ -5,6 +5,8 @@ match kept is served with every other face pixelated and the matched face untouc
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from argus.inference.faces import (
     snapshot_ref,
 )
 from argus.settings import Settings
-from argus.stores.frame_cache import FrameCache, snapshot_key
+from argus.stores.frame_cache import FrameCache, SnapshotKeyError, snapshot_key
 from schemas.detections import Box
 from schemas.faces import FaceEvent
 from services.alert_api.app import create_app
@@ -154,3 +156,38 @@ def test_without_a_match_every_face_is_pixelated(api: TestClient, stack: Setting
     response = api.get(f"/v1/snapshots/{ref}", headers=READ)
     assert response.status_code == 200 and response.headers["x-argus-faces-blurred"] == "2"
     assert api.get("/v1/snapshots/frames.raw/cam-none/1", headers=READ).status_code == 404
+
+
+def test_sealed_snapshots_are_not_jpeg_at_rest_and_served_with_the_key(stack: Settings) -> None:
+    """With ``ARGUS_EVIDENCE_KEY`` the worker seals what it keeps: Redis holds no JPEG, the
+    API with the key serves the frame, an API with another key answers 503, not the data."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    sealed_stack = stack.model_copy(update={"evidence_key": key})
+    jpeg = (stack.shared / "data" / "faces" / "deepface" / "couple.jpg").read_bytes()
+    camera = f"cam-seal-{uuid.uuid4().hex[:6]}"
+    ref = snapshot_ref(camera, 3)
+
+    async def keep_sealed() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            cache = FrameCache.from_settings(client, sealed_stack)
+            assert await cache.put_many([(camera, 3, jpeg)])
+            assert await cache.keep(camera, 3, ref) == ref
+            assert await cache.snapshot(ref) == jpeg
+            with pytest.raises(SnapshotKeyError):  # a reader without the key
+                await FrameCache(client, 20.0, TTL_S).snapshot(ref)
+        finally:
+            await client.aclose()
+
+    asyncio.run(keep_sealed())
+    stored = redis.Redis.from_url(stack.redis_url).get(snapshot_key(ref))
+    assert stored is not None and not stored.startswith(b"\xff\xd8") and jpeg not in stored
+    config = ApiConfig(api_keys=f"ops:{OPERATOR['X-API-Key']}:operator")
+    with TestClient(create_app(sealed_stack, config)) as client:
+        served = client.get(f"/v1/snapshots/{ref}", params={"blur": "none"}, headers=OPERATOR)
+        assert served.status_code == 200 and served.content == jpeg
+    other_key = base64.b64encode(os.urandom(32)).decode()
+    with TestClient(create_app(stack.model_copy(update={"evidence_key": other_key}),
+                               config)) as client:
+        refused = client.get(f"/v1/snapshots/{ref}", params={"blur": "none"}, headers=OPERATOR)
+        assert refused.status_code == 503 and "ARGUS_EVIDENCE_KEY" in refused.text

@@ -93,8 +93,7 @@ class FaceAgent:
         self.sampler = FrameSampler(self.config.sample_interval_s)
         self.model = TritonFaces(settings.triton_grpc_url)
         self.redis = aioredis.Redis.from_url(settings.redis_url)
-        self.cache = frame_cache or FrameCache(self.redis, settings.frame_cache_s,
-                                               settings.snapshot_ttl_s)
+        self.cache = frame_cache or FrameCache.from_settings(self.redis, settings)
         self.follower: WatchlistFollower | None = None
         self.key = b""  # the watchlist key, loaded by start(): it also seals the face crops
         self.stage: FaceStage | None = None
