@@ -6,8 +6,8 @@ tracked object of a frame is described by named attributes (class, box position 
 aspect, speed in box heights per second, grey-level change inside the box); each attribute
 *group* has its own k-nearest-neighbour model of the normal objects (standardised columns,
 the class one-hot), and an object's distance in a group is divided by that group's
-calibration distance (a high quantile of the distances of held-out normal objects), so
-1.0 means "as unusual as the most unusual normal objects". The object's score is the
+calibration distance (by default the largest distance of a held-out normal object), so
+1.0 means "as unusual as the most unusual normal object". The object's score is the
 largest of its groups; the frame's score is the largest object score (``floor`` when there
 are none). The reason names the group and the attribute that is furthest from normal, e.g.
 ``"speed 3.1x normal"`` (the ratio to the normal objects' median).
@@ -270,7 +270,8 @@ class ObjectParams:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = tuple(DEFAULT_GROUPS.items())
     k: int = 3
     class_weight: float = 3.0
-    norm_quantile: float = 0.99  # group calibration: quantile of held-out normal distances
+    norm_quantile: float = 1.0  # group calibration: quantile of held-out normal distances
+    # (1.0: the largest, so 1.0 = as unusual as the most unusual held-out normal object)
     quantile: float = 0.9  # threshold: quantile of held-out smoothed normal frame scores
     margin: float = 1.0
     window: int = 5

@@ -2,7 +2,8 @@
 
     argus eval anomaly --frames DIR --labels CSV [--json PATH] [--method flow|objects]
                        [--protocol loco|prefix|both|split]
-                       [--train-clips 01,02,03 --test-clips 04,05,06] [--smoke]
+                       [--train-clips 01,02,03 --test-clips 04,05,06] [--clips 04,05,06]
+                       [--smoke]
 
 ``DIR/<clip>/*.jpg`` are the frames of each clip in order; the CSV has ``clip``,
 ``frame_idx0`` (0-based) and ``abnormal`` (0/1). No frame is ever scored by a model
@@ -28,6 +29,10 @@ not flagged) and, per abnormal event (a run of abnormal frames), the detection d
 from its onset to the first flagged frame ("miss" when none is). ``overall`` pools all
 scored frames (AUC over the pooled scores of the per-clip models); ``mean_clip_auc``
 averages the clips where both classes occur.
+
+``--clips`` keeps only the clips named (e.g. ``--clips 04,05,06 --protocol loco``: a
+leave-one-clip-out inside one split's training clips, to choose parameters without
+touching its test clips).
 
 ``--smoke`` keeps at most 40 frames per clip around its first normal/abnormal change and
 runs ``loco`` (or the split given): a < 1 minute check for CI.
@@ -75,9 +80,16 @@ __all__ = ["FlowMethod", "auc", "evaluate", "main", "rates", "smoke_window"]
 MACHINE = "2-core AMD EPYC VM, 24 GB, CPU only"
 
 
-def load_clips(frames_dir: Path, labels_csv: Path, smoke: bool) -> list[Clip]:
-    """Every clip with its frame paths and labels (a window of each in smoke mode)."""
+def load_clips(frames_dir: Path, labels_csv: Path, smoke: bool,
+               only: Sequence[str] | None = None) -> list[Clip]:
+    """Every clip (or those in ``only``) with its frame paths and labels (a window of each
+    in smoke mode); the labels of other clips are not read."""
     listed = list_clips(frames_dir)
+    if only is not None:
+        unknown = sorted(set(only) - {name for name, _ in listed})
+        if unknown:
+            raise ValueError(f"unknown clips {unknown}")
+        listed = [(name, paths) for name, paths in listed if name in only]
     labels = load_labels(labels_csv)
     clips = []
     for name, paths in listed:
@@ -202,13 +214,14 @@ def make_method(name: str, args: argparse.Namespace) -> Method:
 
 
 def evaluate(frames_dir: Path, labels_csv: Path, protocols: Sequence[str], smoke: bool,
-             method: Method, split: tuple[list[str], list[str]] | None = None
-             ) -> dict[str, Any]:
+             method: Method, split: tuple[list[str], list[str]] | None = None,
+             only: Sequence[str] | None = None) -> dict[str, Any]:
     """The whole report (JSON-safe)."""
     started = time.perf_counter()
-    clips = load_clips(frames_dir, labels_csv, smoke)
+    clips = load_clips(frames_dir, labels_csv, smoke, only)
     report: dict[str, Any] = {
         "frames_dir": str(frames_dir), "labels": str(labels_csv), "smoke": smoke,
+        "clips": [c.name for c in clips],
         "method": method.name, "parameter_choices": method.choices,
         **method.prepare(clips), "machine": MACHINE, "protocols": {}}
     with tempfile.TemporaryDirectory(prefix="argus-anomaly-") as tmp:
@@ -284,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "--train-clips is given")
     parser.add_argument("--train-clips", help="split protocol: training clips, e.g. 01,02,03")
     parser.add_argument("--test-clips", help="split protocol: test clips, e.g. 04,05,06")
+    parser.add_argument("--clips", help="use only these clips, e.g. 04,05,06 (loco inside "
+                        "a split's training clips)")
     parser.add_argument("--smoke", action="store_true", help="short CI run (40 frames per "
                         "clip; loco unless a split is given)")
     parser.add_argument("--window", type=int, help="smoothing window (default: the "
@@ -291,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quantile", type=float, help="threshold quantile of held-out "
                         "normal training scores (default: the method's; flow 0.99, objects 0.9)")
     parser.add_argument("--margin", type=float, help="threshold factor (default 1.0)")
+    parser.add_argument("--norm-quantile", type=float, help="objects: each attribute group's "
+                        "calibration quantile of held-out normal distances (default 1.0: "
+                        "their largest)")
     parser.add_argument("--fps", type=float, default=10.0, help="objects: frame rate of the "
                         "footage (speeds are per second)")
     parser.add_argument("--track-threshold", type=float, help="objects: the tracker's high "
@@ -310,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     protocols = ["loco", "prefix"] if protocol == "both" else [protocol]
     try:
         report = evaluate(Path(args.frames), Path(args.labels), protocols, args.smoke,
-                          make_method(args.method, args), split)
+                          make_method(args.method, args), split,
+                          parse_clips(args.clips) if args.clips else None)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@ protocol's argument checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,23 @@ def test_clip_row_and_pool() -> None:
     # pooled: normals 0.1 0.2 0.6, abnormals 0.9 0.3 0.4 0.8 -> 10 of 12 pairs ordered
     assert overall["auc"] == pytest.approx(10 / 12)
     assert (overall["events"], overall["detected"], overall["mean_delay"]) == (2, 2, 0.5)
+
+
+def test_load_clips_keeps_only_the_clips_named(tmp_path: Path) -> None:
+    """``--clips``: only the named clips are loaded (a clip without labels is not read)."""
+    from tools.eval_anomaly import load_clips
+
+    for clip in ("01", "02", "03"):
+        (tmp_path / clip).mkdir()
+        for i in range(3):
+            (tmp_path / clip / f"{i:03d}.jpg").write_bytes(b"")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("clip,frame_idx0,abnormal\n" + "".join(
+        f"{c},{i},{int(i == 2)}\n" for c in ("02", "03") for i in range(3)))  # no 01
+    clips = load_clips(tmp_path, labels, False, ["02", "03"])
+    assert [c.name for c in clips] == ["02", "03"]
+    assert clips[0].labels.tolist() == [0, 0, 1] and len(clips[1].paths) == 3
+    with pytest.raises(KeyError, match="01"):
+        load_clips(tmp_path, labels, False, None)
+    with pytest.raises(ValueError, match="unknown clips"):
+        load_clips(tmp_path, labels, False, ["07"])

@@ -108,13 +108,34 @@ def test_fit_model_scores_and_explains(frame: list[np.ndarray], group: str,
                                        reason: str | None, above: bool) -> None:
     model = fit_model(normal_clips(), ObjectParams())
     assert model.info["objects"] == 480 and model.info["frames"] == 120
-    assert 0.3 < model.threshold < 3.0  # about the calibration quantile (1.0)
+    assert 0.1 < model.threshold <= 1.0  # held-out normals score <= 1 (norm = their max)
     score, why = model.score_frame(np.stack(frame))
     assert why is not None
     assert (score > 2 * model.threshold) is above
     if above:
         assert why.group == group and why.reason == reason
         assert why.index == len(frame) - 1  # the unusual object, not its neighbour
+
+
+@pytest.mark.parametrize("norm_quantile", [1.0, 0.5])
+def test_calibration_quantile(norm_quantile: float) -> None:
+    """Each group's norm is the quantile of the held-out normal distances: with 1.0 (the
+    default, their largest) no held-out normal object scores above 1, so neither does the
+    threshold; a lower quantile scales every score up."""
+    clips = normal_clips()
+    params = ObjectParams(norm_quantile=norm_quantile, min_norm=1e-6)  # class: all 0
+    model = fit_model(clips, params)
+    held = []  # each clip's distances under groups fitted on the other two
+    for i, clip in enumerate(clips):
+        others = fit_model([c for j, c in enumerate(clips) if j != i], params)
+        held.append(np.stack([np.concatenate([g.distances(r) for r in clip])
+                              for g in others.groups], axis=1))
+    expected = np.maximum(np.quantile(np.concatenate(held), norm_quantile, axis=0), 1e-6)
+    assert [g.norm for g in model.groups] == pytest.approx(expected.tolist())
+    if norm_quantile == 1.0:
+        assert model.threshold <= 1.0
+    else:
+        assert model.threshold > fit_model(clips, ObjectParams(min_norm=1e-6)).threshold
 
 
 def test_no_objects_scores_the_floor_and_round_trip() -> None:
