@@ -11,9 +11,7 @@ scores (the causal smoothing the evaluation measures).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -27,25 +25,6 @@ from argus.anomaly_objects import (
 from schemas.tracks import Track, Tracks
 
 SPEED_FRAMES = 5
-TRACKER_KEYS: tuple[str, ...] = ("default_threshold", "new_track_margin")
-"""Track-stage settings an object model depends on: it is trained on the objects a tracker
-with these thresholds keeps (``info["tracker"]``), and scoring another tracker's objects
-is not what was evaluated (docs/anomaly.md: 0.5 / 0.2 instead of 0.3 / 0.1 loses most
-small objects)."""
-
-
-def tracker_differences(trained: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
-    """The :data:`TRACKER_KEYS` where the live track settings differ from the model's, in
-    words (empty: they agree, or the model does not say).
-
-    >>> tracker_differences({"default_threshold": 0.3, "new_track_margin": 0.1},
-    ...                     {"default_threshold": 0.5, "new_track_margin": 0.1})
-    ['default_threshold 0.5 (model trained with 0.3)']
-    """
-    return [f"{key} {live.get(key)} (model trained with {trained[key]})"
-            for key in TRACKER_KEYS
-            if key in trained and (live.get(key) is None
-                                   or abs(float(live[key]) - float(trained[key])) > 1e-9)]
 
 
 def seen_now(message: Tracks) -> list[Track]:

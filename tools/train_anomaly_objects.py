@@ -64,7 +64,7 @@ class TrackParams:
 
     def tracker_info(self) -> dict[str, float]:
         """The track-stage settings the model is trained for (``info["tracker"]``), under
-        the names of ``ARGUS_TRACK_*`` (the stage warns when its tracker differs)."""
+        the names of ``ARGUS_TRACK_*`` (the stage must run on the same thresholds)."""
         return {"default_threshold": self.threshold,
                 "new_track_margin": self.new_track_margin}
 

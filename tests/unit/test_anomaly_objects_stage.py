@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -127,29 +126,3 @@ def test_a_retrained_model_is_picked_up(stage: AnomalyObjects, tmp_path: Path) -
     os.utime(path, (T0 + 1, T0 + 1))
     assert len(run(stage, [record("cam", seq, 2) for seq in range(10, 20)])) == 1
 
-
-@pytest.mark.parametrize(("trained", "warned"), [
-    ({"default_threshold": 0.3, "new_track_margin": 0.1}, True),  # the stage's 0.5 / 0.2
-    ({"default_threshold": 0.5, "new_track_margin": 0.2}, False),
-    (None, False),  # a model that does not say
-])
-def test_a_model_trained_on_other_tracker_settings_is_used_with_a_warning(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        trained: dict[str, float] | None, warned: bool) -> None:
-    from pipelines.stages.anomaly import objects
-
-    model = normal_model()
-    if trained is not None:
-        model.info["tracker"] = trained
-    (tmp_path / "cam.json").write_text(json.dumps(model.to_dict()))
-    files = objects.ModelFiles(tmp_path, 0.0, {"default_threshold": 0.5,
-                                               "new_track_margin": 0.2})
-    with caplog.at_level(logging.WARNING, logger=objects.__name__):
-        assert files.get("cam", T0) is not None
-    warnings = [r for r in caplog.records if r.name == objects.__name__
-                and r.levelno == logging.WARNING]
-    assert len(warnings) == warned
-    if warned:
-        assert warnings[0].__dict__["differences"] == (
-            "default_threshold 0.5 (model trained with 0.3); "
-            "new_track_margin 0.2 (model trained with 0.1)")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from argus.anomaly_objects import FEATURES, ObjectModel, ObjectParams, fit_model, object_features
-from argus.anomaly_tracks import CameraScorer, seen_now, track_rows, tracker_differences
+from argus.anomaly_tracks import CameraScorer, seen_now, track_rows
 from schemas.detections import Box
 from schemas.tracks import Track, Tracks, TrackStateName, Velocity
 
@@ -97,18 +97,3 @@ def test_camera_scorer_without_objects() -> None:
     result = scorer.score(message(0, []))
     assert (result.raw, result.track, result.above) == (0.0, None, False)
     assert result.describe() == "no objects"
-
-
-@pytest.mark.parametrize(("trained", "live", "expected"), [
-    ({"default_threshold": 0.3, "new_track_margin": 0.1},
-     {"default_threshold": 0.3, "new_track_margin": 0.1, "low": 0.1}, []),
-    ({"default_threshold": 0.3, "new_track_margin": 0.1},
-     {"default_threshold": 0.5, "new_track_margin": 0.2},
-     ["default_threshold 0.5 (model trained with 0.3)",
-      "new_track_margin 0.2 (model trained with 0.1)"]),
-    ({}, {"default_threshold": 0.5}, []),  # an older model: nothing to compare
-    ({"new_track_margin": 0.1}, {}, ["new_track_margin None (model trained with 0.1)"]),
-])
-def test_tracker_differences(trained: dict[str, float], live: dict[str, float],
-                             expected: list[str]) -> None:
-    assert tracker_differences(trained, live) == expected

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from argus.anomaly_objects import ObjectModel
-from argus.anomaly_tracks import CameraScorer, FrameScore, tracker_differences
+from argus.anomaly_tracks import CameraScorer, FrameScore
 from argus.log import get_logger
 from argus.metrics import STAGE_ERRORS, camera_label
 from argus.settings import Settings
@@ -33,7 +33,6 @@ from pipelines.stages.anomaly.agent import (
     confidence,
     zone_of,
 )
-from pipelines.stages.track.registry import TrackSettings
 from schemas.events import VideoEvent
 from schemas.tracks import Tracks
 
@@ -43,11 +42,9 @@ log = get_logger(__name__)
 class ModelFiles:
     """The object models of the cameras: ``<dir>/<camera>.json``, reloaded on change."""
 
-    def __init__(self, folder: Path, reload_s: float,
-                 tracker: dict[str, object] | None = None) -> None:
+    def __init__(self, folder: Path, reload_s: float) -> None:
         self.folder = folder
         self.reload_s = reload_s
-        self.tracker = tracker  # the track stage's settings, to compare with each model's
         self.loaded: dict[str, tuple[float, ObjectModel | None]] = {}  # camera -> mtime, model
         self.checked: dict[str, float] = {}  # camera -> capture time of the last look
 
@@ -67,16 +64,9 @@ class ModelFiles:
         if cached is not None and cached[0] == mtime:
             return cached[1]
         try:
-            loaded = ObjectModel.from_dict(json.loads(path.read_text()))
+            model: ObjectModel | None = ObjectModel.from_dict(json.loads(path.read_text()))
             log.info("object anomaly model loaded", extra={"camera": camera_id,
                                                            "path": str(path)})
-            differ = tracker_differences(loaded.info.get("tracker", {}), self.tracker or {})
-            if differ and self.tracker is not None:
-                log.warning("object anomaly model trained on other tracker settings: its "
-                            "threshold was not chosen for these tracks", extra={
-                                "camera": camera_id, "path": str(path),
-                                "differences": "; ".join(differ)})
-            model: ObjectModel | None = loaded
         except (OSError, ValueError, KeyError, TypeError) as exc:
             STAGE_ERRORS.labels(STAGE, "model").inc()
             log.error("object anomaly model unreadable", extra={
@@ -105,8 +95,7 @@ class ObjectAnomalyAgent:
         self.settings = settings
         self.config = config or AnomalySettings()
         folder = self.config.objects_dir or settings.models_dir / "anomaly"
-        self.models = ModelFiles(Path(folder), self.config.reload_s,
-                                 TrackSettings().model_dump())
+        self.models = ModelFiles(Path(folder), self.config.reload_s)
         self.cameras: dict[str, CameraObjects] = {}
 
     def handle(self, camera: Camera, message: Tracks) -> list[VideoEvent]:
