@@ -67,11 +67,13 @@ class Settings(BaseSettings):
     """A worker's stop (SIGTERM/SIGINT) ends within this: past it the process exits at once
     with status 3. Nothing is lost: what was in flight is uncommitted and redelivered
     (pipelines/worker.py). Without it, a stop with Kafka down waited minutes on its clients."""
-    worker_instance_id: str | None = None
+    worker_instance_id: str = "auto"
     """Static group membership (Kafka ``group.instance.id``) for this worker: a worker
     restarted with the same id takes its partitions back at once, without a rebalance and
-    without waiting for the session timeout. Must be unique per worker process of a group
-    (e.g. ``<host>-<n>``); unset: dynamic membership."""
+    without waiting for the session timeout. ``auto`` (default): ``<host>-<group>-<n>``, n
+    the first slot no running worker of the group on this host holds (a lock file in
+    ``stack_dir``; pipelines/worker.py); another value is used as is and must be unique per
+    worker process of a group; empty: dynamic membership."""
     correlation_window_s: float = 30.0
     """Default window for pairing events (the rules file sets each rule's own)."""
     frame_cache_s: float = 20.0

@@ -25,7 +25,7 @@ from pipelines.runner import RAW, StageRunner, add_agent
 from pipelines.stage import Stage, StageContext
 from pipelines.stages import STAGES, stage_classes
 from pipelines.stages.faces.stage import faces_wanted
-from pipelines.worker import deadline_worker
+from pipelines.worker import deadline_worker, instance_id
 
 log = get_logger(__name__)
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, topology: Topology,
         web_enabled=False,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout_s,
-        consumer_group_instance_id=settings.worker_instance_id,
+        consumer_group_instance_id=instance_id(settings, app_id),
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
         Worker=deadline_worker(settings.worker_stop_timeout_s),  # a bounded stop

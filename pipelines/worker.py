@@ -1,4 +1,4 @@
-"""The worker process's Faust ``Worker``: a graceful stop with a deadline.
+"""The worker process: a graceful stop with a deadline, and its static group membership.
 
 On SIGTERM/SIGINT Faust stops its services one by one, and each may wait up to a minute
 (mode's ``shutdown_timeout``) on a Kafka client that cannot reach the broker: with Kafka
@@ -16,17 +16,21 @@ deadline cannot make wrong; it can only leave them to be redelivered.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from pathlib import Path
+from typing import IO, ClassVar
 
 import faust
 
 from argus.log import get_logger
+from argus.settings import Settings
 
 log = get_logger(__name__)
 
@@ -90,3 +94,41 @@ def deadline_worker(timeout_s: float,
     ``Worker`` setting, which takes a class)."""
     deadline = StopDeadline(timeout_s, expire)
     return type("DeadlineWorker", (DeadlineWorker,), {"deadline": deadline})
+
+
+_SLOTS_HELD: list[IO[bytes]] = []
+"""Open lock files of the slots this process claimed (held until the process ends)."""
+
+
+def instance_id(settings: Settings, group: str) -> str | None:
+    """This worker's static group member id (``settings.worker_instance_id``), or None for
+    dynamic membership.
+
+    ``auto`` claims the first free slot ``n`` of the group on this host by locking
+    ``<stack_dir>/worker-slots/<group>-<n>.lock`` for the life of the process: a worker
+    restarted after a crash or a stop gets the slot, so the id, of the one before it (and
+    its partitions back at once, docs/scaling.md), and two live workers of a group never
+    share an id (Kafka would fence one of them out). Another host, or another container,
+    has another host name.
+    """
+    chosen = settings.worker_instance_id.strip()
+    if chosen != "auto":
+        return chosen or None
+    folder = settings.stack_dir / "worker-slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    for slot in range(1024):
+        handle = _lock(folder / f"{group}-{slot}.lock")
+        if handle is not None:
+            _SLOTS_HELD.append(handle)
+            return f"{socket.gethostname()}-{group}-{slot}"
+    raise RuntimeError(f"no free worker slot for group {group!r} in {folder}")
+
+
+def _lock(path: Path) -> IO[bytes] | None:
+    handle = open(path, "ab")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

@@ -10,8 +10,7 @@ consumer group and Redis database of the run's own), and one sensor event per se
 ``--down`` s, then cleared:
 
 * ``worker-kill``: ``kill -9`` the worker and start it again at once (a supervisor's job;
-  the worker is a static group member as ``docker-compose.yml`` runs it, unless
-  ``--dynamic-membership``);
+  the worker is a static group member, the default, unless ``--dynamic-membership``);
 * ``triton`` / ``redis`` / ``kafka`` / ``mosquitto``: stop that embedded server, start it
   again;
 * ``camera``: the first camera is a live HTTP MJPEG stream (``tools/mjpeg_camera.py``, the
@@ -189,8 +188,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     ports = {name: free_port() for name in ("worker", "gateway", "gateway-mqtt", "grabber",
                                             "grabber-extra")}
     env = {**os.environ, **settings.to_env()}
-    if static_member:  # as docker-compose.yml runs its worker (docs/scaling.md)
-        env["ARGUS_WORKER_INSTANCE_ID"] = f"{run_id}-worker-1"
+    # static membership is the default (a slot id per live worker, docs/scaling.md)
+    env["ARGUS_WORKER_INSTANCE_ID"] = "auto" if static_member else ""
     children = Children(workdir, env)
     sensors = [f"{run_id}-{kind}-{i}" for i in range(cameras) for kind in ("pir", "panic")]
     probe = Probe(settings, sensors, f"http://127.0.0.1:{ports['gateway']}/v1/sensors/events",
@@ -352,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sensor-period", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--dynamic-membership", action="store_true",
-                        help="run the worker without a static group member id (the "
-                             "embedded `argus worker` default; docker-compose.yml sets one)")
+                        help="run the worker without a static group member id "
+                             "(ARGUS_WORKER_INSTANCE_ID empty)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep every run's process logs (printed: where)")
     args = parser.parse_args(argv)

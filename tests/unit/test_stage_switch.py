@@ -3,6 +3,7 @@ for it (``ARGUS_<STAGE>_ENABLED``, read through the stage's ``settings_class``).
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,21 @@ def test_disabled_stage_gets_no_agent(off: str, expected: set[str], tmp_path: Pa
     assert {name.rsplit(".", 1)[-1] for name in app.agents} == expected
 
 
-@pytest.mark.parametrize("instance", [None, "host-a-29102"])
-def test_worker_instance_id_is_the_static_group_membership(instance: str | None,
-                                                           tmp_path: Path) -> None:
+@pytest.mark.parametrize(("instance", "expected"), [
+    ("", [None, None]),  # dynamic membership
+    ("host-a-29102", ["host-a-29102", "host-a-29102"]),  # as set
+    ("auto", [f"{socket.gethostname()}-argus-track-0",  # a slot per live worker
+              f"{socket.gethostname()}-argus-track-1"]),
+])
+def test_worker_instance_id_is_the_static_group_membership(
+        instance: str, expected: list[str | None], tmp_path: Path) -> None:
     """``ARGUS_WORKER_INSTANCE_ID`` becomes the consumer's ``group.instance.id`` (a
-    restarted worker takes its partitions back without a rebalance); unset: dynamic."""
+    restarted worker takes its partitions back without a rebalance); ``auto`` numbers the
+    live workers of a group on this host; empty: dynamic."""
     settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY, worker_instance_id=instance)
-    app = create_app(settings, load_topology(TOPOLOGY, settings.shared), ["track"])
-    assert app.conf.consumer_group_instance_id == instance
+    apps = [create_app(settings, load_topology(TOPOLOGY, settings.shared), ["track"])
+            for _ in expected]
+    assert [app.conf.consumer_group_instance_id for app in apps] == expected
 
 
 @pytest.mark.parametrize(("method", "expected"), [
