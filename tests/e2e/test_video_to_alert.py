@@ -15,12 +15,13 @@ from collections import Counter
 import pytest
 import redis
 from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
 
 from argus.kafka import make_producer
 from argus.settings import Settings
 from argus.stores import alerts as alert_sink
 from argus.topology import Topology
-from schemas import Alert, SensorEvent, Tracks
+from schemas import Alert, SensorEvent, Tracks, VideoEvent
 from services.frame_grabber.grabber import FrameGrabber
 from services.sensor_gateway.gateway import SensorPublisher
 from tests.conftest import metric_value, scrape
@@ -46,20 +47,31 @@ def test_real_video_and_sensor_make_one_alert(stack: Settings, topology: Topolog
     active_key = alert_sink.site_active_key(SITE)
     assert db.zcard(active_key) == 0
 
-    # 1. the intrusion sensor fires (through the gateway's own publisher)
-    producer = make_producer(stack)
-    publisher = SensorPublisher(stack, topology, producer)
-    fired_at = time.time()
-    reading = {"sensor_id": "pir-lobby-test", "state": "active", "ts": fired_at}
-    published = publisher.publish(json.dumps(reading).encode())
-    assert len(published.event_ids) == 1
-
-    # 2. the camera sees people walking through the lobby (the real video, not paced)
+    # 1. the camera sees people walking through the lobby (the real video, not paced)
     camera = topology.camera("cam-e2e")
     assert camera is not None
     grabber = FrameGrabber([camera], stack)
+    started = time.time()
     grabber.start()
     try:
+        # 2. the intrusion sensor fires while the first person is in the lobby (through the
+        # gateway's own publisher), timed on that frame's capture: a loaded machine that
+        # reads the video slowly still has sensor and video within the rule's window
+        def in_lobby(record: ConsumerRecord) -> bool:
+            try:
+                event = VideoEvent.model_validate_json(record.value)
+            except ValidationError:  # other tests put bad records here on purpose
+                return False
+            return (event.camera_id == "cam-e2e" and event.kind == "zone_intrusion"
+                    and event.ts >= started)
+
+        (first,) = consume(stack, "events.video", 1, timeout_s=120, where=in_lobby)[:1]
+        fired_at = VideoEvent.model_validate_json(first.value).ts + 1.0
+        producer = make_producer(stack)
+        publisher = SensorPublisher(stack, topology, producer)
+        reading = {"sensor_id": "pir-lobby-test", "state": "active", "ts": fired_at}
+        published = publisher.publish(json.dumps(reading).encode())
+        assert len(published.event_ids) == 1
         assert grabber.wait(timeout=120), "the grabber did not finish the video"
     finally:
         grabber.stop()
