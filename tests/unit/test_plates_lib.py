@@ -196,7 +196,7 @@ def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[flo
 
 
 RECOGNISERS = {
-    "configured": {},  # config.pbtxt as it is
+    "configured": {},  # config.pbtxt as it is (PP-OCRv6 small)
     "ppocr_v4_mobile": {"rec_model_file": "ch_PP-OCRv4_rec_infer.onnx", "rec_widen": "1.25"},
     "ppocr_v6_small": {"rec_model_file": "PP-OCRv6_rec_small.onnx", "rec_widen": "1.0"},
     "ppocr_v6_small_variants": {"rec_model_file": "PP-OCRv6_rec_small.onnx",
