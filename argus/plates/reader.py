@@ -35,7 +35,7 @@ def local_reader(models_dir: Path, params: Mapping[str, str] | None = None,
     lib = load_platelib()
     config = dict(triton_parameters(MODEL) if params is None else params)
     det = models_dir / config.get("det_model_file", "ch_PP-OCRv4_det_infer.onnx")
-    rec = models_dir / config.get("rec_model_file", "ch_PP-OCRv4_rec_infer.onnx")
+    rec = models_dir / config.get("rec_model_file", "PP-OCRv6_rec_small.onnx")
     for path in (det, rec):
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} is missing: run `argus models fetch`")

@@ -196,8 +196,11 @@ def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[flo
 
 
 RECOGNISERS = {
-    "configured": {},  # config.pbtxt as it is (PP-OCRv4 mobile)
+    "configured": {},  # config.pbtxt as it is (PP-OCRv6 small)
+    "ppocr_v4_mobile": {"rec_model_file": "ch_PP-OCRv4_rec_infer.onnx", "rec_widen": "1.25"},
     "ppocr_v6_small": {"rec_model_file": "PP-OCRv6_rec_small.onnx", "rec_widen": "1.0"},
+    "ppocr_v6_small_variants": {"rec_model_file": "PP-OCRv6_rec_small.onnx",
+                                "rec_widen": "1.0", "rec_variants": "0,0.06"},
 }
 """The recognisers ``rec_model_file`` may name (ops/models.yaml), with their parameters."""
 
@@ -229,3 +232,77 @@ def test_each_recogniser_reads_a_clean_plate_string(recogniser: Any, text: str) 
     assert read == text
     assert len(confidences) == len(alternatives) == len(text)
     assert min(confidences) > 0.8
+
+
+@pytest.mark.parametrize(("reads", "expected"), [
+    ([], ("", [], [])),
+    ([("", [], []), ("", [], [])], ("", [], [])),
+    ([("AB12", [0.9, 0.8, 0.7, 0.6], ["", "8", "", ""])],            # one read: as it is
+     ("AB12", [0.9, 0.8, 0.7, 0.6], ["", "8", "", ""])),
+    ([("AB12", [0.9] * 4, [""] * 4), ("AB12", [0.7] * 4, [""] * 4)],  # agreeing: the mean
+     ("AB12", [0.8] * 4, [""] * 4)),
+    ([("AB12", [0.9, 0.4, 0.9, 0.9], [""] * 4),                       # a position disputed:
+      ("A812", [0.9, 0.7, 0.9, 0.9], [""] * 4)],                      # the surer wins, with
+     ("A812", [0.9, 0.35, 0.9, 0.9], ["", "B", "", ""])),             # half its confidence
+    ([("AB12", [0.9, 0.5, 0.9, 0.9], [""] * 4),                       # a tie: the first read
+      ("A812", [0.9, 0.5, 0.9, 0.9], [""] * 4)],
+     ("AB12", [0.9, 0.25, 0.9, 0.9], ["", "8", "", ""])),
+    ([("FK2X2Z", [0.9] * 6, [""] * 6), ("K2X2Z", [0.8] * 5, [""] * 5)],  # length: more mass
+     ("FK2X2Z", [0.9] * 6, [""] * 6)),
+    ([("AB12", [0.6] * 4, [""] * 4), ("AB123", [0.6] * 5, [""] * 5)],  # equal mass: longer
+     ("AB123", [0.6] * 5, [""] * 5)),
+    ([("AB12", [0.8] * 4, ["", "", "Z", ""]), ("AB12", [0.6] * 4, [""] * 4),
+      ("XB12", [0.5] * 4, [""] * 4)],
+     ("AB12", [0.4667, 0.6333, 0.6333, 0.6333], ["X", "", "Z", ""])),
+])
+def test_fuse_reads(lib: ModuleType, reads: list[tuple[str, list[float], list[str]]],
+                    expected: tuple[str, list[float], list[str]]) -> None:
+    text, confidences, alternatives = lib.fuse_reads(reads)
+    assert (text, alternatives) == (expected[0], expected[2])
+    assert confidences == pytest.approx(expected[1], abs=1e-4)
+
+
+def test_widen_quad_grows_along_the_box(lib: ModuleType) -> None:
+    quad = np.array([[10, 10], [50, 10], [50, 20], [10, 20]], np.float32)
+    assert lib.widen_quad(quad, 0.0).tolist() == quad.tolist()
+    assert lib.widen_quad(quad, 0.5).tolist() == [[0, 10], [60, 10], [60, 20], [0, 20]]
+    tilted = lib.order_quad([[0, 0], [40, 30], [34, 38], [-6, 8]])  # 50 x 10, rotated
+    grown = lib.widen_quad(tilted, 0.2)
+    assert float(np.linalg.norm(grown[1] - grown[0])) == pytest.approx(60.0, abs=0.01)
+    assert float(np.linalg.norm(grown[3] - grown[0])) == pytest.approx(10.0, abs=0.01)
+
+
+@pytest.mark.parametrize(("text", "no_digit", "expected"), [
+    ("ABC123", 0.5, 0.9),      # a digit: unchanged
+    ("TEXAS", 0.5, 0.45),      # no digit: a state or dealer name
+    ("TEXAS", 1.0, 0.9),       # off
+])
+def test_plate_score_without_a_digit(lib: ModuleType, text: str, no_digit: float,
+                                     expected: float) -> None:
+    assert lib.plate_score(text, [0.9] * len(text), 3.0, 1.0, no_digit=no_digit) == \
+        pytest.approx(expected)
+
+
+def test_read_fuses_the_variants_of_each_box(lib: ModuleType) -> None:
+    """``rec_variants``: every box cut once per widening, in one recogniser batch, the reads
+    of one box fused per character; ``no_digit_factor`` ranks a word below the plate."""
+    reader = object.__new__(lib.PlateReader)
+    reader.top_k, reader.rec_variants, reader.no_digit = 3, (0.0, 0.06), 0.5
+    plate = np.array([[20, 60], [80, 60], [80, 80], [20, 80]], np.float32)
+    word = np.array([[20, 30], [100, 30], [100, 50], [20, 50]], np.float32)
+    reader.detect = lambda crop, top=None: [(word, 0.9), (plate, 0.8)]
+    batches: list[list[tuple[int, ...]]] = []
+
+    def fake_recognise(patches: list[np.ndarray]) -> list[tuple[str, list[float], list[str]]]:
+        batches.append([p.shape for p in patches])
+        return [("TEXAS", [0.99] * 5, [""] * 5), ("AB1Z3", [0.8] * 5, [""] * 5),   # as found
+                ("TEXAS", [0.99] * 5, [""] * 5), ("AB123", [0.9] * 5, [""] * 5)]   # 6 % wider
+
+    reader.recognise = fake_recognise
+    reads = reader.read(np.zeros((100, 120, 3), np.uint8))
+    assert len(batches) == 1 and len(batches[0]) == 4          # one batch: 2 boxes x 2 cuts
+    assert batches[0][2][1] > batches[0][0][1]                 # the second cut is wider
+    assert [r.text for r in reads] == ["AB123", "TEXAS"]
+    assert reads[0].confidences == pytest.approx([0.85, 0.85, 0.85, 0.45, 0.85])
+    assert reads[0].alternatives == ["", "", "", "Z", ""]
+    assert lib.parse_variants("0,0.06") == (0.0, 0.06) and lib.parse_variants(" ") == (0.0,)

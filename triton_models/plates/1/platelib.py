@@ -12,7 +12,7 @@ Nx3x48xW, the same normalisation → ``NxTxC`` softmax over blank + the dictiona
 model's ``character`` metadata + space; C = 6625 and 18710).
 
 The path, per vehicle crop (parameters from ``../config.pbtxt``; steps 1-2 and the warp live
-in ``textboxes.py`` next to this file):
+in ``textboxes.py`` next to this file, with the vehicle crop):
 
 1. the lower ``search_top``..1 part of the crop (plates sit low on a vehicle) is scaled so that
    its width is ``det_width`` (a multiple of 32), its contrast equalised (CLAHE,
@@ -24,9 +24,13 @@ in ``textboxes.py`` next to this file):
 3. the ``top_k`` boxes with a plate-like shape are cut out (perspective warp) and
    recognised at height 48 and ``rec_widen`` x their aspect width, with CTC restricted to the
    plate alphabet (:func:`ctc_decode`: every other dictionary entry is masked before the
-   argmax, so a plate never reads as a Chinese character or punctuation);
+   argmax, so a plate never reads as a Chinese character or punctuation); with
+   ``rec_variants`` each box is cut once per listed widening (0: as found, 0.06: 6 % wider,
+   :func:`widen_quad`), all in one recogniser batch, and the reads of one box are fused per
+   character (:func:`fuse_reads`, ``fusion.py``);
 4. each read gets a plate-likeness score (:func:`plate_score`: confidence, length, aspect,
-   position); the caller chooses (the stage and the evaluation also apply the site's format).
+   position, ``no_digit_factor`` for a read without a digit); the caller chooses (the stage
+   and the evaluation also apply the site's format).
 
 >>> ctc_decode(np.array([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.9, 0.05, 0.05],
 ...                      [0.1, 0.1, 0.8]]), ["", "A", "B"])
@@ -69,7 +73,12 @@ text_boxes = textboxes.text_boxes
 merge_lines = textboxes.merge_lines
 equalise = textboxes.equalise
 warp_quad = textboxes.warp_quad
+widen_quad = textboxes.widen_quad
 order_quad = textboxes.order_quad
+vehicle_crop = textboxes.vehicle_crop
+to_image_box = textboxes.to_image_box
+fusion = _sibling("fusion")
+fuse_reads = fusion.fuse_reads
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters a plate read may contain (recognition is restricted to them)."""
@@ -161,14 +170,17 @@ def rec_input(patches: Sequence[ImageArray], min_width: int = 4 * REC_HEIGHT,
 
 
 def plate_score(text: str, confidences: Sequence[float], aspect: float, centre_y: float,
-                lengths: tuple[int, int] = (4, 8)) -> float:
+                lengths: tuple[int, int] = (4, 8), no_digit: float = 1.0) -> float:
     """How plate-like a read is, 0..1: the mean character confidence, halved for a length
-    outside ``lengths``, for a patch aspect (width / height) outside 1.5..8, and lowered a
-    little the higher the patch sits on the vehicle (``centre_y`` 0 top .. 1 bottom).
+    outside ``lengths``, for a patch aspect (width / height) outside 1.5..8, times
+    ``no_digit`` when it has no digit (a state, dealer or make name), and lowered a little
+    the higher the patch sits on the vehicle (``centre_y`` 0 top .. 1 bottom).
 
     >>> plate_score("ABC123", [0.9] * 6, 3.0, 0.8)
     0.864
     >>> plate_score("AB", [0.9] * 2, 3.0, 0.8)
+    0.432
+    >>> plate_score("TEXAS", [0.9] * 5, 3.0, 0.8, no_digit=0.5)
     0.432
     """
     if not text:
@@ -178,6 +190,8 @@ def plate_score(text: str, confidences: Sequence[float], aspect: float, centre_y
         score *= 0.5
     if not 1.5 <= aspect <= 8.0:
         score *= 0.5
+    if not any(char.isdigit() for char in text):
+        score *= no_digit
     score *= 0.8 + 0.2 * min(max(centre_y, 0.0), 1.0)
     return round(score, 4)
 
@@ -231,44 +245,20 @@ def second_choices(probs: npt.ArrayLike, charset: Sequence[str],
     return out
 
 
+def parse_variants(text: str) -> tuple[float, ...]:
+    """``rec_variants``: comma-separated widenings of each text box (0: as found).
+
+    >>> parse_variants("0, 0.06"), parse_variants("")
+    ((0.0, 0.06), (0.0,))
+    """
+    values = tuple(float(part) for part in text.split(",") if part.strip())
+    return values or (0.0,)
+
+
 class Parameters(Protocol):
     """What :meth:`PlateReader.configured` reads (Triton's parameters, or a dict)."""
 
     def get(self, key: str, default: str, /) -> str: ...
-
-
-def vehicle_crop(image: ImageArray, box: Sequence[float] | None,
-                 ) -> tuple[ImageArray, tuple[int, int, int, int]]:
-    """The vehicle's pixels and their region (x0, y0, x1, y1) in the image; ``box`` is
-    normalised x1, y1, x2, y2 (None or degenerate: the whole image).
-
-    >>> crop, region = vehicle_crop(np.zeros((100, 200, 3), np.uint8), (0.1, 0.5, 0.6, 1.2))
-    >>> crop.shape, region
-    ((50, 100, 3), (20, 50, 120, 100))
-    """
-    height, width = image.shape[:2]
-    region = (0, 0, width, height)
-    if box is not None:
-        x1, y1, x2, y2 = (min(max(float(v), 0.0), 1.0) for v in box)
-        px = (round(x1 * width), round(y1 * height), round(x2 * width),
-              round(y2 * height))
-        if px[2] - px[0] >= 2 and px[3] - px[1] >= 2:
-            region = px
-    x0, y0, x1p, y1p = region
-    return np.ascontiguousarray(image[y0:y1p, x0:x1p]), region
-
-
-def to_image_box(box: Sequence[float], region: tuple[int, int, int, int], width: int,
-                 height: int) -> tuple[float, float, float, float]:
-    """A box normalised to the crop ``region`` → normalised to the whole image.
-
-    >>> to_image_box((0.0, 0.5, 1.0, 1.0), (20, 50, 120, 100), 200, 100)
-    (0.1, 0.75, 0.6, 1.0)
-    """
-    x0, y0, x1, y1 = region
-    cw, ch = x1 - x0, y1 - y0
-    return (round((x0 + box[0] * cw) / width, 4), round((y0 + box[1] * ch) / height, 4),
-            round((x0 + box[2] * cw) / width, 4), round((y0 + box[3] * ch) / height, 4))
 
 
 class PlateReader:
@@ -279,7 +269,8 @@ class PlateReader:
                    threads: int | None = None) -> PlateReader:
         """The reader ``config.pbtxt``'s ``parameters`` describe (``det_width``,
         ``search_top``, ``top_k``, ``box_thresh``, ``unclip_ratio``, ``rec_widen``,
-        ``det_clahe``): one reading for the Triton model and the evaluation."""
+        ``det_clahe``, ``rec_variants``, ``no_digit_factor``): one reading for the Triton
+        model and the evaluation."""
         return cls(det_path, rec_path, threads=threads,
                    det_width=int(params.get("det_width", "640")),
                    search_top=float(params.get("search_top", "0.3")),
@@ -287,13 +278,16 @@ class PlateReader:
                    box_thresh=float(params.get("box_thresh", "0.4")),
                    unclip_ratio=float(params.get("unclip_ratio", "1.6")),
                    rec_widen=float(params.get("rec_widen", "1.0")),
-                   det_clahe=float(params.get("det_clahe", "0")))
+                   det_clahe=float(params.get("det_clahe", "0")),
+                   rec_variants=parse_variants(params.get("rec_variants", "0")),
+                   no_digit=float(params.get("no_digit_factor", "1.0")))
 
     def __init__(self, det_path: str, rec_path: str, threads: int | None = None,
                  providers: Sequence[str] | None = None, det_width: int = 320,
                  search_top: float = 0.3, top_k: int = 3, alphabet: str = PLATE_ALPHABET,
                  box_thresh: float = 0.5, unclip_ratio: float = 1.6,
-                 rec_widen: float = 1.0, det_clahe: float = 0.0) -> None:
+                 rec_widen: float = 1.0, det_clahe: float = 0.0,
+                 rec_variants: Sequence[float] = (0.0,), no_digit: float = 1.0) -> None:
         import onnxruntime as ort  # local: keeps the pure functions importable without it
 
         options = ort.SessionOptions()
@@ -318,6 +312,8 @@ class PlateReader:
         self.unclip_ratio = unclip_ratio
         self.rec_widen = rec_widen
         self.det_clahe = det_clahe
+        self.rec_variants = tuple(rec_variants) or (0.0,)
+        self.no_digit = no_digit
 
     def detect(self, crop: ImageArray, search_top: float | None = None,
                ) -> list[tuple[Quad, float]]:
@@ -368,11 +364,15 @@ class PlateReader:
             if len(candidates) == self.top_k:
                 break
         reads = []
-        texts = self.recognise([warp_quad(crop, quad) for quad, _, _ in candidates])
-        for (quad, det_score, aspect), (text, confs, alts) in zip(candidates, texts, strict=True):
+        texts = self.recognise([warp_quad(crop, widen_quad(quad, grow) if grow else quad)
+                                for grow in self.rec_variants for quad, _, _ in candidates])
+        count = len(candidates)
+        fused = [fuse_reads(texts[index::count]) for index in range(count)]
+        for (quad, det_score, aspect), (text, confs, alts) in zip(candidates, fused, strict=True):
             x1, y1 = float(quad[:, 0].min()), float(quad[:, 1].min())
             x2, y2 = float(quad[:, 0].max()), float(quad[:, 1].max())
-            score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height)
+            score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height,
+                                no_digit=self.no_digit)
             reads.append(PlateRead(text, confs, (x1 / width, y1 / height, x2 / width,
                                                  y2 / height), det_score, score, alts))
         reads.sort(key=lambda r: -r.score)

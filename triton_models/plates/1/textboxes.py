@@ -1,5 +1,6 @@
 """Text boxes for the plate reader: DB post-processing of PP-OCR's text probability map,
-joining a line's pieces, local contrast equalisation and the perspective warp of a box.
+joining a line's pieces, local contrast equalisation, the perspective warp of a box (and its
+widened variants), and the vehicle crop with its mapping back to the whole image.
 
 Pure numpy + OpenCV, no Triton imports; loaded by ``platelib.py`` next to it (by path, so
 the same file serves Triton and the application).
@@ -134,6 +135,18 @@ def equalise(image: ImageArray, clip_limit: float = 2.0) -> ImageArray:
     return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR), dtype=np.uint8)
 
 
+def widen_quad(quad: Quad, fraction: float) -> Quad:
+    """``quad`` (ordered) grown along its own width by ``fraction`` of that width, half on
+    each side (a test-time variant of a text box: the ends of a line the detector clipped).
+
+    >>> widen_quad(np.array([[0, 0], [100, 0], [100, 20], [0, 20]], np.float32), 0.1).tolist()
+    [[-5.0, 0.0], [105.0, 0.0], [105.0, 20.0], [-5.0, 20.0]]
+    """
+    along = ((quad[1] - quad[0]) + (quad[2] - quad[3])) / 2.0 * (fraction / 2.0)
+    shift = np.array([-along, along, along, -along], dtype=np.float32)
+    return np.asarray(quad + shift, dtype=np.float32)
+
+
 def warp_quad(image: ImageArray, quad: Quad) -> ImageArray:
     """The upright patch of ``image`` under ``quad`` (perspective warp; a patch taller than
     1.5 x its width is turned a quarter, as vertical text)."""
@@ -147,3 +160,37 @@ def warp_quad(image: ImageArray, quad: Quad) -> ImageArray:
     if height >= 1.5 * width:
         patch = np.rot90(patch)
     return np.ascontiguousarray(patch, dtype=np.uint8)
+
+
+def vehicle_crop(image: ImageArray, box: Sequence[float] | None,
+                 ) -> tuple[ImageArray, tuple[int, int, int, int]]:
+    """The vehicle's pixels and their region (x0, y0, x1, y1) in the image; ``box`` is
+    normalised x1, y1, x2, y2 (None or degenerate: the whole image).
+
+    >>> crop, region = vehicle_crop(np.zeros((100, 200, 3), np.uint8), (0.1, 0.5, 0.6, 1.2))
+    >>> crop.shape, region
+    ((50, 100, 3), (20, 50, 120, 100))
+    """
+    height, width = image.shape[:2]
+    region = (0, 0, width, height)
+    if box is not None:
+        x1, y1, x2, y2 = (min(max(float(v), 0.0), 1.0) for v in box)
+        px = (round(x1 * width), round(y1 * height), round(x2 * width),
+              round(y2 * height))
+        if px[2] - px[0] >= 2 and px[3] - px[1] >= 2:
+            region = px
+    x0, y0, x1p, y1p = region
+    return np.ascontiguousarray(image[y0:y1p, x0:x1p]), region
+
+
+def to_image_box(box: Sequence[float], region: tuple[int, int, int, int], width: int,
+                 height: int) -> tuple[float, float, float, float]:
+    """A box normalised to the crop ``region`` → normalised to the whole image.
+
+    >>> to_image_box((0.0, 0.5, 1.0, 1.0), (20, 50, 120, 100), 200, 100)
+    (0.1, 0.75, 0.6, 1.0)
+    """
+    x0, y0, x1, y1 = region
+    cw, ch = x1 - x0, y1 - y0
+    return (round((x0 + box[0] * cw) / width, 4), round((y0 + box[1] * ch) / height, 4),
+            round((x0 + box[2] * cw) / width, 4), round((y0 + box[3] * ch) / height, 4))
