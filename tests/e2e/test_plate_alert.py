@@ -40,9 +40,9 @@ SITE, CAMERA = "site-plates", "cam-plates"
 PHOTOS = {
     "car9-1.jpg": "ASC7399",                                 # on no list
     "37170dd1-2802-4e38-b982-c5d07c64ff67.jpg": "6HP995",   # on the hotlist
-    "4be2025c-09f7-4bb0-b1bd-8e8633e6dec1.jpg": "UF2V5S",   # on the site's allow list
+    "wts-lg-000060.jpg": "TVG399",                           # on the site's allow list
 }
-HOTLISTED, ALLOWED, UNLISTED = "6HP995", "UF2V5S", "ASC7399"
+HOTLISTED, ALLOWED, UNLISTED = "6HP995", "TVG399", "ASC7399"
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_hotlisted_plate_becomes_an_alert(plates_worker: tuple[Settings, bytes])
         assert [(s.plate, s.camera_id, s.event_id, s.lat, s.lon) for s in found] == [
             (HOTLISTED, CAMERA, hotlisted.event_id, 48.85, 2.30)]
         assert [(s.plate, s.distance) for s in sightings.search(
-            "UF2VS5", fuzzy=True, since=start - 1, actor="e2e-test")] == [(ALLOWED, 2)]
+            "TV6399", fuzzy=True, since=start - 1, actor="e2e-test")] == [(ALLOWED, 1)]
 
         stored = db.hget(alert_sink.alert_key(alert_ids[0]), "json")
         assert isinstance(stored, str)
@@ -144,7 +144,7 @@ def test_video_camera_votes_a_track_plate_once(plates_worker: tuple[Settings, by
     records = consume(settings, "events.plate", 2, timeout_s=25,  # one, and no second
                       where=lambda r: PlateEvent.model_validate_json(r.value).camera_id == camera)
     events = [PlateEvent.model_validate_json(r.value) for r in records]
-    assert [(e.text, e.track_id) for e in events] == [(ALLOWED, events[0].track_id)]
+    assert [(e.text, e.track_id) for e in events] == [("UF2V5S", events[0].track_id)]
     event = events[0]
     assert event.reads == 2 and event.seq in (1, 2)  # the better of the first two reads
     assert event.confidence == 1.0  # both reads agree on every character
