@@ -204,6 +204,7 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
     signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
     first_camera = f"{run_id}-cam-0"
     lags: list[tuple[float, int]] = []
+    lags_by_topic: list[tuple[float, dict[str, int]]] = []
     ok = False
     mqtt_sensors: MqttSensors | None = None
     try:
@@ -235,9 +236,13 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         def watch(until: float) -> None:
             while time.time() < until:
                 with contextlib.suppress(Exception):  # Kafka may be the fault
-                    lag = _lag(admin, offsets, settings, [settings.app_id])["total"]
+                    by_topic = _lag(admin, offsets, settings, [settings.app_id])
+                    lag = by_topic.pop("total")
                     lags.append((time.time(), lag))
-                    signals["max_lag"] = max(signals["max_lag"], lag)
+                    lags_by_topic.append((time.time(), by_topic))
+                    if lag > signals["max_lag"]:  # where the worst lag was, topic by topic
+                        signals["max_lag"], signals["max_lag_by_topic"] = lag, {
+                            t: n for t, n in by_topic.items() if n}
                 try:
                     get(f"http://127.0.0.1:{ports['worker']}/healthz", 1)
                 except OSError:
@@ -291,6 +296,8 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
             "recovery_s": recovered, "crashed": crashed, "restart_s": injector.restart_s,
             "first_detection_after_s": next((round(t - t_fault, 1) for t, _ in detections
                                              if t > t_fault), None),
+            "lag_since_fault": [(round(t - t_fault, 1), {k: n for k, n in by.items() if n})
+                                for t, by in lags_by_topic if t >= t_fault],
             "sensor_events": len(posted), "sensor_posts_refused": len(probe.errors),
             "panic_events": len(panics),
             "panic_without_alert": sum(1 for e in panics if e not in alerted),
