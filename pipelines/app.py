@@ -65,7 +65,11 @@ def create_app(settings: Settings, topology: Topology,
         # at 8 cameras x 5 fps the socket writes were a quarter of the worker's CPU
         producer_linger=0.005,
         consumer_max_fetch_size=4 * settings.max_frame_bytes,
-        stream_buffer_maxsize=32,
+        # records buffered per stream ahead of its agent (Faust's default is 4096): at 32
+        # the detect stage waited on fetches with Triton half idle; 256 frames (~20 MB) gave
+        # +20-25 % frames/s in `make bench` (docs/benchmarks.md); a live backlog is still
+        # bounded by the detect stage's stale-frame skipping
+        stream_buffer_maxsize=256,
         stream_wait_empty=False,  # shutdown: in-flight records stay uncommitted (runner)
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
