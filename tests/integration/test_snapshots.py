@@ -181,7 +181,8 @@ def test_sealed_snapshots_are_not_jpeg_at_rest_and_served_with_the_key(stack: Se
 
     asyncio.run(keep_sealed())
     stored = redis.Redis.from_url(stack.redis_url).get(snapshot_key(ref))
-    assert stored is not None and not stored.startswith(b"\xff\xd8") and jpeg not in stored
+    assert isinstance(stored, bytes)
+    assert not stored.startswith(b"\xff\xd8") and jpeg not in stored
     config = ApiConfig(api_keys=f"ops:{OPERATOR['X-API-Key']}:operator")
     with TestClient(create_app(sealed_stack, config)) as client:
         served = client.get(f"/v1/snapshots/{ref}", params={"blur": "none"}, headers=OPERATOR)
