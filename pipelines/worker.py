@@ -1,4 +1,5 @@
-"""The worker process: a graceful stop with a deadline, and its static group membership.
+"""The worker process: a graceful stop with a deadline, JSON logs after Faust configured its
+own, and its static group membership.
 
 On SIGTERM/SIGINT Faust stops its services one by one, and each may wait up to a minute
 (mode's ``shutdown_timeout``) on a Kafka client that cannot reach the broker: with Kafka
@@ -29,7 +30,7 @@ from typing import IO, ClassVar
 
 import faust
 
-from argus.log import get_logger
+from argus.log import get_logger, setup_logging
 from argus.settings import Settings
 
 log = get_logger(__name__)
@@ -81,6 +82,12 @@ class DeadlineWorker(faust.Worker):
     """Starts its class's stop deadline as soon as the stop begins (signal or end of run)."""
 
     deadline: ClassVar[StopDeadline]
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Faust has just replaced the root handler with its plain-text one: put the JSON
+        handler (with redaction and the client repeat limiter) back, at Faust's level."""
+        super().on_setup_root_logger(logger, level)
+        setup_logging(logging.getLevelName(level))
 
     async def on_stop(self) -> None:
         log.info("worker stopping", extra={"deadline_s": self.deadline.timeout_s})
