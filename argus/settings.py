@@ -7,13 +7,13 @@ Paths are resolved against the repository root, so ``ARGUS_SHARED=../shared``
 
 from __future__ import annotations
 
-import base64
-import binascii
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from argus.keys import decode_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Where the servers are and where the data lives. Override any with ``ARGUS_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="ARGUS_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a malformed secret (a key) is never echoed in the error
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     shared: Path = Path("../shared")
     """The shared data and model mirror (videos, labelled frames, ONNX models)."""
@@ -109,18 +111,13 @@ class Settings(BaseSettings):
     def _key(cls, value: str) -> str:
         value = value.strip()
         if value:
-            try:
-                key = base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError("ARGUS_EVIDENCE_KEY is not valid base64") from None
-            if len(key) not in (16, 24, 32):
-                raise ValueError("ARGUS_EVIDENCE_KEY must decode to 16, 24 or 32 bytes")
+            decode_key("ARGUS_EVIDENCE_KEY", value)
         return value
 
     @property
     def evidence_key_bytes(self) -> bytes | None:
         """The snapshot sealing key, or None (snapshots plain)."""
-        return base64.b64decode(self.evidence_key) if self.evidence_key else None
+        return decode_key("ARGUS_EVIDENCE_KEY", self.evidence_key) if self.evidence_key else None
 
     @property
     def triton_grpc_url(self) -> str:

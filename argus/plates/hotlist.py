@@ -20,8 +20,6 @@ lookup hashes, one for sealing. Redis layout (``prefix`` = ``argus:``):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -34,6 +32,7 @@ from typing import Literal
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
+from argus.keys import decode_key
 from argus.plates.text import clean, confusable_key, edit_distance
 from argus.watchlist.crypto import WatchlistError, WatchlistKeyError, seal, unseal
 
@@ -48,12 +47,9 @@ def load_plate_key(environ: Mapping[str, str] | None = None) -> bytes:
         raise WatchlistKeyError(f"{KEY_ENV} is not set (base64 of 32 random bytes; keep it "
                                 "secret)")
     try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise WatchlistKeyError(f"{KEY_ENV} is not valid base64") from None
-    if len(key) not in (16, 24, 32):
-        raise WatchlistKeyError(f"{KEY_ENV} must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
+        return decode_key(KEY_ENV, text)
+    except ValueError as exc:
+        raise WatchlistKeyError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ key is never logged or echoed in an error; :func:`key_id` is a public fingerprin
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Mapping
@@ -17,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from argus.keys import decode_key
 
 KEY_ENV = "ARGUS_FACE_KEY"
 SEAL_VERSION = b"\x01"
@@ -43,12 +43,9 @@ def load_key(environ: Mapping[str, str] | None = None) -> bytes:
             f"{KEY_ENV} is not set: generate one with `python -c \"import base64, os; "
             f"print(base64.b64encode(os.urandom(32)).decode())\"` and keep it secret")
     try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise WatchlistKeyError(f"{KEY_ENV} is not valid base64") from None
-    if len(key) not in (16, 24, 32):
-        raise WatchlistKeyError(f"{KEY_ENV} must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
+        return decode_key(KEY_ENV, text)
+    except ValueError as exc:
+        raise WatchlistKeyError(str(exc)) from None
 
 
 def key_id(key: bytes) -> str:
