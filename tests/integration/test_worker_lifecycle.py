@@ -90,15 +90,22 @@ def detections_for(settings: Settings, camera: str, seqs: set[int],
     return {Detections.model_validate_json(r.value).seq for r in records}
 
 
+def detect_backlog(workers: Workers, frames: int) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A detect worker with ``frames`` frames of cam-test sent at once, a few of them
+    already detected (the rest in flight or queued); returns it and the frames' seqs."""
+    settings = workers.settings
+    seqs = list(range(frames))
+    proc, _ = workers.start("detect")
+    send_frames(settings, "cam-test", pets_frames(settings, frames), seqs, time.time())
+    consume_until(settings, "detections", lambda rs: len(rs) >= 3, 60)
+    return proc, seqs
+
+
 def test_stop_under_backlog_is_bounded_and_loses_nothing(workers: Workers) -> None:
     """SIGTERM with a frames backlog in flight: the worker exits within seconds, and a new
     worker detects every frame (what was in flight was not committed)."""
     settings = workers.settings
-    jpegs = pets_frames(settings, 60)
-    seqs = list(range(60))
-    proc, _ = workers.start("detect")
-    send_frames(settings, "cam-test", jpegs, seqs, time.time())
-    consume_until(settings, "detections", lambda rs: len(rs) >= 3, 60)
+    proc, seqs = detect_backlog(workers, 60)
     assert stop_time(proc) <= STOP_WITHIN_S, workers.log_tail()
     workers.start("detect")
     assert detections_for(settings, "cam-test", set(seqs)) >= set(seqs), workers.log_tail()
@@ -337,11 +344,7 @@ def test_stop_while_kafka_is_down_is_bounded_and_loses_nothing(
     detects every frame (what was in flight was not committed)."""
     workers, broker = private_kafka
     settings = workers.settings
-    jpegs = pets_frames(settings, 40)
-    seqs = list(range(40))
-    proc, _ = workers.start("detect")
-    send_frames(settings, "cam-test", jpegs, seqs, time.time())
-    consume_until(settings, "detections", lambda rs: len(rs) >= 3, 60)
+    proc, seqs = detect_backlog(workers, 40)
     broker.stop()
     time.sleep(2)
     assert stop_time(proc) <= STOP_WITHIN_S, workers.log_tail()
