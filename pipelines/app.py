@@ -21,6 +21,7 @@ from argus.log import get_logger, limit_client_repeats
 from argus.settings import Settings
 from argus.stores.frame_cache import FrameCache, cameras_needing_frames
 from argus.topology import Topology
+from pipelines.recovery import SeekFirstTableManager
 from pipelines.runner import RAW, StageRunner, add_agent
 from pipelines.stage import Stage, StageContext
 from pipelines.stages import STAGES, stage_classes
@@ -79,6 +80,7 @@ def create_app(settings: Settings, topology: Topology,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         datadir=str(datadir),
         Worker=deadline_worker(settings.worker_stop_timeout_s),  # a bounded stop
+        TableManager=SeekFirstTableManager,  # seek, then resume (pipelines/recovery.py)
     )
     limit_client_repeats()  # the Kafka client's loggers exist now (argus.log)
     redis_client = aioredis.Redis.from_url(settings.redis_url)
