@@ -127,7 +127,8 @@ SENSOR_REJECTED = Counter("argus_sensor_events_rejected_total", "Sensor events r
 FACES = Counter("argus_faces_total", "Faces seen by the faces stage "
                 "(matched, unmatched, low_quality, suppressed)", ["outcome"])
 PLATES = Counter("argus_plates_total", "Vehicles looked at by the plate stage (read, unread, "
-                 "no_plate, no_frame) and plates published (published, hotlist_hit)",
+                 "no_plate, no_frame), stills read whole for want of a vehicle "
+                 "(whole_photo) and plates published (published, hotlist_hit)",
                  ["outcome"])
 CORRELATION_DUPLICATES = Counter(
     "argus_correlation_duplicate_events_total",

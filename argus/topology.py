@@ -146,6 +146,24 @@ class CameraPlates(_Frozen):
                     "every frame is a different photo (an ANPR camera sending stills), each "
                     "vehicle read on its own")
     min_width_px: int = Field(default=60, ge=8, description="Narrower vehicles are not read")
+    whole_photo: bool | None = Field(
+        default=None,
+        description="stills only: a photo with no vehicle box to read (no car, motorcycle, "
+                    "bus or truck seen in it at least min_width_px wide; a close-up of the "
+                    "plate or the rear of one car) is read whole, as one region. None: on for "
+                    "stills, off for video")
+
+    @model_validator(mode="after")
+    def _whole_photo_on_stills(self) -> CameraPlates:
+        if self.whole_photo and self.mode != "stills":
+            raise ValueError("whole_photo needs mode: stills (a video camera reads vehicle "
+                             "tracks only)")
+        return self
+
+    @property
+    def reads_whole_photo(self) -> bool:
+        """Whether a photo with no vehicle to read is read whole (the default: on stills)."""
+        return self.mode == "stills" if self.whole_photo is None else self.whole_photo
 
 
 class Camera(_Frozen):

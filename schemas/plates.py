@@ -5,8 +5,10 @@ plate on a few good frames, votes per character across them and publishes once t
 stable (and again only if the track's plate changes), with the site's lists it is on
 (``hits``; a hotlist hit becomes a ``plate_match`` event for the rule ``hotlist_vehicle``).
 ``text`` is the normalised plate in the site's format; ``confidences`` are the per-character
-vote shares. Plates are personal data: the topic's retention bounds how long the text is
-kept here (docs/plates.md, privacy design).
+vote shares. On a ``stills`` camera a photo with no vehicle to read is read whole: its plate
+comes with ``track_id`` 0 (:data:`WHOLE_PHOTO_TRACK_ID`, no track), ``vehicle_class``
+``unknown`` and the whole image as ``vehicle_box``. Plates are personal data: the topic's
+retention bounds how long the text is kept here (docs/plates.md, privacy design).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from pydantic import Field, model_validator
 
 from schemas.base import Message
 from schemas.detections import Box
+
+WHOLE_PHOTO_TRACK_ID = 0
+"""``track_id`` of a plate read on a whole still with no vehicle box (tracks start at 1)."""
+WHOLE_PHOTO_CLASS = "unknown"
+"""``vehicle_class`` of such a plate: no vehicle was detected."""
 
 PlateColour = Literal["white", "silver", "grey", "black", "red", "blue", "green", "yellow",
                       "brown", "orange", "unknown"]
@@ -33,19 +40,22 @@ class PlateHit(Message):
 
 class PlateEvent(Message):
     schema_version: Literal[1] = 1
-    event_id: str = Field(description="Deterministic: camera, track id and plate text")
+    event_id: str = Field(description="Deterministic: camera, track id and plate text "
+                                      "(and the frame seq for a still read whole)")
     camera_id: str = Field(min_length=1)
     site_id: str = Field(min_length=1)
     ts: float = Field(gt=0, description="Capture time of the best frame read")
     seq: int = Field(ge=0, description="Seq of the best frame read")
-    track_id: int = Field(ge=1, description="The vehicle track on the camera")
+    track_id: int = Field(ge=0, description="The vehicle track on the camera (0: a still "
+                                            "read whole, no vehicle detected)")
     text: str = Field(pattern=r"^[A-Z0-9]{1,12}$", description="Normalised plate")
     format_id: str = Field(min_length=1, description="The site's plate format that matched")
     confidence: float = Field(ge=0.0, le=1.0, description="The lowest per-character share")
     confidences: list[float] = Field(description="Per character: the vote share 0..1")
     reads: int = Field(ge=1, description="Frames whose reads were voted")
     fixes: int = Field(ge=0, description="OCR-confusion substitutions the format needed")
-    vehicle_class: str = Field(min_length=1, description="COCO class of the track")
+    vehicle_class: str = Field(min_length=1, description="COCO class of the track "
+                                                         "(unknown: a still read whole)")
     colour: PlateColour = Field(description="Dominant colour of the vehicle, from a palette")
     direction_deg: float | None = Field(
         default=None, ge=0.0, lt=360.0,

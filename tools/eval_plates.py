@@ -1,7 +1,7 @@
 """``argus eval plates``: how many plates are read exactly, end to end, and how fast.
 
     argus eval plates --folder DIR --labels CSV [--crops] [--format REGEX] [--fold O=0]
-                      [--split all|tune|test] [--limit N] [--json PATH]
+                      [--split all|tune|test] [--no-whole-photo] [--limit N] [--json PATH]
 
 Labels: a CSV with ``file,width,height,x,y,w,h,plate`` (one labelled plate per photo, the box
 in pixels of the stored image), as ``../shared/data/plates/openalpr_us/plates.csv``.
@@ -11,11 +11,13 @@ End to end (default), the path the plate stage takes: the photo → YOLOX vehicl
 motorcycle, bus or truck at least ``--min-width`` pixels wide → the ``plates`` model's code
 (``platelib.py`` with its ``config.pbtxt`` parameters, onnxruntime on one thread) → the site
 format (``--format``, ``--fold``, confusion repair; :func:`argus.plates.reader.plate_of`).
+A photo with no such vehicle is read whole, as a stills camera does (``plates.whole_photo``,
+on by default for stills; ``--no-whole-photo``: not read, as before).
 A plate is *found* when a vehicle's chosen read has its box centre inside the labelled box
 (grown by half its size); *exact* when that read's normalised text equals the label;
 *character accuracy* is 1 - edit distance / label length (0 when not found). Timing: the
 plate reader's milliseconds per vehicle read (decoding and vehicle detection are reported
-apart, per photo).
+apart, per photo; whole-photo reads apart from the vehicles').
 
 ``--crops`` scores recognition alone: the labelled plate box grown by 15 % per side → the same
 reader with the search region the whole crop.
@@ -101,10 +103,11 @@ class Evaluator:
     """The reader (and, end to end, the vehicle detector) configured like Triton's models."""
 
     def __init__(self, fmt: PlateFormat, crops: bool, min_width: int, min_score: float,
-                 overrides: dict[str, str] | None = None) -> None:
+                 overrides: dict[str, str] | None = None, whole_photo: bool = True) -> None:
         settings = get_settings()
         self.fmt = fmt
         self.crops = crops
+        self.whole_photo = whole_photo and not crops
         self.min_width = min_width
         self.min_score = min_score
         self.params = {**triton_parameters("plates"), **(overrides or {})}
@@ -121,8 +124,9 @@ class Evaluator:
         height, width = image.shape[:2]
         out: dict[str, Any] = {"file": label.file, "split": label.split, "truth": label.plate,
                                "read": "", "found": False, "exact": False, "vehicles": 0,
-                               "reader_ms": 0.0, "detect_ms": 0.0, "vehicle_ms": []}
-        regions: list[tuple[float, float, float, float]] = []
+                               "reader_ms": 0.0, "detect_ms": 0.0, "vehicle_ms": [],
+                               "whole_photo": False, "whole_ms": []}
+        regions: list[tuple[float, float, float, float] | None] = []
         search_top: float | None = None
         if self.crops:
             x, y, w, h = label.box
@@ -134,21 +138,26 @@ class Evaluator:
             start = time.perf_counter()
             boxes, scores, classes = self.detector.detect_image(image)
             out["detect_ms"] = round((time.perf_counter() - start) * 1000, 2)
-            regions = select_vehicles(boxes.tolist(), scores.tolist(), classes.tolist(),
-                                      self.min_score, self.min_width / width)
+            regions = [*select_vehicles(boxes.tolist(), scores.tolist(), classes.tolist(),
+                                        self.min_score, self.min_width / width)]
+            out["vehicles"] = len(regions)
+            if not regions and self.whole_photo:  # the stage's stills rule: read it whole
+                regions, out["whole_photo"] = [None], True
         chosen: list[tuple[float, str, list[float]]] = []
         lib_start = time.perf_counter()
         for region in regions:
             one_start = time.perf_counter()
             reads = [r.as_dict() for r in self.reader.read_image(image, region, search_top)]
-            out["vehicle_ms"].append(round((time.perf_counter() - one_start) * 1000, 2))
+            ms = round((time.perf_counter() - one_start) * 1000, 2)
+            out["whole_ms" if region is None else "vehicle_ms"].append(ms)
             picked = plate_of(reads, self.fmt)
             if picked is None:
                 continue
             item, normal = picked
             chosen.append((float(item["score"]), normal.text, list(item["box"])))
         out["reader_ms"] = round((time.perf_counter() - lib_start) * 1000, 2)
-        out["vehicles"] = len(regions)
+        if self.crops:
+            out["vehicles"] = len(regions)
         hits = sorted((c for c in chosen if box_hit(c[2], label, width, height)),
                       key=lambda c: -c[0])
         if hits:
@@ -196,19 +205,23 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not rows:
         return {"photos": 0}
     vehicles = sum(r["vehicles"] for r in rows)
-    reader_ms = sum(r["reader_ms"] for r in rows)
     per_vehicle = sorted(ms for r in rows for ms in r["vehicle_ms"])
+    whole = sorted(ms for r in rows for ms in r.get("whole_ms", []))
     return {
         "photos": len(rows),
         "found": round(sum(r["found"] for r in rows) / len(rows), 4),
         "exact": round(sum(r["exact"] for r in rows) / len(rows), 4),
         "char_accuracy": round(statistics.fmean(r["char_accuracy"] for r in rows), 4),
         "vehicles": vehicles,
-        "ms_per_vehicle": round(reader_ms / max(1, vehicles), 1),
+        "ms_per_vehicle": round(sum(per_vehicle) / max(1, vehicles), 1),
         "median_ms_per_vehicle": round(statistics.median(per_vehicle), 1) if per_vehicle else 0.0,
         "p90_ms_per_vehicle": round(per_vehicle[int(0.9 * (len(per_vehicle) - 1))], 1)
         if per_vehicle else 0.0,
         "detect_ms_per_photo": round(statistics.fmean(r["detect_ms"] for r in rows), 1),
+        "whole_photos": len(whole),
+        "whole_photos_exact": sum(r["exact"] for r in rows if r.get("whole_photo")),
+        "ms_per_whole_photo": round(statistics.fmean(whole), 1) if whole else 0.0,
+        "median_ms_per_whole_photo": round(statistics.median(whole), 1) if whole else 0.0,
     }
 
 
@@ -242,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="vehicles narrower than this (pixels) are not read")
     parser.add_argument("--min-score", type=float, default=0.1,
                         help="vehicle detections below this score are not read")
+    parser.add_argument("--no-whole-photo", dest="whole_photo", action="store_false",
+                        help="a photo with no vehicle is not read (default: read whole, as a "
+                             "stills camera does)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter of triton_models/plates/config.pbtxt")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
@@ -256,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         labels = labels[:args.limit]
     overrides = dict(item.split("=", 1) for item in args.param)
-    evaluator = Evaluator(fmt, args.crops, args.min_width, args.min_score, overrides)
+    evaluator = Evaluator(fmt, args.crops, args.min_width, args.min_score, overrides,
+                          whole_photo=args.whole_photo)
     rows = run(args.folder, labels, evaluator)
     by_split = {name: summarise([r for r in rows if r["split"] == name])
                 for name in ("tune", "test")}
@@ -264,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "mode": "crops" if args.crops else "end_to_end",
         "folder": str(args.folder), "format": fmt.pattern, "fold": fmt.fold,
-        "drop_below": fmt.drop_below,
+        "drop_below": fmt.drop_below, "whole_photo": evaluator.whole_photo,
         "reader": evaluator.params, "threads": 1, "machine": machine(),
         "versions": _versions(),
         "all": summarise(rows), **by_split,
@@ -283,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['char_accuracy']:>7.1%} {s['vehicles']:>8} {s['ms_per_vehicle']:>10.1f} "
                   f"{s['median_ms_per_vehicle']:>7.1f} {s['p90_ms_per_vehicle']:>7.1f} "
                   f"{s['detect_ms_per_photo']:>9.1f}")
+    for name in ("tune", "test"):
+        s = report[name]
+        if s.get("whole_photos"):
+            print(f"{name:<6} {s['whole_photos']} photos with no vehicle read whole, "
+                  f"{s['whole_photos_exact']} exact, {s['ms_per_whole_photo']:.1f} ms mean, "
+                  f"{s['median_ms_per_whole_photo']:.1f} median")
     if args.misses:
         for miss in report["misses"]:
             print(f"  miss {miss['split']:<4} {miss['truth']:<9} read {miss['read'] or '-':<9} "

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from argus.geometry import point_in_polygon
 from argus.topology import Topology
 from schemas.events import AttributeValue, VideoEvent
-from schemas.plates import PlateEvent
+from schemas.plates import WHOLE_PHOTO_TRACK_ID, PlateEvent
 
+VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck")
+"""The COCO classes whose plates are read."""
 FRAME_ZONE = "_frame"
 """The camera zone of a read whose vehicle stands in none of the camera's zones."""
 
@@ -38,15 +40,18 @@ class PlatePlace:
 
 def plate_place(topology: Topology, plate: PlateEvent) -> PlatePlace:
     """The site's allow lists and the vehicle's zone for ``plate`` (defaults for a site or
-    camera the topology does not know)."""
+    camera the topology does not know); for a still read whole, the plate's zone (a zone
+    watching any vehicle class first)."""
     site = next((s for s in topology.sites if s.id == plate.site_id), None)
     allow = frozenset(site.plates.allow_lists) if site is not None else frozenset()
     camera = topology.camera(plate.camera_id)
     if camera is None or camera.site != plate.site_id:
         return PlatePlace(allow_lists=allow)
-    foot = plate.vehicle_box.bottom_centre
+    whole = plate.track_id == WHOLE_PHOTO_TRACK_ID  # a still read whole: the plate is the place
+    foot = (plate.plate_box if whole else plate.vehicle_box).bottom_centre
+    classes = set(VEHICLE_CLASSES) if whole else {plate.vehicle_class}
     inside = [z for z in camera.zones if point_in_polygon(foot, z.polygon)]
-    inside.sort(key=lambda z: plate.vehicle_class not in z.classes)  # stable: first watching
+    inside.sort(key=lambda z: classes.isdisjoint(z.classes))  # stable: first watching
     if not inside:
         return PlatePlace(allow_lists=allow)
     return PlatePlace(allow_lists=allow, zone_id=inside[0].id, site_zone_id=inside[0].site_zone)
@@ -109,6 +114,7 @@ def _video_event(plate: PlateEvent, place: PlatePlace, event_id: str, kind: str,
         "site_id": plate.site_id, "zone_id": place.zone_id, "site_zone_id": place.site_zone_id,
         "ts": plate.ts, "seq": plate.seq, "class_name": plate.vehicle_class,
         "score": plate.confidence, "box": plate.vehicle_box, "count": 1,
-        "attributes": attributes, "track_ids": [plate.track_id],
+        "attributes": attributes,
+        "track_ids": [] if plate.track_id == WHOLE_PHOTO_TRACK_ID else [plate.track_id],
         "snapshot_ref": plate.snapshot_ref})
 

@@ -1,6 +1,6 @@
 """End to end on the real servers: a car whose plate is on a hotlist passes an ANPR camera
 and becomes a ``hotlist_vehicle`` alert; a car on the site's allow list and a car on no list
-make plate events but no alert.
+make plate events but no alert; a close-up with no vehicle in it is read whole.
 
 frames.raw (OpenALPR US photos as stills) → detect → track → plates (frame from the frame
 cache, Triton "plates" on the vehicle box, the site's format, the lists) → events.plate
@@ -123,6 +123,30 @@ def test_hotlisted_plate_becomes_an_alert(plates_worker: tuple[Settings, bytes])
     finally:
         lists.remove("e2e-stolen", HOTLISTED, "e2e-test")
         lists.remove("e2e-staff", ALLOWED, "e2e-test")
+
+
+def test_a_close_up_with_no_vehicle_is_read_whole(plates_worker: tuple[Settings, bytes],
+                                                  ) -> None:
+    """A still that frames only the plate (the detector boxes no vehicle in it): the stills
+    camera reads the whole photo and publishes its plate as the pseudo track 0."""
+    settings, _key = plates_worker
+    jpeg = (settings.shared / "data" / "plates" / "openalpr_us" / "us10.jpg").read_bytes()
+    producer = make_producer(settings)
+    start = time.time()
+    seq = int(start)  # after every earlier still of this camera (the tracker drops stale seqs)
+    meta = FrameHeaders(camera_id=CAMERA, seq=seq, capture_ts=start, width=800, height=600)
+    producer.send(settings.topic("frames.raw"), key=CAMERA.encode(), value=jpeg,
+                  headers=meta.to_headers())
+    producer.flush()
+    records = consume(settings, "events.plate", 1, timeout_s=60, where=lambda r: (
+        (e := PlateEvent.model_validate_json(r.value)).camera_id == CAMERA and e.seq == seq))
+    events = [PlateEvent.model_validate_json(r.value) for r in records]
+    assert [(e.text, e.track_id, e.vehicle_class, e.reads) for e in events] == [
+        ("CC2881", 0, "unknown", 1)]
+    event = events[0]
+    assert event.vehicle_box.x1 == 0.0 and event.vehicle_box.x2 == 1.0  # the whole photo
+    assert min(event.confidences) >= 0.6 and event.hits == []
+    assert f"-0-{seq}-" in event.event_id and event.snapshot_ref is not None
 
 
 def test_video_camera_votes_a_track_plate_once(plates_worker: tuple[Settings, bytes]) -> None:

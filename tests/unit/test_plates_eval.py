@@ -51,6 +51,27 @@ def test_crops_slice_scores_recognition_alone(tmp_path: Path) -> None:
     assert test["detect_ms_per_photo"] == 0.0  # no vehicle detection in this mode
 
 
+def test_photos_with_no_vehicle_are_read_whole(tmp_path: Path) -> None:
+    """Close-ups of a plate the vehicle detector boxes nothing in are read whole, as the
+    stage does on a stills camera; ``--no-whole-photo`` leaves them unread (as before)."""
+    rows = [line for line in (FOLDER / "plates.csv").read_text().splitlines()
+            if line.split(",")[0] in ("plates.csv", "file", "us10.jpg", "us4.jpg")]
+    labels = tmp_path / "closeups.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    reports = []
+    for extra in ((), ("--no-whole-photo",)):
+        out = tmp_path / "report.json"
+        assert main(["--folder", str(FOLDER), "--labels", str(labels), *US,
+                     "--json", str(out), *extra]) == 0
+        reports.append(json.loads(out.read_text()))
+    whole, boxed = reports
+    assert whole["whole_photo"] is True and boxed["whole_photo"] is False
+    assert whole["all"]["vehicles"] == boxed["all"]["vehicles"] == 0
+    assert whole["all"]["whole_photos"] == 2 and boxed["all"]["whole_photos"] == 0
+    assert whole["all"]["exact"] == 1.0 and boxed["all"]["found"] == 0.0
+    assert whole["all"]["whole_photos_exact"] == 2  # CC2881 and 520MRK
+
+
 def test_labels_need_their_columns(tmp_path: Path) -> None:
     bad = tmp_path / "labels.csv"
     bad.write_text("file,plate\na.jpg,AB123\n")

@@ -133,6 +133,20 @@ def test_plate_to_video_events(hits: tuple[tuple[str, str], ...], place: PlatePl
         assert e.attributes["plate"] == "AB12CDE" and e.attributes["colour"] == "red"
 
 
+def test_a_still_read_whole_is_placed_by_its_plate() -> None:
+    """No vehicle box (the whole image): the plate's foot point picks the zone, and the video
+    events name no track."""
+    whole = plate(0, "AB12CDE").model_copy(update={
+        "track_id": 0, "vehicle_class": "unknown",
+        "vehicle_box": Box(x1=0.0, y1=0.0, x2=1.0, y2=1.0), "plate_box": ROADSIDE})
+    assert plate_place(TOPOLOGY, whole).zone_id == "_frame"  # not the image's foot (lane)
+    inside = whole.model_copy(update={"plate_box": BOX})
+    assert plate_place(TOPOLOGY, inside).zone_id == "lane"
+    [seen] = plate_to_video_events(inside, STAFF_SITE)
+    assert seen.track_ids == [] and seen.attributes["track_id"] == 0
+    assert seen.class_name == "unknown"
+
+
 def test_parse_events_places_plates_with_the_topology() -> None:
     value = plate(0, "AB12CDE", ("staff", "allow")).to_bytes()
     [placed] = parse_events("events.plate", value, TOPOLOGY)

@@ -1,6 +1,6 @@
 """The plate stage's pure logic (``pipelines/stages/plates/tracks.py``) as tables: which
-tracks are read when, voting a track's reads into one published plate, heading and speed,
-the vehicle colour palette; and the ``events.plate`` contract."""
+tracks are read when, when a still is read whole, voting a track's reads into one published
+plate, heading and speed, the vehicle colour palette; and the ``events.plate`` contract."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pipelines.stages.plates.tracks import (
     vehicle_colour,
 )
 from schemas.detections import Box
-from schemas.plates import PlateEvent
+from schemas.plates import WHOLE_PHOTO_CLASS, WHOLE_PHOTO_TRACK_ID, PlateEvent
 from schemas.tracks import Track, Velocity
 
 T0 = 1_800_000_000.0
@@ -61,6 +61,32 @@ def test_which_tracks_are_read_on_stills(kwargs: dict[str, object], due: bool) -
     assert book.due(t, T0, 1280) is due
     book.attempted(t.track_id, T0)
     assert book.due(t, T0, 1280) is due  # every photo, however close in time
+
+
+WHOLE = PlateTrackConfig(stills=True, whole_photo=True)
+
+
+@pytest.mark.parametrize(("tracks", "config", "whole"), [
+    ([], WHOLE, True),                                           # nothing detected
+    ([track(cls="person")], WHOLE, True),                        # no vehicle
+    ([track(state="lost")], WHOLE, True),                        # the last photo's car
+    ([track(last_seen=T0 - 1.0)], WHOLE, True),                  # not in this photo
+    ([track(width=0.04)], WHOLE, True),                          # too narrow to read
+    ([track()], WHOLE, False),                                   # a car to read
+    ([track(state="tentative")], WHOLE, False),                  # read on stills too
+    ([track(cls="person"), track(2, cls="truck")], WHOLE, False),
+    ([], STILLS, False),                                         # whole_photo off
+    ([], PlateTrackConfig(whole_photo=True), False),             # video: tracks only
+])
+def test_whole_photo_only_without_a_vehicle_to_read(tracks: list[Track],
+                                                    config: PlateTrackConfig,
+                                                    whole: bool) -> None:
+    book = TrackPlates(config)
+    assert book.whole_photo_due(tracks, T0, 1280) is whole
+    # the decision is the photo's: a vehicle read that found no plate does not change it
+    for t in tracks:
+        book.attempted(t.track_id, T0)
+    assert book.whole_photo_due(tracks, T0, 1280) is whole
 
 
 @pytest.mark.parametrize(("reads", "published"), [
@@ -192,6 +218,20 @@ def _event(**changes: object) -> dict[str, object]:
     return base
 
 
+def test_whole_photo_events_are_one_per_photo() -> None:
+    """A still read whole has the pseudo track 0 on every photo: the seq keeps the ids of two
+    photos apart (each photo is its own vehicle) and a replay of one photo the same."""
+    first = plate_event_id("cam-1", WHOLE_PHOTO_TRACK_ID, "AB12CDE", seq=12)
+    assert first == plate_event_id("cam-1", WHOLE_PHOTO_TRACK_ID, "AB12CDE", seq=12)
+    assert first != plate_event_id("cam-1", WHOLE_PHOTO_TRACK_ID, "AB12CDE", seq=13)
+    assert first != plate_event_id("cam-1", WHOLE_PHOTO_TRACK_ID, "AB12CDE")
+    event = PlateEvent.model_validate(_event(
+        event_id=first, track_id=WHOLE_PHOTO_TRACK_ID, vehicle_class=WHOLE_PHOTO_CLASS,
+        colour="unknown", direction_deg=None, speed=0.0,
+        vehicle_box=Box(x1=0.0, y1=0.0, x2=1.0, y2=1.0)))
+    assert PlateEvent.model_validate_json(event.to_bytes()) == event
+
+
 def test_plate_event_round_trip() -> None:
     event = PlateEvent.model_validate(_event())
     assert PlateEvent.model_validate_json(event.to_bytes()) == event
@@ -205,6 +245,7 @@ def test_plate_event_round_trip() -> None:
     ({"text": "ab12cde"}, "pattern"),
     ({"colour": "purple"}, "colour"),
     ({"direction_deg": 360.0}, "direction_deg"),
+    ({"track_id": -1}, "track_id"),
 ])
 def test_plate_event_rejects(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):

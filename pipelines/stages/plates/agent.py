@@ -10,8 +10,11 @@ once. A read is put in the site's format (the site's ``plates.formats``, first t
 once a track's vote is stable the plate is matched against every list in the store
 (hotlists and allow lists, one OCR confusion tolerated) and published once per (track,
 plate), and kept as a sighting (:mod:`argus.plates.sightings`, sealed, searchable for
-the retention). Outcomes are counted in ``argus_plates_total{outcome}``. Needs ``ARGUS_PLATE_KEY``:
-the lists are keyed and sealed with it.
+the retention). On a ``stills`` camera reading whole photos (``plates.whole_photo``, on by
+default for stills) a photo with no vehicle to read (a close-up of a plate, the rear of one
+car the detector does not box) is read whole under the pseudo track 0 and published under
+the same stills rule. Outcomes are counted in ``argus_plates_total{outcome}``. Needs
+``ARGUS_PLATE_KEY``: the lists are keyed and sealed with it.
 """
 
 from __future__ import annotations
@@ -45,10 +48,37 @@ from pipelines.stages.plates.tracks import (
     vehicle_colour,
 )
 from schemas.detections import Box
-from schemas.plates import PlateEvent, PlateHit
-from schemas.tracks import Track, Tracks
+from schemas.plates import WHOLE_PHOTO_CLASS, WHOLE_PHOTO_TRACK_ID, PlateEvent, PlateHit
+from schemas.tracks import Track, Tracks, Velocity
 
 log = get_logger(__name__)
+
+
+WHOLE_IMAGE = Box(x1=0.0, y1=0.0, x2=1.0, y2=1.0)
+STANDING = Velocity(vx=0.0, vy=0.0)
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """What is read on a frame: a vehicle track, or the whole still (``box`` None)."""
+
+    track_id: int
+    box: Box | None
+    class_name: str
+    velocity: Velocity
+
+    @classmethod
+    def of(cls, track: Track) -> Vehicle:
+        return cls(track.track_id, track.box, track.class_name, track.velocity)
+
+    @property
+    def whole_photo(self) -> bool:
+        return self.box is None
+
+
+WHOLE_PHOTO = Vehicle(WHOLE_PHOTO_TRACK_ID, None, WHOLE_PHOTO_CLASS, STANDING)
+"""A still with no vehicle to read, read whole: one pseudo vehicle, the same id on every
+photo (deterministic ids on a replay; the event id adds the frame's seq)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +90,7 @@ class BestRead:
     plate_box: Box
     format_id: str
     fixes: int
-    track: Track
+    vehicle: Vehicle
     aspect: float
 
 
@@ -103,7 +133,8 @@ class PlateAgent:
             book = self.books[camera.id] = TrackPlates(PlateTrackConfig(
                 min_width_px=camera.plates.min_width_px, interval_s=self.config.interval_s,
                 max_reads=self.config.max_reads, min_reads=self.config.min_reads,
-                min_share=self.config.min_share, stills=camera.plates.mode == "stills"))
+                min_share=self.config.min_share, stills=camera.plates.mode == "stills",
+                whole_photo=camera.plates.reads_whole_photo))
         return book
 
     async def aclose(self) -> None:
@@ -115,20 +146,24 @@ class PlateAgent:
         if camera is None or camera.plates is None:
             return []
         book = self.book(camera)
-        book.keep_only({t.track_id for t in frame.tracks})
-        due = [t for t in frame.tracks if book.due(t, frame.capture_ts, frame.width)]
+        book.keep_only({t.track_id for t in frame.tracks})  # the whole photo's too: each alone
+        due = [Vehicle.of(t) for t in frame.tracks
+               if book.due(t, frame.capture_ts, frame.width)]
+        if not due and book.whole_photo_due(frame.tracks, frame.capture_ts, frame.width):
+            due = [WHOLE_PHOTO]  # nothing boxed to read: the plate may fill the photo
+            PLATES.labels("whole_photo").inc()
         if not due:
             return []
         jpeg = await self.cache.get(frame.camera_id, frame.seq)
         if jpeg is None:
             PLATES.labels("no_frame").inc(len(due))
             return []
-        results = await asyncio.gather(*(self.model.infer(jpeg, t.box) for t in due))
+        results = await asyncio.gather(*(self.model.infer(jpeg, v.box) for v in due))
         formats = self.topology.site(camera.site).plates.formats
         aspect = frame.width / frame.height if frame.height else 1.0
         known: list[KnownPlate] = []
-        for track, (reads, _ms) in zip(due, results, strict=True):
-            book.attempted(track.track_id, frame.capture_ts)
+        for vehicle, (reads, _ms) in zip(due, results, strict=True):
+            book.attempted(vehicle.track_id, frame.capture_ts)
             fitted = fit(reads, formats)
             if fitted is None:
                 PLATES.labels("unread" if reads else "no_plate").inc()
@@ -138,9 +173,9 @@ class PlateAgent:
             confidences = [float(c) for c in item["confidences"]]
             if len(confidences) != len(text):  # the format dropped or repaired characters
                 confidences = _align(confidences, len(text))
-            best = BestRead(frame.capture_ts, track.box, _box(item["box"]), fmt.id,
-                            fixes, track, aspect)
-            plate = book.add(track.track_id, text, confidences, float(item["score"]),
+            best = BestRead(frame.capture_ts, vehicle.box or WHOLE_IMAGE, _box(item["box"]),
+                            fmt.id, fixes, vehicle, aspect)
+            plate = book.add(vehicle.track_id, text, confidences, float(item["score"]),
                              frame.seq, best)
             if plate is not None:
                 known.append(plate)
@@ -155,14 +190,16 @@ class PlateAgent:
         assert isinstance(best, BestRead)
         text = plate.vote.text
         hits = await asyncio.to_thread(self.match, text)
-        event_id = plate_event_id(camera.id, plate.track_id, text)
+        whole = best.vehicle.whole_photo
+        event_id = plate_event_id(camera.id, plate.track_id, text,
+                                  seq=plate.best_seq if whole else None)
         ref = await self.cache.keep(camera.id, plate.best_seq, snapshot_ref(camera.id,
                                                                             plate.best_seq))
-        colour = "unknown"
-        jpeg = await self.cache.get(camera.id, plate.best_seq)
+        colour = "unknown"  # a whole photo's colour would not be the vehicle's
+        jpeg = None if whole else await self.cache.get(camera.id, plate.best_seq)
         if jpeg is not None:
             colour = await asyncio.to_thread(_colour, jpeg, best.vehicle_box)
-        direction, speed = heading(best.track.velocity, best.aspect)
+        direction, speed = heading(best.vehicle.velocity, best.aspect)
         PLATES.labels("published").inc()
         if any(h.list_kind == "hotlist" for h in hits):
             PLATES.labels("hotlist_hit").inc()
@@ -174,7 +211,7 @@ class PlateAgent:
             seq=plate.best_seq, track_id=plate.track_id, text=text, format_id=best.format_id,
             confidence=round(plate.vote.confidence, 4),
             confidences=[round(c, 4) for c in plate.vote.confidences],
-            reads=plate.vote.reads, fixes=best.fixes, vehicle_class=best.track.class_name,
+            reads=plate.vote.reads, fixes=best.fixes, vehicle_class=best.vehicle.class_name,
             colour=colour, direction_deg=direction, speed=speed, vehicle_box=best.vehicle_box,
             plate_box=best.plate_box, snapshot_ref=ref, hits=hits)
         await asyncio.to_thread(self.sightings.add, event)  # searchable for the retention

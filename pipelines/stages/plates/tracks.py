@@ -8,7 +8,9 @@ Each frame's read, already in the site's format, goes to :meth:`TrackPlates.add`
 per-character vote over the track's reads (:func:`argus.plates.text.vote`) is stable, it
 returns the plate to publish, until :meth:`TrackPlates.published` records it: once per
 (track, plate). A track that has left the frame is
-forgotten with :meth:`TrackPlates.keep_only`.
+forgotten with :meth:`TrackPlates.keep_only`. On a stills camera reading whole photos,
+:meth:`TrackPlates.whole_photo_due` says when a photo has no vehicle to read and is read
+whole instead, under the pseudo track :data:`~schemas.plates.WHOLE_PHOTO_TRACK_ID`.
 
 Also here: the vehicle's colour named from a small palette (:func:`vehicle_colour`) and its
 heading and speed from the track's velocity (:func:`heading`).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +28,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from argus.plates.events import VEHICLE_CLASSES
 from argus.plates.text import Vote, vote
 from schemas.tracks import Track, Velocity
 
-VEHICLES = ("car", "motorcycle", "bus", "truck")
+VEHICLES = VEHICLE_CLASSES
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class PlateTrackConfig:
     """Every frame is a different photo (an ANPR camera sending stills): each vehicle seen
     in a frame is read on that frame alone, whether or not its track is confirmed, and a
     read stands on its own when its every character has ``min_share`` confidence."""
+    whole_photo: bool = False
+    """On stills: a photo in which no vehicle is due (none of ``classes`` seen in it at least
+    ``min_width_px`` wide) is read whole, as one region."""
 
 
 @dataclass
@@ -98,6 +105,15 @@ class TrackPlates:
             return True
         return state.attempts < cfg.max_reads and ts - state.last_read_ts >= cfg.interval_s
 
+    def whole_photo_due(self, tracks: Iterable[Track], ts: float, frame_width: int) -> bool:
+        """Whether to read the photo captured at ``ts`` whole: a stills camera reading whole
+        photos, and no vehicle of the photo to read (:meth:`due`). A vehicle that is read but
+        yields no plate does not make the photo whole; one too narrow to read does not stop
+        it."""
+        cfg = self.config
+        return cfg.stills and cfg.whole_photo and not any(
+            self.due(t, ts, frame_width) for t in tracks)
+
     def attempted(self, track_id: int, ts: float) -> None:
         """A read was made on this frame (whatever came of it)."""
         state = self.tracks.setdefault(track_id, _TrackState())
@@ -139,14 +155,21 @@ class TrackPlates:
                 del self.tracks[track_id]
 
 
-def plate_event_id(camera_id: str, track_id: int, text: str) -> str:
-    """Deterministic event id: a replay publishes the same id.
+def plate_event_id(camera_id: str, track_id: int, text: str, seq: int | None = None) -> str:
+    """Deterministic event id: a replay publishes the same id. ``seq`` (the frame) for a
+    still read whole: its pseudo track is the same on every photo, and each photo is its own
+    vehicle.
 
     >>> plate_event_id("cam-1", 7, "AB12CDE")
     'plate-cam-1-7-ddc92652fa'
+    >>> plate_event_id("cam-1", 0, "AB12CDE", seq=42)
+    'plate-cam-1-0-42-0e6d91116c'
     """
-    digest = hashlib.sha256(f"{camera_id}/{track_id}/{text}".encode()).hexdigest()[:10]
-    return f"plate-{camera_id}-{track_id}-{digest}"
+    if seq is None:
+        digest = hashlib.sha256(f"{camera_id}/{track_id}/{text}".encode()).hexdigest()[:10]
+        return f"plate-{camera_id}-{track_id}-{digest}"
+    digest = hashlib.sha256(f"{camera_id}/{track_id}/{seq}/{text}".encode()).hexdigest()[:10]
+    return f"plate-{camera_id}-{track_id}-{seq}-{digest}"
 
 
 def heading(velocity: Velocity, aspect: float, still: float = 0.01,
