@@ -54,3 +54,11 @@ def test_the_worker_app_uses_the_seek_first_recovery(tmp_path: Path) -> None:
     assert app.conf.TableManager is SeekFirstTableManager
     assert isinstance(app.tables, SeekFirstTableManager)
     assert isinstance(app.tables.recovery, SeekFirstRecovery)
+
+
+def test_the_copied_methods_are_of_the_pinned_faust() -> None:
+    """The two methods are Faust 0.15.3's with the steps reordered: an upgrade must re-check
+    them (and whether Faust still resumes before it seeks)."""
+    import faust
+
+    assert faust.__version__ == "0.15.3", "re-check pipelines/recovery.py against this Faust"
