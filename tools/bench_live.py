@@ -12,7 +12,10 @@ zone) and measures, after a warm-up (``--warmup`` s after the first detection):
   frames the detect stage skipped, tracker skips, dead letters);
 * p50/p95/p99/max of capture → ``detections`` / ``tracks`` / ``events.video`` (arrival
   on the bench's consumer) and of sensor event → alert in Redis (pub/sub arrival);
-* the worker group's consumer lag at start and end and its least-squares slope;
+* the worker group's consumer lag at start and end, and the least-squares slope of its
+  *settled* lag (records already there two seconds earlier and still not committed: the
+  worker commits once a second, so the plain lag swings by up to a second of input with
+  the moment it is read, and that swing read as growth or shrinkage over a run);
 * CPU % (100 = one core) and RSS of every process (with its children) and of the machine;
 * a verdict: "keeps up" or "falls behind" (``tools.bench_measure.verdict``).
 
@@ -153,15 +156,30 @@ class Probe:
                 self.errors.append(f"sensor post: {exc}")
 
 
+def _parts(consumer: KafkaConsumer, settings: Settings) -> list[TopicPartition]:
+    return [TopicPartition(settings.topic(t), p) for t in LAG_TOPICS
+            for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
+
+
+def _ends(consumer: KafkaConsumer, settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of every partition the lag counts, now."""
+    return dict(consumer.end_offsets(_parts(consumer, settings)))
+
+
 def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
-         groups: list[str] | None = None) -> dict[str, int]:
+         groups: list[str] | None = None,
+         ends_before: dict[TopicPartition, int] | None = None) -> dict[str, int]:
     """Lag per topic of the worker group(s); with several groups (``--detect-workers``),
-    each counts on the topics it has committed on."""
+    each counts on the topics it has committed on. With ``ends_before`` (:func:`_ends` a
+    few seconds earlier) also ``settled``: the records that were already there then and
+    are still not committed. The worker commits once a second, so the plain lag swings by
+    up to a second of input with the moment it is read; ``settled`` does not, and grows
+    only when the pipeline falls behind."""
     names = groups or [settings.app_id]
-    parts = [TopicPartition(settings.topic(t), p) for t in LAG_TOPICS
-             for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
+    parts = _parts(consumer, settings)
     ends, starts = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
     out = {t: 0 for t in LAG_TOPICS}
+    settled = 0
     for group in names:
         committed = admin.list_group_offsets([group]).get(group, {})
         topics = {tp.topic for tp in committed}
@@ -171,7 +189,10 @@ def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
             meta = committed.get(tp)
             offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
             out[tp.topic.removeprefix(settings.topic_prefix)] += max(0, ends[tp] - offset)
-    return {**out, "total": sum(out.values())}
+            if ends_before is not None:
+                settled += max(0, ends_before.get(tp, 0) - offset)
+    return {**out, "total": sum(out.values()),
+            **({"settled": settled} if ends_before is not None else {})}
 
 
 def run_live(base: Settings, cameras: int, fps: float, duration: float, sources: list[str],
@@ -231,12 +252,16 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
                                           for g in grabbers)}
 
         first = snapshot()
-        lags = [(first["t"], float(first["lag"]["total"]))]
+        lags: list[tuple[float, float]] = []  # settled lag (_lag): the verdict's slope
+        by_topic = [(0.0, first["lag"])]  # the plain lag per topic, in the JSON
         while time.time() < first["t"] + duration:
             children.check()
+            ends = _ends(offsets, settings)
             time.sleep(min(2.0, max(0.0, first["t"] + duration - time.time())))
-            lag = _lag(admin, offsets, settings, groups)
-            lags.append((time.time(), float(lag["total"])))
+            lag = _lag(admin, offsets, settings, groups, ends_before=ends)
+            lags.append((time.time(), float(lag["settled"])))
+            by_topic.append((round(time.time() - first["t"], 1),
+                             {k: v for k, v in lag.items() if v and k != "settled"}))
         last = snapshot()
         t0, t1 = first["t"], last["t"]
         grace = time.time() + 5  # alerts of the last sensor events may land just after
@@ -247,6 +272,7 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
             "cameras": cameras, "fps": fps, "duration_s": duration, "warmup_s": warmup,
             "sensor_period_s": sensor_period, "sources": [Path(x).name for x in sources],
             "detect_workers": detect_workers, "overload_cameras": total})
+        result["lag"]["series_by_topic"] = by_topic
         if total > cameras:
             result["recovery"] = _recover(children, ports, workers, probe, admin, offsets,
                                           settings, groups, cameras * fps, recovery)

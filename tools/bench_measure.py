@@ -226,8 +226,8 @@ def report(first: Mapping[str, Any], last: Mapping[str, Any],
            posted: Mapping[str, float], alerted: Mapping[str, float], group: str
            ) -> dict[str, Any]:
     """The figures of a run from two snapshots (``t``, ``procs``, ``cpu``, ``lag``, and the
-    ``worker`` and ``grabber`` scrapes) at the window's start and end, the lag samples
-    ``(t, total)``, the latency samples ``(arrival, seconds)`` per topic, and the sensor
+    ``worker`` and ``grabber`` scrapes) at the window's start and end, the settled lag
+    samples ``(t, total)`` (``tools.bench_live._lag``), the latency samples ``(arrival, seconds)`` per topic, and the sensor
     events posted / alerted (event id → time). Only what falls in the window counts."""
     t0, t1 = first["t"], last["t"]
     window = max(t1 - t0, 1e-9)
@@ -272,7 +272,7 @@ def report(first: Mapping[str, Any], last: Mapping[str, Any],
         "latency": latency,
         "lag": {"group": group, "start": dict(first["lag"]), "end": dict(last["lag"]),
                 "slope_per_s": round(lag_slope, 3), "samples": len(lags),
-                "series": [(round(t - t0, 1), round(y)) for t, y in lags]},
+                "settled_series": [(round(t - t0, 1), round(y)) for t, y in lags]},
         "sensor": {"posted": len(ours), "alerted": sum(e in alerted for e in ours)},
         "processes": processes,
         "keeps_up": keeps_up, "verdict": "keeps up" if keeps_up else "falls behind",
@@ -359,7 +359,7 @@ def format_table(run: Mapping[str, Any]) -> str:
                       for name in run["latency"]]])
     lag = run["lag"]
     lines += ["", f"consumer lag (group {lag['group']}): start {lag['start']['total']}, "
-              f"end {lag['end']['total']}, slope {lag['slope_per_s']:+.2f} msg/s "
+              f"end {lag['end']['total']}, settled lag slope {lag['slope_per_s']:+.2f} msg/s "
               f"(frames.raw start {lag['start']['frames.raw']}, end {lag['end']['frames.raw']})",
               f"sensor events: {run['sensor']['posted']} posted, {run['sensor']['alerted']} "
               f"alerted; alert changes naming them: {run.get('alert_changes') or '-'}", ""]

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import TopicPartition
 
+from argus.settings import Settings
 from argus.topology import parse_topology
 from tools import bench_live
 from tools import bench_measure as m
@@ -157,3 +159,42 @@ def test_find_max_stops_at_the_first_step_that_falls_behind(
     assert ran == [2, 4, 6]
     result = json.loads(out.read_text())
     assert result["max_cameras_keeping_up"] == 4 and len(result["steps"]) == 3
+
+
+class _Meta:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _Kafka:
+    """The Kafka calls ``_lag`` makes (admin and consumer), on one partition ``tp`` of
+    ``frames.raw``: end offset ``end``, committed offset ``committed``."""
+
+    def __init__(self, tp: TopicPartition, end: int, committed: int) -> None:
+        self.tp, self.end, self.committed = tp, end, committed
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {self.tp.partition} if topic == self.tp.topic else set()
+
+    def end_offsets(self, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in parts}
+
+    def beginning_offsets(self, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in parts}
+
+    def list_group_offsets(self, groups: list[str]) -> dict[str, dict[TopicPartition, _Meta]]:
+        return {g: {self.tp: _Meta(self.committed)} for g in groups}
+
+
+@pytest.mark.parametrize(("end_before", "end", "committed", "lag", "settled"), [
+    (100, 140, 100, 40, 0),   # a second of input since the last commit: not behind
+    (100, 140, 139, 1, 0),    # just committed
+    (100, 140, 90, 50, 10),   # ten records that were there two seconds ago still waiting
+])
+def test_settled_lag_ignores_what_arrived_since_the_last_commit(
+        end_before: int, end: int, committed: int, lag: int, settled: int) -> None:
+    settings = Settings(topic_prefix="t.")
+    tp = TopicPartition("t.frames.raw", 0)
+    kafka: Any = _Kafka(tp, end, committed)
+    out = bench_live._lag(kafka, kafka, settings, ["g"], ends_before={tp: end_before})
+    assert out["frames.raw"] == lag and out["total"] == lag and out["settled"] == settled
