@@ -54,13 +54,12 @@ from argus.settings import Settings, get_settings
 from services.sensor_gateway.logic import event_id
 from tools import bench_measure as m
 from tools import stack
+from tools.bench_lag import end_offsets, group_lag
 from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
 
 DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
                    "data/videos/person-bicycle-car-detection.mp4",
                    "data/videos/car-detection.mp4", "data/pets09_s2l1/vtest.avi")
-LAG_TOPICS = ("frames.raw", "detections", "tracks", "events.video", "events.face",
-              "sensors.events", "correlation.ticks")
 FIND_MAX_STEPS = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
@@ -156,45 +155,6 @@ class Probe:
                 self.errors.append(f"sensor post: {exc}")
 
 
-def _parts(consumer: KafkaConsumer, settings: Settings) -> list[TopicPartition]:
-    return [TopicPartition(settings.topic(t), p) for t in LAG_TOPICS
-            for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
-
-
-def _ends(consumer: KafkaConsumer, settings: Settings) -> dict[TopicPartition, int]:
-    """The end offset of every partition the lag counts, now."""
-    return dict(consumer.end_offsets(_parts(consumer, settings)))
-
-
-def _lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
-         groups: list[str] | None = None,
-         ends_before: dict[TopicPartition, int] | None = None) -> dict[str, int]:
-    """Lag per topic of the worker group(s); with several groups (``--detect-workers``),
-    each counts on the topics it has committed on. With ``ends_before`` (:func:`_ends` a
-    few seconds earlier) also ``settled``: the records that were already there then and
-    are still not committed. The worker commits once a second, so the plain lag swings by
-    up to a second of input with the moment it is read; ``settled`` does not, and grows
-    only when the pipeline falls behind."""
-    names = groups or [settings.app_id]
-    parts = _parts(consumer, settings)
-    ends, starts = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
-    out = {t: 0 for t in LAG_TOPICS}
-    settled = 0
-    for group in names:
-        committed = admin.list_group_offsets([group]).get(group, {})
-        topics = {tp.topic for tp in committed}
-        for tp in parts:
-            if len(names) > 1 and tp.topic not in topics:
-                continue
-            meta = committed.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
-            out[tp.topic.removeprefix(settings.topic_prefix)] += max(0, ends[tp] - offset)
-            if ends_before is not None:
-                settled += max(0, ends_before.get(tp, 0) - offset)
-    return {**out, "total": sum(out.values()),
-            **({"settled": settled} if ends_before is not None else {})}
-
-
 def run_live(base: Settings, cameras: int, fps: float, duration: float, sources: list[str],
              warmup: float = 15.0, sensor_period: float = 10.0,
              detect_workers: int = 0, overload: int = 0, recovery: float = 90.0,
@@ -245,20 +205,20 @@ def run_live(base: Settings, cameras: int, fps: float, duration: float, sources:
 
         def snapshot() -> dict[str, Any]:
             return {"t": time.time(), "procs": m.sample_processes(roots),
-                    "cpu": m.machine_ticks(), "lag": _lag(admin, offsets, settings, groups),
+                    "cpu": m.machine_ticks(), "lag": group_lag(admin, offsets, settings, groups),
                     "worker": "\n".join(get(f"http://127.0.0.1:{ports[w]}/metrics")
                                         for w in workers),
                     "grabber": "\n".join(get(f"http://127.0.0.1:{ports[g]}/metrics")
                                           for g in grabbers)}
 
         first = snapshot()
-        lags: list[tuple[float, float]] = []  # settled lag (_lag): the verdict's slope
+        lags: list[tuple[float, float]] = []  # settled lag (group_lag): the verdict's slope
         by_topic = [(0.0, first["lag"])]  # the plain lag per topic, in the JSON
         while time.time() < first["t"] + duration:
             children.check()
-            ends = _ends(offsets, settings)
+            ends = end_offsets(offsets, settings)
             time.sleep(min(2.0, max(0.0, first["t"] + duration - time.time())))
-            lag = _lag(admin, offsets, settings, groups, ends_before=ends)
+            lag = group_lag(admin, offsets, settings, groups, ends_before=ends)
             lags.append((time.time(), float(lag["settled"])))
             by_topic.append((round(time.time() - first["t"], 1),
                              {k: v for k, v in lag.items() if v and k != "settled"}))
@@ -319,7 +279,7 @@ def _recover(children: Children, ports: dict[str, int], workers: list[str], prob
     streak_from: float | None = None
     while time.time() < t_stop + limit_s:
         children.check()
-        lag = _lag(admin, offsets, settings, groups)
+        lag = group_lag(admin, offsets, settings, groups)
         now = time.time() - t_stop
         timeline.append((round(now, 1), lag["total"], lag["frames.raw"]))
         if lag["total"] <= steady:
@@ -333,7 +293,7 @@ def _recover(children: Children, ports: dict[str, int], workers: list[str], prob
     after = [lat for at, lat in probe.samples["detections"] if at >= t_stop + (recovered_at or 0)]
     children.stop_one("grabber")
     drained = time.time() + 30
-    while time.time() < drained and _lag(admin, offsets, settings, groups)["frames.raw"] > 0:
+    while time.time() < drained and group_lag(admin, offsets, settings, groups)["frames.raw"] > 0:
         time.sleep(0.5)
     worker = "\n".join(get(f"http://127.0.0.1:{ports[w]}/metrics") for w in workers)
     return {"recovered": recovered_at is not None,
@@ -341,7 +301,7 @@ def _recover(children: Children, ports: dict[str, int], workers: list[str], prob
             "steady_lag_limit": round(steady), "lag_timeline": timeline,
             "latency_after_recovery": m.percentiles(after),
             "accounting": m.frame_accounting(_published(offsets, settings), worker,
-                                             _lag(admin, offsets, settings,
+                                             group_lag(admin, offsets, settings,
                                                   groups)["frames.raw"])}
 
 

@@ -227,7 +227,7 @@ def report(first: Mapping[str, Any], last: Mapping[str, Any],
            ) -> dict[str, Any]:
     """The figures of a run from two snapshots (``t``, ``procs``, ``cpu``, ``lag``, and the
     ``worker`` and ``grabber`` scrapes) at the window's start and end, the settled lag
-    samples ``(t, total)`` (``tools.bench_live._lag``), the latency samples ``(arrival,
+    samples ``(t, total)`` (``tools.bench_lag.group_lag``), the latency samples ``(arrival,
     seconds)`` per topic, and the sensor events posted / alerted (event id → time). Only
     what falls in the window counts."""
     t0, t1 = first["t"], last["t"]

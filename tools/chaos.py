@@ -56,7 +56,8 @@ from argus.settings import Settings, get_settings
 from services.sensor_gateway.logic import event_id
 from tools import bench_measure as m
 from tools import stack
-from tools.bench_live import DEFAULT_SOURCES, Probe, _lag, _start_workers, teardown
+from tools.bench_lag import group_lag
+from tools.bench_live import DEFAULT_SOURCES, Probe, _start_workers, teardown
 from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
 from tools.chaos_report import (
     alert_changes,
@@ -236,7 +237,7 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
         def watch(until: float) -> None:
             while time.time() < until:
                 with contextlib.suppress(Exception):  # Kafka may be the fault
-                    by_topic = _lag(admin, offsets, settings, [settings.app_id])
+                    by_topic = group_lag(admin, offsets, settings, [settings.app_id])
                     lag = by_topic.pop("total")
                     lags.append((time.time(), lag))
                     lags_by_topic.append((time.time(), by_topic))

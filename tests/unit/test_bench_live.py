@@ -12,7 +12,7 @@ from kafka import TopicPartition
 
 from argus.settings import Settings
 from argus.topology import parse_topology
-from tools import bench_live
+from tools import bench_lag, bench_live
 from tools import bench_measure as m
 from tools.cli import main as cli_main
 
@@ -167,7 +167,7 @@ class _Meta:
 
 
 class _Kafka:
-    """The Kafka calls ``_lag`` makes (admin and consumer), on one partition ``tp`` of
+    """The Kafka calls ``group_lag`` makes (admin and consumer), on one partition ``tp`` of
     ``frames.raw``: end offset ``end``, committed offset ``committed``."""
 
     def __init__(self, tp: TopicPartition, end: int, committed: int) -> None:
@@ -196,5 +196,5 @@ def test_settled_lag_ignores_what_arrived_since_the_last_commit(
     settings = Settings(topic_prefix="t.")
     tp = TopicPartition("t.frames.raw", 0)
     kafka: Any = _Kafka(tp, end, committed)
-    out = bench_live._lag(kafka, kafka, settings, ["g"], ends_before={tp: end_before})
+    out = bench_lag.group_lag(kafka, kafka, settings, ["g"], ends_before={tp: end_before})
     assert out["frames.raw"] == lag and out["total"] == lag and out["settled"] == settled
