@@ -24,8 +24,8 @@ def end_offsets(consumer: KafkaConsumer, settings: Settings) -> dict[TopicPartit
 
 
 def group_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, settings: Settings,
-         groups: list[str] | None = None,
-         ends_before: dict[TopicPartition, int] | None = None) -> dict[str, int]:
+              groups: list[str] | None = None,
+              ends_before: dict[TopicPartition, int] | None = None) -> dict[str, int]:
     """Lag per topic of the worker group(s); with several groups (``--detect-workers``),
     each counts on the topics it has committed on. With ``ends_before`` (:func:`end_offsets` a
     few seconds earlier) also ``settled``: the records that were already there then and

@@ -32,14 +32,12 @@ from argus.plates.events import VEHICLE_CLASSES
 from argus.plates.text import Vote, vote
 from schemas.tracks import Track, Velocity
 
-VEHICLES = VEHICLE_CLASSES
-
 
 @dataclass(frozen=True)
 class PlateTrackConfig:
     """When to read a track's plate and when its vote counts."""
 
-    classes: tuple[str, ...] = VEHICLES
+    classes: tuple[str, ...] = VEHICLE_CLASSES
     min_width_px: int = 60
     """Narrower vehicle boxes (in frame pixels) are not read: the plate would be a few pixels."""
     interval_s: float = 0.5
@@ -165,11 +163,9 @@ def plate_event_id(camera_id: str, track_id: int, text: str, seq: int | None = N
     >>> plate_event_id("cam-1", 0, "AB12CDE", seq=42)
     'plate-cam-1-0-42-0e6d91116c'
     """
-    if seq is None:
-        digest = hashlib.sha256(f"{camera_id}/{track_id}/{text}".encode()).hexdigest()[:10]
-        return f"plate-{camera_id}-{track_id}-{digest}"
-    digest = hashlib.sha256(f"{camera_id}/{track_id}/{seq}/{text}".encode()).hexdigest()[:10]
-    return f"plate-{camera_id}-{track_id}-{seq}-{digest}"
+    parts = [camera_id, str(track_id), *([] if seq is None else [str(seq)])]
+    digest = hashlib.sha256("/".join([*parts, text]).encode()).hexdigest()[:10]
+    return "-".join(["plate", *parts, digest])
 
 
 def heading(velocity: Velocity, aspect: float, still: float = 0.01,
