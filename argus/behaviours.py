@@ -29,12 +29,10 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from argus.classes import BAG_CLASSES, PERSON_CLASSES, VEHICLE_CLASSES
 from argus.schedule import Schedule
 
 Point = tuple[float, float]
-PEOPLE = ["person"]
-BAGS = ["backpack", "handbag", "suitcase"]
-VEHICLES = ["car", "bus", "truck", "motorcycle"]
 
 
 class _Frozen(BaseModel):
@@ -51,7 +49,7 @@ def _normalised(point: Point) -> Point:
 class _Behaviour(_Frozen):
     enabled: bool = True
     schedule: Schedule | None = None
-    classes: list[str] = Field(default_factory=lambda: list(PEOPLE), min_length=1)
+    classes: list[str] = Field(default_factory=lambda: list(PERSON_CLASSES), min_length=1)
 
 
 class Line(_Behaviour):
@@ -140,7 +138,7 @@ class AbandonedObject(_Behaviour):
     with no one near is unattended from the start. Still: the bag's centre stays within
     ``tolerance`` of its own box height from where it settled."""
 
-    classes: list[str] = Field(default_factory=lambda: list(BAGS), min_length=1)
+    classes: list[str] = Field(default_factory=lambda: list(BAG_CLASSES), min_length=1)
     still_s: float = Field(default=30.0, gt=0)
     owner_radius: float = Field(default=1.5, gt=0)
     leave_radius: float = Field(default=3.0, gt=0)
@@ -152,7 +150,7 @@ class VehicleStopped(_Behaviour):
     """A vehicle whose centre stays within ``tolerance`` of its box height from where it
     stopped, inside the zone, for ``stopped_s`` seconds (a no-parking zone)."""
 
-    classes: list[str] = Field(default_factory=lambda: list(VEHICLES), min_length=1)
+    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
     stopped_s: float = Field(default=60.0, gt=0)
     tolerance: float = Field(default=0.3, gt=0)
     grace_s: float = Field(default=5.0, ge=0)

@@ -19,7 +19,9 @@ zone) and measures, after a warm-up (``--warmup`` s after the first detection):
 * CPU % (100 = one core) and RSS of every process (with its children) and of the machine;
 * a verdict: "keeps up" or "falls behind" (``tools.bench_measure.verdict``).
 
-``--find-max`` runs 2, 4, 6, 8, 12, ... cameras at ``--fps`` until one falls behind.
+``--find-max`` runs 2, 4, 6, 8, 12, ... cameras at ``--fps`` (from ``--start-cameras``) until
+one falls behind, then halves the interval between the largest N that kept up and the
+smallest that did not until they are one apart (``bench_measure.next_find_max``).
 ``--overload N`` runs N cameras (a second grabber for the extra ones) during the measured
 window, then stops the extra ones and reports how long the lag took to settle, the latency
 after that, and where every published frame went (detected, skipped as stale,
@@ -358,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sensor-period", type=float, default=10.0,
                         help="seconds between scripted sensor events of one camera")
     parser.add_argument("--find-max", action="store_true",
-                        help=f"largest N of {FIND_MAX_STEPS} that keeps up at --fps")
+                        help=f"largest N that keeps up at --fps: steps {FIND_MAX_STEPS}, "
+                             "then halving the interval")
+    parser.add_argument("--start-cameras", type=int, default=FIND_MAX_STEPS[0],
+                        help="--find-max: the first N tried")
     parser.add_argument("--step-duration", type=float, default=60.0,
                         help="--find-max: measured seconds per step")
     parser.add_argument("--detect-workers", type=int, default=0,
@@ -397,13 +402,15 @@ def main(argv: list[str] | None = None) -> int:
             print(m.format_table(result), flush=True)
         else:
             steps: list[dict[str, Any]] = []
-            for n in FIND_MAX_STEPS:
+            tried: dict[int, bool] = {}
+            n: int | None = m.next_find_max(tried, FIND_MAX_STEPS, args.start_cameras)
+            while n is not None:
                 steps.append(run_live(base, n, args.fps, args.step_duration, sources,
                                       args.warmup, args.sensor_period))
                 print(m.format_table(steps[-1]) + "\n", flush=True)
-                if not steps[-1]["keeps_up"]:
-                    break
-            best = max((s["parameters"]["cameras"] for s in steps if s["keeps_up"]), default=0)
+                tried[n] = bool(steps[-1]["keeps_up"])
+                n = m.next_find_max(tried, FIND_MAX_STEPS, args.start_cameras)
+            best = max((c for c, ok in tried.items() if ok), default=0)
             result = {"mode": "find-max", "fps": args.fps, "max_cameras_keeping_up": best,
                       "steps": steps}
             print(f"largest N that keeps up at {args.fps:g} fps: {best or 'none'}")

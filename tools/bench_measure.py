@@ -221,6 +221,30 @@ def verdict(lag_slope: float, end_lag: float, input_fps: float, p95_event_ms: fl
     return not reasons, reasons
 
 
+def next_find_max(tried: Mapping[int, bool], steps: Sequence[int], start: int = 1
+                  ) -> int | None:
+    """The next camera count ``--find-max`` runs, or None when it is done.
+
+    ``tried`` maps each count run so far to whether it kept up. Counts of ``steps`` from
+    ``start`` on are run until one falls behind; then the interval between the largest count
+    that kept up (0 when none did) and the smallest that fell behind is halved
+    until the two are one apart.
+
+    >>> next_find_max({}, (2, 4, 8), 2), next_find_max({2: True, 4: True}, (2, 4, 8), 2)
+    (2, 8)
+    >>> next_find_max({2: True, 4: True, 8: False}, (2, 4, 8), 2)
+    6
+    >>> next_find_max({2: True, 4: True, 8: False, 6: True, 7: False}, (2, 4, 8), 2) is None
+    True
+    """
+    failed = [n for n, ok in tried.items() if not ok]
+    if not failed:
+        return next((n for n in steps if n >= start and n not in tried), None)
+    high = min(failed)
+    low = max((n for n, ok in tried.items() if ok and n < high), default=0)
+    return (low + high) // 2 if high - low > 1 else None
+
+
 def report(first: Mapping[str, Any], last: Mapping[str, Any],
            lags: Sequence[tuple[float, float]], samples: Mapping[str, list[tuple[float, float]]],
            posted: Mapping[str, float], alerted: Mapping[str, float], group: str

@@ -42,14 +42,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from argus.classes import VEHICLE_CLASSES
 from argus.modelcode import load_yolox_module, triton_parameters
 from argus.plates.reader import local_reader, plate_of
 from argus.plates.text import PlateFormat, edit_distance
 from argus.settings import get_settings
 from tools.bench import machine
 
-VEHICLES = {"car": 2, "motorcycle": 3, "bus": 5, "truck": 7}
-"""COCO class ids read for plates."""
+VEHICLE_IDS = frozenset(load_yolox_module().COCO_CLASSES.index(name)
+                        for name in VEHICLE_CLASSES)
+"""The COCO class ids of the vehicles whose plates are read."""
 CROP_MARGIN = 0.15
 
 
@@ -183,7 +185,7 @@ def select_vehicles(boxes: list[list[float]], scores: list[float], classes: list
     order = sorted(range(len(boxes)), key=lambda i: -scores[i])
     for i in order:
         box = tuple(boxes[i])
-        if classes[i] not in VEHICLES.values() or scores[i] < min_score or \
+        if classes[i] not in VEHICLE_IDS or scores[i] < min_score or \
                 box[2] - box[0] < min_width:
             continue
         if any(_iou(box, other) >= same_iou for other in kept):

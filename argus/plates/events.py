@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from argus.classes import VEHICLE_CLASSES
 from argus.geometry import point_in_polygon
 from argus.topology import Topology
 from schemas.events import AttributeValue, VideoEvent
 from schemas.plates import WHOLE_PHOTO_TRACK_ID, PlateEvent
 
-VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck")
-"""The COCO classes whose plates are read."""
 FRAME_ZONE = "_frame"
 """The camera zone of a read whose vehicle stands in none of the camera's zones."""
 

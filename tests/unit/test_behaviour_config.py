@@ -53,7 +53,7 @@ def test_good_config_and_defaults() -> None:
     assert b.abandoned_object is not None
     assert b.abandoned_object.classes == ["backpack", "handbag", "suitcase"]
     assert b.vehicle_stopped is not None
-    assert b.vehicle_stopped.classes == ["car", "bus", "truck", "motorcycle"]
+    assert b.vehicle_stopped.classes == ["car", "motorcycle", "bus", "truck"]
     assert b.vehicle_stopped.schedule == Schedule(site="closed")
 
 

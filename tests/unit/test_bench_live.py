@@ -143,22 +143,30 @@ def test_cli_bench_live_rejects_a_missing_video(capsys: pytest.CaptureFixture[st
     assert "no such video" in capsys.readouterr().err
 
 
-def test_find_max_stops_at_the_first_step_that_falls_behind(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("limit", "start", "ran", "best"), [
+    (5, 2, [2, 4, 6, 5], 5),             # steps until 6 falls behind, then 5 between 4 and 6
+    (11, 2, [2, 4, 6, 8, 12, 10, 11], 11),
+    (9, 8, [8, 12, 10, 9], 9),           # --start-cameras 8
+    (3, 8, [8, 4, 2, 3], 3),             # the first step fails: halve down from it
+    (0, 2, [2, 1], 0),                   # nothing keeps up
+    (64, 48, [48, 64], 64),              # every step keeps up
+])
+def test_find_max_steps_then_halves_the_interval(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, limit: int, start: int,
+        ran: list[int], best: int) -> None:
     def fake_run(base: object, cameras: int, *args: object) -> dict[str, Any]:
-        ran.append(cameras)
-        return {"parameters": {"cameras": cameras}, "keeps_up": cameras < 6}
+        done.append(cameras)
+        return {"parameters": {"cameras": cameras}, "keeps_up": cameras <= limit}
 
-    ran: list[int] = []
+    done: list[int] = []
     monkeypatch.setattr(bench_live.stack, "up", lambda settings: [])
     monkeypatch.setattr(bench_live, "run_live", fake_run)
     monkeypatch.setattr(bench_live.m, "format_table", lambda run: "table")
     out = tmp_path / "max.json"
-    assert bench_live.main(["--find-max", "--fps", "5", "--sources", __file__,
-                            "--json", str(out)]) == 0
-    assert ran == [2, 4, 6]
-    result = json.loads(out.read_text())
-    assert result["max_cameras_keeping_up"] == 4 and len(result["steps"]) == 3
+    assert bench_live.main(["--find-max", "--start-cameras", str(start), "--fps", "5",
+                            "--sources", __file__, "--json", str(out)]) == 0
+    assert done == ran
+    assert json.loads(out.read_text())["max_cameras_keeping_up"] == best
 
 
 class _Meta:

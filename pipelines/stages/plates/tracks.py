@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from argus.plates.events import VEHICLE_CLASSES
+from argus.classes import VEHICLE_CLASSES
 from argus.plates.text import Vote, vote
 from schemas.tracks import Track, Velocity
 
