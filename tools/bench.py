@@ -9,6 +9,12 @@
   JPEG decode → letterbox → onnxruntime → decode/NMS — no Kafka, no Triton (with
   ``--reid``, the re-id policy of the detect stage too).
 
+* **pipeline from the JPEGs**: the pipeline again, fed the plain loop's own JPEG frames
+  (published to ``frames.raw`` by this process as fast as the producer takes them) instead
+  of the grabber decoding the video and encoding each frame: like for like with the plain
+  loop, whose input is those JPEGs, ready in memory. A camera that sends JPEG (MJPEG,
+  stills) costs the grabber little; one that sends H.264 costs it a decode and an encode.
+
 The plain loop runs before and after the pipeline (the machine's speed drifts), and the ratio
 pipeline/plain compares with their mean; it is the figure to drive up. Both also report the
 CPU time a frame costs (every process of the pipeline: grabber, worker, Triton, Kafka), which
@@ -158,10 +164,29 @@ def _warm_up(settings: Settings, camera_id: str, video: Path, consumer: KafkaCon
     raise RuntimeError(f"the warm-up frame was never detected; see {workdir}")
 
 
-def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
-                   ) -> dict[str, Any]:
+def _publish(settings: Settings, camera_id: str, jpegs: list[bytes]) -> None:
+    """Publish ready JPEG frames to ``frames.raw`` as fast as the producer takes them."""
+    from argus.kafka import make_producer
+    from schemas.frames import FrameHeaders
+
+    image = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    producer = make_producer(settings)
+    for seq, jpeg in enumerate(jpegs, start=1):
+        meta = FrameHeaders(camera_id=camera_id, seq=seq, capture_ts=time.time(),
+                            width=image.shape[1], height=image.shape[0])
+        producer.send(settings.topic("frames.raw"), key=camera_id.encode(), value=jpeg,
+                      headers=meta.to_headers())
+    producer.flush()
+    producer.close()
+
+
+def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
+                   jpegs: list[bytes] | None = None) -> dict[str, Any]:
     """Grabber → Kafka → detect (Triton) → detections, on isolated topics; ``reid``: with
-    the re-identification embeddings the shipped pipeline computes for the tracker."""
+    the re-identification embeddings the shipped pipeline computes for the tracker.
+    ``jpegs``: this process publishes these frames, already JPEG (the plain loop's input),
+    in place of the grabber decoding the video and encoding each frame."""
     from services.frame_grabber.grabber import FrameGrabber
 
     workdir = Path(tempfile.mkdtemp(prefix="argus-bench-"))
@@ -193,17 +218,21 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
         camera = load_topology(topology_path, settings.shared).cameras[0]
         _warm_up(settings, camera.id, video, consumer, worker, workdir)
         # a buffer for every frame: this measures throughput, not drop-oldest backpressure
-        grabber = FrameGrabber([camera], settings, buffer_size=frames + 1)
+        grabber = None if jpegs else FrameGrabber([camera], settings, buffer_size=frames + 1)
         latencies: list[float] = []
         seen = 0
         first_at: float | None = None
-        roots = {"bench (grabber)": os.getpid(), "worker": worker.pid,
+        roots = {"bench (publisher)" if jpegs else "bench (grabber)": os.getpid(),
+                 "worker": worker.pid,
                  **{server.name: server.pid() or 0 for server in stack.servers(base)
                     if server.name in ("kafka", "triton")}}
         cpu_before = m.sample_processes(roots)
         busy_before = m.machine_ticks()
-        grabber.start()
         started = time.perf_counter()
+        if grabber is None:
+            _publish(settings, camera.id, (jpegs or [])[:frames])
+        else:
+            grabber.start()
         deadline = time.monotonic() + max(120.0, frames * 0.5)
         while seen < frames and time.monotonic() < deadline:
             if worker.poll() is not None:
@@ -218,7 +247,8 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False
         elapsed = time.perf_counter() - started
         cpu_after = m.sample_processes(roots)
         busy_after = m.machine_ticks()
-        grabber.stop()
+        if grabber is not None:
+            grabber.stop()
         if seen < frames:
             raise RuntimeError(f"only {seen}/{frames} detections arrived; see {workdir}")
         steady = (frames - 1) / (time.perf_counter() - (first_at or started)) if frames > 1 else 0
@@ -265,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     # runs, and the ratio compares with the mean of the two
     before = bench_plain(base, jpegs, reid=args.reid)
     pipeline = bench_pipeline(base, video, frames, reid=args.reid)
+    from_jpegs = bench_pipeline(base, video, frames, reid=args.reid, jpegs=jpegs)
     after = bench_plain(base, jpegs, reid=args.reid)
     mean_fps = round(2 / (1 / before["fps"] + 1 / after["fps"]), 2)
     plain = {**after, "fps": mean_fps, "seconds": round(frames / mean_fps, 3),
@@ -278,8 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         "frames": frames,
         "reid": args.reid,
         "pipeline": pipeline,
+        "pipeline_from_jpegs": from_jpegs,
         "plain_loop": plain,
         "ratio_pipeline_to_plain": round(pipeline["fps"] / plain["fps"], 3),
+        "ratio_from_jpegs_to_plain": round(from_jpegs["fps"] / plain["fps"], 3),
         "cpu_ratio_plain_to_pipeline": round(plain["cpu_ms_per_frame"]
                                              / pipeline["cpu_ms_per_frame"]["total"], 3),
     }
@@ -288,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         ("grabber→Kafka→detect(Triton)→detections" + (" +re-id" if args.reid else ""),
          str(frames), str(pipeline["seconds"]),
          str(pipeline["fps"])),
+        ("the plain loop's JPEGs→Kafka→detect(Triton)→detections" + (" +re-id" if args.reid
+                                                                    else ""),
+         str(frames), str(from_jpegs["seconds"]), str(from_jpegs["fps"])),
         ("plain loop: decode→onnxruntime→NMS" + (" +re-id" if args.reid else ""),
          str(frames), str(plain["seconds"]),
          f"{plain['fps']} (before {before['fps']}, after {after['fps']})"),
@@ -298,9 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + "\n")
     out.write(f"ratio pipeline/plain: {result['ratio_pipeline_to_plain']}  "
               f"(capture→detection p50 {pipeline['latency_ms_p50']} ms, "
-              f"p95 {pipeline['latency_ms_p95']} ms)\n")
+              f"p95 {pipeline['latency_ms_p95']} ms); from the same JPEGs: "
+              f"{result['ratio_from_jpegs_to_plain']}\n")
     cpu = pipeline["cpu_ms_per_frame"]
     out.write("CPU ms per frame: pipeline " + ", ".join(f"{k} {v}" for k, v in cpu.items())
+              + "; from the JPEGs " + ", ".join(
+                  f"{k} {v}" for k, v in from_jpegs["cpu_ms_per_frame"].items())
               + f"; plain loop {plain['cpu_ms_per_frame']}; machine busy "
               f"{pipeline['machine_busy_pct']} % during the pipeline (100 per core)\n")
     text = json.dumps(result, indent=2)

@@ -19,5 +19,8 @@ def test_bench_smoke(stack: Settings, tmp_path: Path, capsys: pytest.CaptureFixt
     result = json.loads(out.read_text())
     assert result["frames"] == 20
     assert result["pipeline"]["frames"] == 20 and result["pipeline"]["fps"] > 0
+    assert result["pipeline_from_jpegs"]["frames"] == 20
+    assert result["pipeline_from_jpegs"]["cpu_ms_per_frame"]["bench (publisher)"] >= 0
     assert result["plain_loop"]["fps"] > 0 and result["ratio_pipeline_to_plain"] > 0
+    assert result["ratio_from_jpegs_to_plain"] > 0
     assert "ratio pipeline/plain" in capsys.readouterr().out
