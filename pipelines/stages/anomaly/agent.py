@@ -310,7 +310,8 @@ class AnomalyAgent:
         attributes: dict[str, str | int | float | bool] = {
             "score": round(smoothed, 4), "threshold": round(threshold, 4),
             "frame_score": round(result.score, 4), "frames_above": state.trigger.above,
-            "cell": cell}
+            "cell": cell, "why": f"motion {smoothed / threshold if threshold > 0 else 0:.1f}x "
+            f"its threshold (grid cell {cell})"}
         snapshot = await self._snapshot(event_id, jpeg)
         state.stats["events"] += 1
         log.info("anomaly", extra={"event": event_id, **attributes})
