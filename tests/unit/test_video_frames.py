@@ -26,6 +26,7 @@ def brightness_video(path: Path, frames: int = FRAMES, fps: float = FPS) -> Path
 
 def level(jpeg: bytes) -> int:
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image is not None
     return round(float(image.mean()) / 5)
 
 
@@ -43,7 +44,7 @@ def test_time_range_and_downscale(tmp_path: Path) -> None:
     frames = list(sample_video(video, 5.0, start_s=1.0, end_s=2.0, max_width=32))
     assert [f.index for f in frames] == [12, 15, 17, 20, 22]  # the 2nd second only
     image = cv2.imdecode(np.frombuffer(frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape[:2] == (24, 32)
+    assert image is not None and image.shape[:2] == (24, 32)
     paths, times = write_frames(iter(frames), tmp_path / "frames")
     assert [p.name for p in paths][:2] == ["000012.jpg", "000015.jpg"]
     assert times == pytest.approx([i / FPS for i in (12, 15, 17, 20, 22)])
