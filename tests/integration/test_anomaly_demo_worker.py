@@ -90,3 +90,38 @@ def test_the_demo_cyclist_makes_one_event_naming_a_bicycle(private: Private,
     assert str(attrs["why"]).startswith(f"bicycle #{attrs['track_id']}: class seen in 0 of ")
     assert str(attrs["reason"]).endswith(" normal objects")
     print(f"anomaly at {event.ts - t0:.2f} s of the cut: {attrs['why']}")
+
+
+def test_prepare_cuts_trains_once_and_adds_the_camera(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare`` on the real clip and detector (no servers): the cut, the model (trained
+    once), the demo topology with the camera's thresholds, both anomaly methods on."""
+    import io
+    import json
+    import os
+
+    from argus.settings import get_settings
+    from argus.topology import load_topology
+
+    base = get_settings()
+    if not (base.shared / anomaly_demo.VIDEO).is_file():
+        pytest.skip("no bicycle clip")
+    for name in ("ARGUS_TOPOLOGY", "ARGUS_ANOMALY_METHOD"):  # restored at the end, even
+        monkeypatch.setenv(name, "")                         # though prepare sets them
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ARGUS_ANOMALY_OBJECTS_DIR", str(tmp_path / "models"))
+    settings = base.model_copy(update={"cache_dir": tmp_path / "cache"})
+    out = io.StringIO()
+    model = anomaly_demo.prepare(settings, out)
+    assert model == tmp_path / "models" / f"{anomaly_demo.CAMERA_ID}.json", out.getvalue()
+    assert "(trained in " in out.getvalue()
+    info = json.loads(model.read_text())["info"]
+    assert info["tracker"] == anomaly_demo.TRACKING and info["objects"] > 0
+    assert os.environ["ARGUS_ANOMALY_METHOD"] == "flow,objects"
+    topology = load_topology(Path(os.environ["ARGUS_TOPOLOGY"]), settings.shared)
+    camera = topology.camera(anomaly_demo.CAMERA_ID)
+    assert camera is not None and camera.tracking is not None
+    assert camera.tracking.overrides() == anomaly_demo.TRACKING and camera.fps == 5.0
+    again = io.StringIO()
+    assert anomaly_demo.prepare(settings, again) == model
+    assert "trained in" not in again.getvalue()  # the cached model fits
