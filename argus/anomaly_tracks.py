@@ -54,7 +54,7 @@ class FrameScore:
     raw: float
     smoothed: float
     threshold: float
-    track: Track | None  # the object that made the score
+    track: Track | None  # the object that made the score (the most unusual of the window)
     group: str
     reason: str
 
@@ -70,20 +70,33 @@ class FrameScore:
 
 
 class CameraScorer:
-    """One camera's scorer: feed it the camera's ``tracks`` messages in order."""
+    """One camera's scorer: feed it the camera's ``tracks`` messages in order.
+
+    The smoothed score is the mean of the last ``window`` raw frame scores, so the object
+    it names is the most unusual one of those frames (the latest of equals), not only of
+    the current frame: an object seen in one frame (a small cyclist the detector finds
+    once) keeps the mean above the threshold for the next frames, which may hold no
+    object at all."""
 
     def __init__(self, model: ObjectModel, speed_frames: int = SPEED_FRAMES) -> None:
         self.model = model
         self.history = CentreHistory(speed_frames)
-        self.recent: deque[float] = deque(maxlen=max(1, model.window))
+        window = max(1, model.window)
+        self.recent: deque[float] = deque(maxlen=window)
+        self.culprits: deque[tuple[float, Track, str, str] | None] = deque(maxlen=window)
 
     def score(self, message: Tracks) -> FrameScore:
         """Score the frame, update the smoothing and say which object and attribute."""
         rows, tracks = track_rows(message, self.history)
         raw, why = self.model.score_frame(rows)
         self.recent.append(raw)
+        self.culprits.append(None if why is None else
+                             (why.score, tracks[why.index], why.group, why.reason))
         smoothed = float(np.mean(self.recent))
-        if why is None:
+        worst = None
+        for culprit in self.culprits:
+            if culprit is not None and (worst is None or culprit[0] >= worst[0]):
+                worst = culprit
+        if worst is None:
             return FrameScore(raw, smoothed, self.model.threshold, None, "", "")
-        return FrameScore(raw, smoothed, self.model.threshold, tracks[why.index], why.group,
-                          why.reason)
+        return FrameScore(raw, smoothed, self.model.threshold, *worst[1:])

@@ -166,6 +166,19 @@ class CameraPlates(_Frozen):
         return self.mode == "stills" if self.whole_photo is None else self.whole_photo
 
 
+class CameraTracking(_Frozen):
+    """This camera's tracker thresholds, over the worker's ``ARGUS_TRACK_*`` (e.g. a camera
+    scored by the object anomaly method, whose model was trained with 0.3 / 0.1:
+    docs/anomaly.md)."""
+
+    default_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    new_track_margin: float | None = Field(default=None, ge=0.0)
+
+    def overrides(self) -> dict[str, float]:
+        """The thresholds set here (None: the worker's)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Camera(_Frozen):
     id: str = Field(min_length=1, max_length=128)
     site: str
@@ -187,6 +200,8 @@ class Camera(_Frozen):
         description="Person-down detection confirmed with pose (docs/behaviours-fall.md)")
     plates: CameraPlates | None = Field(
         default=None, description="Read licence plates on vehicle tracks (None: off)")
+    tracking: CameraTracking | None = Field(
+        default=None, description="Tracker thresholds of this camera (None: the worker's)")
 
     @model_validator(mode="after")
     def _line_ids(self) -> Camera:

@@ -32,7 +32,7 @@ from argus.settings import REPO_ROOT, Settings
 from argus.stores import alerts as alert_sink
 from argus.stores import counts as count_store
 from schemas.counts import Counts
-from tools import face_demo, plate_demo, stack
+from tools import anomaly_demo, face_demo, plate_demo, stack
 
 log = get_logger(__name__)
 
@@ -44,13 +44,18 @@ def format_alert(alert: dict[str, object]) -> str:
     ...               "zone_id": "z", "camera_id": "c", "last_seen": 0.0, "change": "created",
     ...               "version": 1, "count": 1})
     '1970-01-01T00:00:00Z  HIGH      created  r  site=s zone=z camera=c  id=a1 v1 x1'
+    >>> print(format_alert({"alert_id": "a1", "rule": "r", "severity": "low", "site_id": "s",
+    ...                     "zone_id": "z", "last_seen": 0.0, "title": "Unusual activity"}))
+    1970-01-01T00:00:00Z  LOW       created  r  site=s zone=z camera=-  id=a1 v1 x1
+        Unusual activity
     """
     when = datetime.fromtimestamp(float(str(alert["last_seen"])), UTC)
-    return (f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')}  {str(alert['severity']).upper():<8}  "
+    line = (f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')}  {str(alert['severity']).upper():<8}  "
             f"{alert.get('change', 'created')!s:<7}  {alert['rule']}  "
             f"site={alert['site_id']} zone={alert['zone_id']} "
             f"camera={alert.get('camera_id') or '-'}  id={alert['alert_id']} "
             f"v{alert.get('version', 1)} x{alert.get('count', 1)}")
+    return line + (f"\n    {alert['title']}" if alert.get("title") else "")
 
 
 def format_counts(area: str, counts: Counts) -> str:
@@ -163,6 +168,7 @@ def run_demo(settings: Settings, duration: float | None, keep_stack: bool = Fals
     try:
         faces = face_demo.prepare(settings, out)  # the watchlist camera (before the children)
         plates = plate_demo.prepare(settings, out)  # the ANPR camera
+        anomaly_demo.prepare(settings, out)  # the walkway camera (object anomaly model)
         procs.start("worker", ["-m", "pipelines", "--metrics-port", "29102"], str(log_dir))
         procs.start("sensor-gateway", ["-m", "services.sensor_gateway", "serve", "--port",
                                        "29103"], str(log_dir))

@@ -1,5 +1,6 @@
 """The demo's topology: the configured one plus the cameras the demo adds (the watchlist
-camera of ``tools/face_demo.py``, the ANPR camera of ``tools/plate_demo.py``)."""
+camera of ``tools/face_demo.py``, the ANPR camera of ``tools/plate_demo.py``, the walkway
+camera of ``tools/anomaly_demo.py``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """``argus train anomaly --method objects``: the object-centric anomaly model of a camera.
 
     argus train anomaly --method objects --frames DIR [--labels CSV] --out PATH.json [--fps N]
+    argus train anomaly --method objects --video PATH [--start-s A] [--end-s B]
+        [--exclude-s A-B ...] --fps CAMERA_FPS --out PATH.json
 
 Each frame is run through the detector's own code (``yolox.py`` with the Triton config's
 parameters, letterbox fit) and the track stage's registry and tracker
@@ -22,6 +24,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ from pipelines.stages.track.tracker import TrackerConfig
 from schemas.frames import FrameHeaders
 from tools.anomaly_metrics import Clip, Selection
 from tools.train_anomaly import clip_labels, list_clips, load_labels, normal_pairs
+from tools.video_frames import outside, parse_range, sample_video, write_frames
 
 CACHE_DIR = REPO_ROOT / ".cache" / "anomaly-detections"
 T0 = 1_700_000_000.0  # capture time of a clip's first frame
@@ -61,12 +65,26 @@ class TrackParams:
     threshold: float = 0.3  # tracker high-score threshold (every class)
     new_track_margin: float = 0.1
     speed_frames: int = 5  # velocity = median of the last N frame-to-frame velocities
+    class_thresholds: tuple[tuple[str, float], ...] = ()  # per class name, as
+    # ARGUS_TRACK_CLASS_THRESHOLDS
 
-    def tracker_info(self) -> dict[str, float]:
+    def tracker_info(self) -> dict[str, Any]:
         """The track-stage settings the model is trained for (``info["tracker"]``), under
         the names of ``ARGUS_TRACK_*`` (the stage must run on the same thresholds)."""
-        return {"default_threshold": self.threshold,
-                "new_track_margin": self.new_track_margin}
+        info: dict[str, Any] = {"default_threshold": self.threshold,
+                                "new_track_margin": self.new_track_margin}
+        if self.class_thresholds:
+            info["class_thresholds"] = dict(self.class_thresholds)
+        return info
+
+    def tracker_config(self) -> TrackerConfig:
+        """The tracker these settings describe (re-id off: the frames carry no embeddings)."""
+        unknown = sorted(n for n, _ in self.class_thresholds if n not in COCO_CLASSES)
+        if unknown:
+            raise ValueError(f"unknown class names {unknown}")
+        return TrackerConfig(
+            thresholds={COCO_CLASSES.index(n): v for n, v in self.class_thresholds},
+            default_threshold=self.threshold, new_track_margin=self.new_track_margin)
 
 
 class Extractor:
@@ -117,25 +135,27 @@ class Extractor:
             cache.with_suffix(".tmp.npz").replace(cache)
         return out
 
-    def clip_objects(self, paths: Sequence[Path]) -> tuple[Frames, list[list[dict[str, Any]]]]:
+    def clip_objects(self, paths: Sequence[Path], times: Sequence[float] | None = None
+                     ) -> tuple[Frames, list[list[dict[str, Any]]]]:
         """Per frame: the attribute rows of the objects the tracker matched in it, and
         their track id, class and box (for explanations). Frames go through the track
         stage's own path: ``detections`` messages -> its ``TrackerRegistry`` -> ``tracks``
-        messages -> :func:`argus.anomaly_tracks.track_rows`, as the stage will see them."""
+        messages -> :func:`argus.anomaly_tracks.track_rows`, as the stage will see them.
+        ``times``: the frames' times in seconds (default: ``i / fps``; a 12 fps file
+        sampled at 5 fps has uneven steps, as the grabber's capture times do)."""
         dets = self.detect(paths)
         first = cv2.imread(str(paths[0])) if paths else None
         if first is None:
             raise ValueError(f"cannot read {paths[0] if paths else 'an empty clip'}")
         height, width = first.shape[:2]
         started = time.perf_counter()
-        registry = TrackerRegistry(TrackerConfig(
-            default_threshold=self.track.threshold,
-            new_track_margin=self.track.new_track_margin), COCO_CLASSES)
+        registry = TrackerRegistry(self.track.tracker_config(), COCO_CLASSES)
         history = CentreHistory(self.track.speed_frames)
         rows: Frames = []
         meta: list[list[dict[str, Any]]] = []
         for i, (boxes, scores, classes) in enumerate(dets):
-            frame = FrameHeaders(camera_id="eval", seq=i, capture_ts=T0 + i / self.track.fps,
+            offset = times[i] - times[0] if times is not None else i / self.track.fps
+            frame = FrameHeaders(camera_id="eval", seq=i, capture_ts=T0 + offset,
                                  width=width, height=height)
             message = registry.process(to_detections(frame, boxes, scores, classes, 0.0))
             if message is None:
@@ -234,48 +254,115 @@ class ObjectMethod:
             "examples": reasons[::max(1, len(reasons) // 8)][:8]}
 
 
+def video_objects(extractor: Extractor, video: Path, start_s: float = 0.0,
+                  end_s: float | None = None, exclude: Sequence[tuple[float, float]] = (),
+                  jpeg_quality: int = 85) -> tuple[Frames, int]:
+    """The objects of the normal frames of ``video`` between ``start_s`` and ``end_s``, as
+    a camera at ``extractor.track.fps`` publishes them (``tools.video_frames``), and the
+    number of frames sampled. The tracker runs over every sampled frame (so tracks carry
+    across the ``exclude`` ranges as they do live); frames inside an ``exclude`` range
+    (seconds of the file, e.g. where something abnormal is in view) are not trained on."""
+    with tempfile.TemporaryDirectory(prefix="argus-anomaly-") as tmp:
+        paths, times = write_frames(sample_video(video, extractor.track.fps, start_s, end_s,
+                                                 jpeg_quality), Path(tmp))
+        if not paths:
+            raise ValueError(f"no frames of {video} between {start_s} and {end_s} s")
+        objects, _ = extractor.clip_objects(paths, times)
+    return [objects[int(i)] for i in normal_pairs(outside(times, exclude))], len(paths)
+
+
+def write_model(model: ObjectModel, out: Path) -> None:
+    """Write the model's JSON atomically (temp file + rename: the stage may be reading)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(model.to_dict()), encoding="utf-8")
+    tmp.replace(out)
+
+
+def train_video(video: Path, out: Path, track: TrackParams, params: ObjectParams | None = None,
+                start_s: float = 0.0, end_s: float | None = None,
+                exclude: Sequence[tuple[float, float]] = (), jpeg_quality: int = 85,
+                cache_dir: Path | None = None) -> ObjectModel:
+    """Train a camera's object model on a time range of a recording of it (see
+    :func:`video_objects`) and write it to ``out``; ``track.fps`` is the camera's rate."""
+    extractor = Extractor(track, cache_dir=cache_dir)
+    normal, sampled = video_objects(extractor, video, start_s, end_s, exclude, jpeg_quality)
+    model = fit_model([normal], params or ObjectParams())
+    model.info["source"] = {"video": str(video), "start_s": start_s, "end_s": end_s,
+                            "exclude_s": [list(r) for r in exclude], "fps": track.fps,
+                            "sampled_frames": sampled}
+    model.info["tracker"] = track.tracker_info()
+    write_model(model, out)
+    return model
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="argus train anomaly --method objects",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=("objects",), default="objects")
-    parser.add_argument("--frames", required=True, help="folder of frames (or of clip folders)")
-    parser.add_argument("--labels", help="CSV clip,frame_idx0,abnormal: train on 0s only")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--frames", help="folder of frames (or of clip folders)")
+    source.add_argument("--video", help="a recording of the camera: its frames sampled at "
+                        "--fps as the grabber publishes them")
+    parser.add_argument("--labels", help="--frames: CSV clip,frame_idx0,abnormal: train on 0s")
+    parser.add_argument("--start-s", type=float, default=0.0, help="--video: from (seconds)")
+    parser.add_argument("--end-s", type=float, help="--video: to (seconds; default the end)")
+    parser.add_argument("--exclude-s", action="append", default=[], metavar="A-B",
+                        help="--video: seconds not to train on (something abnormal in view; "
+                        "the tracker still sees them); repeatable")
+    parser.add_argument("--jpeg-quality", type=int, default=85,
+                        help="--video: the camera's jpeg_quality")
     parser.add_argument("--out", required=True, help="model file (JSON)")
-    defaults = ObjectParams()
-    parser.add_argument("--fps", type=float, default=TrackParams().fps)
+    defaults, track_defaults = ObjectParams(), TrackParams()
+    parser.add_argument("--fps", type=float, default=track_defaults.fps,
+                        help="the footage's frame rate (--video: the camera's fps)")
+    parser.add_argument("--track-threshold", type=float, default=track_defaults.threshold)
+    parser.add_argument("--track-margin", type=float,
+                        default=track_defaults.new_track_margin)
     parser.add_argument("--window", type=int, default=defaults.window)
     parser.add_argument("--quantile", type=float, default=defaults.quantile)
     parser.add_argument("--margin", type=float, default=defaults.margin)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     params = ObjectParams(window=args.window, quantile=args.quantile, margin=args.margin)
-    extractor = Extractor(TrackParams(fps=args.fps))
+    track = TrackParams(fps=args.fps, threshold=args.track_threshold,
+                        new_track_margin=args.track_margin)
     started = time.perf_counter()
     try:
-        clips = list_clips(Path(args.frames))
-        labels = load_labels(Path(args.labels)) if args.labels else None
-        train = []
-        for name, paths in clips:
-            objects, _ = extractor.clip_objects(paths)
-            y = (clip_labels(labels, name, len(paths)) if labels is not None
-                 else np.zeros(len(paths), np.int8))
-            train.append([objects[int(i)] for i in normal_pairs(y)])
-        model = fit_model(train, params)
-        model.info["source"] = str(args.frames)
-        model.info["tracker"] = extractor.track.tracker_info()
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(model.to_dict()), encoding="utf-8")
-        tmp.replace(out)  # atomic
+        if args.video:
+            exclude = [parse_range(r) for r in args.exclude_s]
+            model = train_video(Path(args.video), Path(args.out), track, params,
+                                args.start_s, args.end_s, exclude, args.jpeg_quality)
+            clips = 1
+        else:
+            model, clips = train_frames(Path(args.frames), args.labels, track, params)
+            write_model(model, Path(args.out))
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {model.info['objects']} normal objects in "
-          f"{model.info['frames']} frames from {len(clips)} clip(s), threshold "
+          f"{model.info['frames']} frames from {clips} clip(s), threshold "
           f"{model.threshold:.3f} (window {params.window}), "
           f"{time.perf_counter() - started:.1f} s")
     return 0
+
+
+def train_frames(frames: Path, labels_csv: str | None, track: TrackParams,
+                 params: ObjectParams) -> tuple[ObjectModel, int]:
+    """The model of the normal frames of a folder of frames (or of clip folders)."""
+    extractor = Extractor(track)
+    clips = list_clips(frames)
+    labels = load_labels(Path(labels_csv)) if labels_csv else None
+    train = []
+    for name, paths in clips:
+        objects, _ = extractor.clip_objects(paths)
+        y = (clip_labels(labels, name, len(paths)) if labels is not None
+             else np.zeros(len(paths), np.int8))
+        train.append([objects[int(i)] for i in normal_pairs(y)])
+    model = fit_model(train, params)
+    model.info["source"] = str(frames)
+    model.info["tracker"] = track.tracker_info()
+    return model, len(clips)
 
 
 if __name__ == "__main__":

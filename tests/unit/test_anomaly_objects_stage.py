@@ -126,3 +126,22 @@ def test_a_retrained_model_is_picked_up(stage: AnomalyObjects, tmp_path: Path) -
     os.utime(path, (T0 + 1, T0 + 1))
     assert len(run(stage, [record("cam", seq, 2) for seq in range(10, 20)])) == 1
 
+
+
+def test_tracker_thresholds_the_camera_sets_are_compared_with_the_model() -> None:
+    from argus.topology import Camera, CameraTracking
+    from pipelines.stages.anomaly.objects import tracker_differences
+
+    model = normal_model()
+    model.info["tracker"] = {"default_threshold": 0.3, "new_track_margin": 0.1}
+
+    def camera(tracking: CameraTracking | None) -> Camera:
+        return Camera(id="cam", site="s", source="x.mp4", tracking=tracking)
+
+    assert tracker_differences(camera(None), model) == {}  # the worker's: not known here
+    assert tracker_differences(camera(CameraTracking(default_threshold=0.3,
+                                                     new_track_margin=0.1)), model) == {}
+    assert tracker_differences(camera(CameraTracking(default_threshold=0.5)), model) == {
+        "default_threshold": (0.3, 0.5)}
+    model.info.pop("tracker")
+    assert tracker_differences(camera(CameraTracking(default_threshold=0.5)), model) == {}

@@ -97,3 +97,22 @@ def test_camera_scorer_without_objects() -> None:
     result = scorer.score(message(0, []))
     assert (result.raw, result.track, result.above) == (0.0, None, False)
     assert result.describe() == "no objects"
+
+
+def test_camera_scorer_names_the_most_unusual_object_of_its_window() -> None:
+    """A bicycle the detector finds in one frame keeps the smoothed score up for the next
+    frames (which hold only a walker, or nothing): those frames still name the bicycle,
+    until it leaves the smoothing window."""
+    model = normal_model()  # window 3
+    scorer = CameraScorer(model)
+    results = []
+    for seq in range(6):
+        ts = T0 + seq / FPS
+        tracks = [track(1, 0.1, ts)] if seq != 2 else []
+        if seq == 1:
+            tracks.append(track(2, 0.5, ts, class_id=1))
+        results.append(scorer.score(message(seq, tracks)))
+    named = [r.track.track_id if r.track is not None else None for r in results]
+    assert named == [1, 2, 2, 2, 1, 1]  # frames 1-3 hold the bicycle in their window
+    assert results[2].raw == 0.0 and results[2].above  # no object now, the bicycle's mean
+    assert results[3].describe().startswith("bicycle #2: ")

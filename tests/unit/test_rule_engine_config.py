@@ -155,3 +155,16 @@ def test_two_sensors_one_video_make_one_alert() -> None:
     new = play(RuleEngine(rules, TOPOLOGY), [s(0, "pir", "active"), second, video])
     assert [c.change.value for c in new] == ["opened"]
     assert [e.event_id for e in new[0].alert.evidence] == [second.event_id, video.event_id]
+
+
+@pytest.mark.parametrize(("why", "title"), [
+    ("bicycle #5: class seen in 0 of 41 normal objects",
+     "Unusual activity on c1 (Depot): bicycle #5: class seen in 0 of 41 normal objects"),
+    (None, "Unusual activity on c1 (Depot): ?"),  # an event from before events had a why
+])
+def test_scene_anomaly_title_says_why(why: str | None, title: str) -> None:
+    rules = [r for r in load_rules(SHIPPED, TOPOLOGY).rules if r.id == "scene_anomaly"]
+    event = v(0, "anomaly", cls="bicycle") if why is None else v(0, "anomaly", cls="bicycle",
+                                                                   why=why)
+    new = play(RuleEngine(rules, TOPOLOGY), [event])
+    assert [c.alert.title for c in new] == [title]

@@ -50,6 +50,8 @@ def test_worker_instance_id_is_the_static_group_membership(
     (None, {"anomaly"}),
     ("flow", {"anomaly"}),
     ("objects", {"anomaly_objects"}),
+    ("flow,objects", {"anomaly", "anomaly_objects"}),  # each scores the cameras it has a
+    (" objects , flow ", {"anomaly", "anomaly_objects"}),  # model for
 ])
 def test_anomaly_method_picks_its_stage(method: str | None, expected: set[str], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +61,15 @@ def test_anomaly_method_picks_its_stage(method: str | None, expected: set[str], 
     app = create_app(settings, load_topology(TOPOLOGY, settings.shared),
                      ["anomaly", "anomaly_objects"])
     assert {name.rsplit(".", 1)[-1] for name in app.agents} == expected
+
+
+@pytest.mark.parametrize("method", ["", "optical", "flow,pose"])
+def test_unknown_anomaly_methods_are_refused(method: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from pipelines.stages.anomaly.agent import AnomalySettings
+
+    monkeypatch.setenv("ARGUS_ANOMALY_METHOD", method)
+    with pytest.raises(ValidationError, match="anomaly method"):
+        AnomalySettings()

@@ -179,3 +179,30 @@ def test_a_changed_reid_model_drops_the_tracks_embeddings() -> None:
     # the old average is gone: the track's embedding is the new model's box alone
     feature = tracker.tracks[0].feature
     assert feature is not None and feature.tolist() == [0.0, 0.0, 0.0, 1.0] + [0.0] * 4
+
+
+def test_a_camera_with_its_own_thresholds_tracks_weaker_boxes() -> None:
+    """Topology ``tracking`` (e.g. a camera scored by the object anomaly method, trained
+    with 0.3 / 0.1) overrides the worker's thresholds for that camera only."""
+    from argus.topology import Camera, CameraTracking, Site, Topology
+    from pipelines.stages.track.stage import camera_configs
+
+    own = CameraTracking(default_threshold=0.3, new_track_margin=0.1)
+    topology = Topology(sites=[Site(id="s", name="S", lat=0.0, lon=0.0)], cameras=[
+        Camera(id="cam-own", site="s", source="x.mp4", tracking=own),
+        Camera(id="cam-1", site="s", source="y.mp4")])
+    settings = TrackSettings()
+    configs = camera_configs(settings, topology)
+    assert set(configs) == {"cam-own"}
+    assert (configs["cam-own"].default_threshold, configs["cam-own"].new_track_margin) == (
+        0.3, 0.1)
+    reg = TrackerRegistry(settings.tracker_config(COCO_CLASSES), COCO_CLASSES,
+                          camera_configs=configs)
+    weak = 0.45  # starts a track at 0.3 + 0.1, not at the defaults' 0.5 + 0.2
+    started = {}
+    for cam in ("cam-own", "cam-1"):
+        message = reg.process(frame(0, [0.2], camera=cam, score=weak))
+        assert message is not None
+        started[cam] = len(message.tracks)
+    assert started == {"cam-own": 1, "cam-1": 0}
+    assert CameraTracking().overrides() == {}

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from prometheus_client import Gauge
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from tritonclient.grpc import InferenceServerException
 from tritonclient.grpc.aio import InferInput
@@ -53,6 +52,9 @@ ANOMALY_SCORE = Gauge("argus_anomaly_score_ratio",
                       "Smoothed motion anomaly score / threshold, per camera", ["camera"])
 
 
+METHODS = ("flow", "objects")
+
+
 class AnomalySettings(StageSettings):
     """Stage settings (``ARGUS_ANOMALY_<NAME>``)."""
 
@@ -63,12 +65,28 @@ class AnomalySettings(StageSettings):
     threshold_scale: float = Field(default=1.0, gt=0.0, description="x the model threshold")
     max_gap_s: float = Field(default=2.0, gt=0.0, description="longer gaps restart the pair")
     retry_s: float = Field(default=60.0, ge=0.0, description="re-ask about untrained cameras")
-    method: Literal["flow", "objects"] = Field(
+    method: str = Field(
         default="flow", description="flow: frame motion on frames.raw via Triton; objects: "
-        "tracked objects' attributes on tracks (pipelines/stages/anomaly/objects.py)")
+        "tracked objects' attributes on tracks (pipelines/stages/anomaly/objects.py); "
+        "flow,objects: both stages, each scoring the cameras that have a model of its kind")
     objects_dir: Path | None = Field(default=None, description="objects: folder of "
                                      "<camera>.json models (default <models dir>/anomaly)")
     reload_s: float = Field(default=5.0, ge=0.0, description="objects: model file checks")
+
+    @field_validator("method")
+    @classmethod
+    def _known_methods(cls, value: str) -> str:
+        names = [m.strip() for m in value.split(",") if m.strip()]
+        unknown = sorted(set(names) - set(METHODS))
+        if unknown or not names:
+            raise ValueError(f"unknown anomaly method(s) {unknown or value!r}: use flow, "
+                             "objects or flow,objects")
+        return ",".join(m for m in METHODS if m in names)
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """The methods the worker runs (``ARGUS_ANOMALY_METHOD``, comma-separated)."""
+        return frozenset(self.method.split(","))
 
 
 class NoModel(Exception):
@@ -292,7 +310,8 @@ class AnomalyAgent:
         attributes: dict[str, str | int | float | bool] = {
             "score": round(smoothed, 4), "threshold": round(threshold, 4),
             "frame_score": round(result.score, 4), "frames_above": state.trigger.above,
-            "cell": cell}
+            "cell": cell, "why": f"motion {smoothed / threshold if threshold > 0 else 0:.1f}x "
+            f"its threshold (grid cell {cell})"}
         snapshot = await self._snapshot(event_id, jpeg)
         state.stats["events"] += 1
         log.info("anomaly", extra={"event": event_id, **attributes})

@@ -10,7 +10,8 @@ above ``threshold x threshold_scale`` for ``min_frames`` frames, ``cooldown_s`` 
 events) makes one event, whose box, class and attributes name the object and the attribute
 that made the frame unusual (``reason``: e.g. ``speed 3.5x normal``). Messages not newer
 than the camera's last one are skipped; a gap over ``max_gap_s`` restarts the camera's
-velocities and smoothing.
+velocities and smoothing. A model whose tracker thresholds (``info["tracker"]``) differ
+from those the camera sets in the topology (``tracking``) is used, with a warning.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from argus.anomaly_objects import ObjectModel
 from argus.anomaly_tracks import CameraScorer, FrameScore
@@ -76,6 +78,26 @@ class ModelFiles:
         return model
 
 
+def tracker_differences(camera: Camera, model: ObjectModel) -> dict[str, tuple[Any, float]]:
+    """The tracker thresholds the camera sets itself (topology ``tracking``) that differ
+    from those the model was trained with (``info["tracker"]``): name -> (trained, camera).
+    Thresholds the camera leaves to the worker's ``ARGUS_TRACK_*`` are not known here."""
+    trained = model.info.get("tracker")
+    if camera.tracking is None or not isinstance(trained, dict):
+        return {}
+    return {k: (trained.get(k), v) for k, v in camera.tracking.overrides().items()
+            if k in trained and trained[k] != v}
+
+
+def check_tracker(camera: Camera, model: ObjectModel) -> None:
+    """Warn when the camera's tracker thresholds are not the model's (its objects, hence
+    its scores, would not be those it was calibrated on)."""
+    differ = tracker_differences(camera, model)
+    if differ:
+        log.warning("object anomaly model trained with other tracker thresholds than the "
+                    "camera's", extra={"camera": camera.id, "trained_vs_camera": differ})
+
+
 @dataclass
 class CameraObjects:
     """What the stage remembers about one camera."""
@@ -108,6 +130,8 @@ class ObjectAnomalyAgent:
         if state is not None and (message.seq == state.last_seq or (
                 message.seq < state.last_seq and message.capture_ts <= state.last_ts)):
             return []  # a repeat after redelivery, or an older message
+        if state is None or state.model is not model:
+            check_tracker(camera, model)
         if (state is None or state.model is not model
                 or not 0.0 <= message.capture_ts - state.last_ts <= self.config.max_gap_s):
             state = CameraObjects(model, CameraScorer(model),

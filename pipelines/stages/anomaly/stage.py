@@ -7,7 +7,10 @@
 * ``anomaly_objects`` (``objects``): ``tracks`` → ``events.video``, tracked objects scored
   in process by the camera's object model (:class:`~.objects.ObjectAnomalyAgent`).
 
-Both read ``AnomalySettings``; the one the method does not name builds to nothing."""
+Both read ``AnomalySettings``; a stage whose method ``ARGUS_ANOMALY_METHOD`` does not name
+builds to nothing. ``flow,objects`` builds both: each scores only the cameras with a model
+of its kind (an ONNX file in Triton's folder, a JSON file in the object models' folder), so a
+camera is scored by whichever model it has (both, if it has both)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ class Anomaly(OneByOne[Record, VideoEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> Anomaly | None:
         config = AnomalySettings()
-        if config.method != "flow":
+        if "flow" not in config.methods:
             return None
         return cls(AnomalyAgent(ctx.settings, ctx.topology, ctx.frame_cache, config))
 
@@ -65,7 +68,7 @@ class AnomalyObjects(OneByOne[tuple[Tracks, Camera], VideoEvent]):
     @classmethod
     def build(cls, ctx: StageContext) -> AnomalyObjects | None:
         config = AnomalySettings()
-        if config.method != "objects":
+        if "objects" not in config.methods:
             return None
         return cls(ObjectAnomalyAgent(ctx.settings, config), ctx.topology)
 

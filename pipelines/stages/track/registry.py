@@ -18,7 +18,7 @@ When the detections carry appearance embeddings (``embedding_model`` set, see
 from __future__ import annotations
 
 import uuid
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -27,6 +27,7 @@ from pydantic_settings import SettingsConfigDict
 from argus.inference.reid import AppearanceConfig, FloatArray, embeddings_of
 from argus.log import get_logger
 from argus.metrics import TRACK_FRAMES_SKIPPED
+from argus.topology import CameraTracking
 from pipelines.stage import StageSettings
 from pipelines.stages.track.tracker import Track as TrackerTrack
 from pipelines.stages.track.tracker import Tracker, TrackerConfig
@@ -62,8 +63,12 @@ class TrackSettings(StageSettings):
     persist_every_s: float = Field(
         default=1.0, ge=0.0, description="capture-time interval between state writes")
 
-    def tracker_config(self, class_names: Sequence[str]) -> TrackerConfig:
-        """The tracker's config, with class names resolved to ids of ``class_names``."""
+    def tracker_config(self, class_names: Sequence[str],
+                       camera: CameraTracking | None = None) -> TrackerConfig:
+        """The tracker's config, with class names resolved to ids of ``class_names``, and
+        a camera's own thresholds (topology ``tracking``) over these."""
+        if camera is not None and camera.overrides():
+            return self.model_copy(update=camera.overrides()).tracker_config(class_names)
         unknown = sorted(set(self.class_thresholds) - set(class_names))
         unknown += sorted(set(self.classes or []) - set(class_names))
         if unknown:
@@ -109,8 +114,10 @@ class TrackerRegistry:
 
     def __init__(self, config: TrackerConfig, class_names: Sequence[str],
                  store: MutableMapping[str, Any] | None = None,
-                 persist_every_s: float = 1.0) -> None:
+                 persist_every_s: float = 1.0,
+                 camera_configs: Mapping[str, TrackerConfig] | None = None) -> None:
         self.config = config
+        self.camera_configs = dict(camera_configs or {})  # cameras with their own thresholds
         self.class_names = list(class_names)
         self.store: MutableMapping[str, Any] = {} if store is None else store
         self.persist_every_s = persist_every_s
@@ -127,7 +134,7 @@ class TrackerRegistry:
         if stored is not None and (local is None
                                    or stored.get("revision") != self._revisions.get(camera_id)):
             try:
-                local = Tracker.from_dict(stored["state"], self.config)
+                local = Tracker.from_dict(stored["state"], self.config_of(camera_id))
                 self.restored += 1
                 log.info("tracker state restored", extra={
                     "camera": camera_id, "tracks": len(local.tracks), "last_seq": local.last_seq})
@@ -137,9 +144,13 @@ class TrackerRegistry:
                 local = None
             self._revisions[camera_id] = str(stored.get("revision"))
         if local is None:
-            local = Tracker(self.config)
+            local = Tracker(self.config_of(camera_id))
         self._trackers[camera_id] = local
         return local
+
+    def config_of(self, camera_id: str) -> TrackerConfig:
+        """The camera's tracker config: its own (topology ``tracking``), else the worker's."""
+        return self.camera_configs.get(camera_id, self.config)
 
     def process(self, frame: Detections) -> Tracks | None:
         """Track one frame; None when the frame is stale (older than the last one applied

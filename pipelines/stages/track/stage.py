@@ -8,10 +8,18 @@ from collections.abc import Sequence
 
 from argus.inference.detector import COCO_CLASSES
 from argus.stores.latest_tracks import LatestTracks
+from argus.topology import Topology
 from pipelines.stage import OneByOne, Record, StageContext
 from pipelines.stages.track.registry import TrackerRegistry, TrackSettings
+from pipelines.stages.track.tracker import TrackerConfig
 from schemas.detections import Detections
 from schemas.tracks import Tracks
+
+
+def camera_configs(settings: TrackSettings, topology: Topology) -> dict[str, TrackerConfig]:
+    """The tracker configs of the cameras with thresholds of their own (``tracking``)."""
+    return {c.id: settings.tracker_config(COCO_CLASSES, c.tracking)
+            for c in topology.cameras if c.tracking is not None and c.tracking.overrides()}
 
 
 class Track(OneByOne[Detections, Tracks]):
@@ -33,7 +41,8 @@ class Track(OneByOne[Detections, Tracks]):
         settings = TrackSettings()
         registry = TrackerRegistry(settings.tracker_config(COCO_CLASSES), COCO_CLASSES,
                                    store=ctx.table("tracker-state"),
-                                   persist_every_s=settings.persist_every_s)
+                                   persist_every_s=settings.persist_every_s,
+                                   camera_configs=camera_configs(settings, ctx.topology))
         return cls(registry, settings, LatestTracks(ctx.redis))
 
     def parse(self, record: Record) -> Detections:

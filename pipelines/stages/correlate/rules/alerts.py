@@ -54,6 +54,18 @@ class _Lenient(dict[str, Any]):
         return "?"
 
 
+def lenient_view(view: Mapping[str, Any]) -> _Lenient:
+    """An event's template view whose unknown keys read ``?``, nested ones too (an
+    attribute only some events carry: ``{scene[attrs][why]}``).
+
+    >>> view = lenient_view({"attrs": {"cell": 3}})
+    >>> "{e[attrs][why]} / {e[attrs][cell]}".format_map({"e": view})
+    '? / 3'
+    """
+    return _Lenient({k: lenient_view(v) if isinstance(v, Mapping) else v
+                     for k, v in view.items()})
+
+
 def render_title(rule: Rule, ctx: SiteContext, site: str, zone: str, count: int,
                  severity: Severity, events: Mapping[str, Compact]) -> str:
     """The rule's title template filled in (unknown keys of an event read ``?``)."""
@@ -61,7 +73,7 @@ def render_title(rule: Rule, ctx: SiteContext, site: str, zone: str, count: int,
                       zone_name=ctx.zone_names.get(zone, zone), rule=rule.id, count=count,
                       severity=severity.value)
     for alias, ev in events.items():
-        values[alias] = _Lenient(template_view(ev))
+        values[alias] = lenient_view(template_view(ev))
     try:
         return rule.title.format_map(values)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
