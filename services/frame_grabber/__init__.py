@@ -7,8 +7,11 @@ many of them in one process with one producer. Run it with
 """
 
 from argus.sources import SourceKind, parse_source
-from services.frame_grabber.grabber import CameraWorker, Frame, FrameBuffer, FrameGrabber
+from services.frame_grabber.buffer import FrameBuffer
+from services.frame_grabber.frame import Frame
+from services.frame_grabber.grabber import FrameGrabber
 from services.frame_grabber.source import FrameSampler
+from services.frame_grabber.worker import CameraWorker
 
 __all__ = [
     "CameraWorker",

@@ -24,7 +24,8 @@ from argus.metrics import reachable, serve
 from argus.settings import get_settings
 from argus.sources import source_kind
 from argus.topology import TopologyError, load_topology
-from services.frame_grabber.grabber import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_FLIGHT, FrameGrabber
+from services.frame_grabber.grabber import FrameGrabber
+from services.frame_grabber.worker import DEFAULT_BUFFER_SIZE, DEFAULT_MAX_IN_FLIGHT
 
 log = get_logger("services.frame_grabber")
 

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from argus.sources import SourceKind, parse_source, source_kind
-from services.frame_grabber.grabber import FrameBuffer, downscale
+from services.frame_grabber.buffer import FrameBuffer
+from services.frame_grabber.frame import downscale
 from services.frame_grabber.source import FrameSampler
 
 # --- FrameSampler -------------------------------------------------------------------

@@ -106,18 +106,19 @@ def test_grabber_reconnect_logs_show_no_password(monkeypatch: pytest.MonkeyPatch
     """The issue's case: every failed (re)open of a camera logs its source, masked."""
     from argus.settings import Settings
     from argus.topology import Camera
-    from services.frame_grabber import grabber
+    from services.frame_grabber import reader
+    from services.frame_grabber.worker import CameraWorker
 
     camera = Camera(id="cam-1", site="s", source=URL)
-    worker = grabber.CameraWorker(camera, Settings())
+    worker = CameraWorker(camera, Settings())
 
     def fail_and_stop(source: object) -> None:
         worker.stop()
 
-    monkeypatch.setattr(grabber, "open_source", fail_and_stop)
-    with caplog.at_level(logging.INFO, logger=grabber.__name__):
-        assert worker._open(retry=False) is None
-    (record,) = [r for r in caplog.records if r.name == grabber.__name__]
+    monkeypatch.setattr(reader, "open_source", fail_and_stop)
+    with caplog.at_level(logging.INFO, logger=reader.__name__):
+        assert worker._reader._open(retry=False) is None
+    (record,) = [r for r in caplog.records if r.name == reader.__name__]
     assert record.__dict__["source"] == "rtsp://admin:***@10.0.0.5:554/stream?token=***"
     assert worker.source.target == URL  # the grabber still opens the real URL
 
