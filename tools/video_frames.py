@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.frame_grabber.grabber import downscale
+from services.frame_grabber.frame import downscale
 from services.frame_grabber.source import FrameSampler, source_fps
 
 
