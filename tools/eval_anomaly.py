@@ -1,6 +1,7 @@
 """``argus eval anomaly``: frame-level anomaly detection on UCSD-Ped2-style clips.
 
-    argus eval anomaly --frames DIR --labels CSV [--json PATH] [--method flow|objects]
+    argus eval anomaly --frames DIR --labels CSV [--json PATH]
+                       [--method flow|objects|flow,objects]
                        [--protocol loco|prefix|both|split]
                        [--train-clips 01,02,03 --test-clips 04,05,06] [--clips 04,05,06]
                        [--smoke]
@@ -18,7 +19,9 @@ trained on it, and no model sees an abnormal frame:
 
 Methods (``--method``): ``flow`` (default), the flow-cell k-NN of ``argus train anomaly``
 (trained by the same code, exported to ONNX and run with onnxruntime through the scorer
-Triton uses); ``objects``, the object-centric attribute k-NN (``tools.eval_anomaly_objects``).
+Triton uses); ``objects``, the object-centric attribute k-NN
+(``tools.train_anomaly_objects``); ``flow,objects``, both with their own parameters and
+thresholds and the union of their flags, as the worker runs them (``tools.anomaly_union``).
 The report names the clips each method's parameters were chosen on.
 
 Frame scores are smoothed causally (a trailing mean, as the stage does). Reported per clip
@@ -63,6 +66,7 @@ from tools.anomaly_metrics import (
     rates,
     smoke_window,
 )
+from tools.anomaly_union import UnionMethod, contribution_table, sum_contributions
 from tools.train_anomaly import (
     KnnParams,
     clip_features,
@@ -146,12 +150,18 @@ class FlowMethod:
 
 def _score_protocol(name: str, method: Method, train_sets: Selection, tests: Selection,
                     workdir: Path) -> tuple[list[dict[str, Any]], Pool, dict[str, Any]]:
-    """One model on ``train_sets``; the rows of the ``tests`` it scores."""
+    """One model on ``train_sets``; the rows of the ``tests`` it scores. A method that
+    smooths its own scores (a union) returns them under ``smoothed``, and may add fields to
+    each clip's row under ``row_fields``."""
     scored, threshold, info = method.fit_score(train_sets, tests, workdir, name)
+    smoothed = info.pop("smoothed", None)
+    fields = info.pop("row_fields", None)
     rows, pool = [], Pool()
-    for (clip, index), raw in zip(tests, scored, strict=True):
-        smooth = causal_smooth(raw, method.window)  # over the scored frames, in order
-        rows.append(clip_row(clip.name, raw, smooth, clip.labels[index], threshold))
+    for i, ((clip, index), raw) in enumerate(zip(tests, scored, strict=True)):
+        smooth = (smoothed[i] if smoothed is not None  # over the scored frames, in order:
+                  else causal_smooth(raw, method.window))
+        rows.append(clip_row(clip.name, raw, smooth, clip.labels[index], threshold)
+                    | (fields[i] if fields is not None else {}))
         pool.add(raw, smooth, clip.labels[index], threshold)
     return rows, pool, info
 
@@ -204,6 +214,8 @@ def run_split(clips: list[Clip], method: Method, workdir: Path, train_names: lis
 
 def make_method(name: str, args: argparse.Namespace) -> Method:
     """The method ``--method`` names, with its parameters from the command line."""
+    if name == "flow,objects":
+        return UnionMethod([make_method("flow", args), make_method("objects", args)])
     if name == "flow":
         given = {k: v for k in ("window", "quantile", "margin")
                  if (v := getattr(args, k)) is not None}
@@ -233,6 +245,8 @@ def evaluate(frames_dir: Path, labels_csv: Path, protocols: Sequence[str], smoke
             else:
                 run = run_loco if protocol == "loco" else run_prefix
                 result = run(clips, method, Path(tmp))
+            if isinstance(method, UnionMethod):
+                result["overall"] |= sum_contributions(result["clips"])
             report["protocols"][protocol] = result
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     return report
@@ -274,6 +288,9 @@ def render(report: dict[str, Any]) -> str:
         lines.append(_line(overall, f"mean {_fmt(overall['mean_delay'])}, "
                                     f"max {_fmt(overall['max_delay'])}"))
         lines.append(f"mean per-clip AUC {_fmt(overall['mean_clip_auc'], True)} %")
+        if "flagged_by" in overall:
+            lines += ["", "flagged frames by method (threshold 1.000 = each method's own)",
+                      "", *contribution_table([*result["clips"], overall])]
     return "\n".join(lines)
 
 
@@ -291,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", required=True, help="folder with one sub-folder per clip")
     parser.add_argument("--labels", required=True, help="CSV clip,frame_idx0,abnormal")
     parser.add_argument("--json", help="also write the report as JSON here")
-    parser.add_argument("--method", choices=("flow", "objects"), default="flow")
+    parser.add_argument("--method", choices=("flow", "objects", "flow,objects"),
+                        default="flow", help="flow,objects: both, each with its own "
+                        "parameters and threshold; a frame is flagged when either flags it")
     parser.add_argument("--protocol", choices=("loco", "prefix", "both", "split"),
                         default=None, help="default: both (loco and prefix), or split when "
                         "--train-clips is given")
@@ -326,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if protocol == "split" and split is None:
         parser.error("--protocol split needs --train-clips and --test-clips")
     protocols = ["loco", "prefix"] if protocol == "both" else [protocol]
+    if "," in args.method and any(getattr(args, k) is not None
+                                  for k in ("window", "quantile", "margin")):
+        parser.error("--window, --quantile and --margin set one method's parameter; "
+                     "--method flow,objects runs each with its own")
     try:
         report = evaluate(Path(args.frames), Path(args.labels), protocols, args.smoke,
                           make_method(args.method, args), split,
