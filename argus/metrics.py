@@ -108,6 +108,12 @@ FRAME_AGE = Gauge(
     "how far behind live the pipeline is (with camera=\"_all\": the latest of any camera)",
     ["camera"],
 )
+FRAMES_CARRIED = Counter(
+    "argus_detect_frames_carried_total",
+    "Frames the detect stage's motion gate found still (ARGUS_DETECT_MOTION_GATE): not sent "
+    "to the detector, they carry the detections of the camera's last detected frame",
+    ["camera"],
+)
 DLQ_WRITES = Counter("argus_dlq_messages_total", "Messages sent to the dead-letter topic",
                      ["stage", "reason"])
 TRITON_LATENCY = Histogram(

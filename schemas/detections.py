@@ -59,3 +59,7 @@ class Detections(Message):
     embedding_model: str | None = Field(
         default=None, description="the re-id model of the detections' embeddings, if any")
     inference_ms: float = Field(ge=0.0)
+    carried_from_seq: int | None = Field(
+        default=None, ge=0, description="set when the detect stage's motion gate found the "
+        "frame still: these are the detections (and embeddings) of this earlier frame of the "
+        "camera, not run on this one (inference_ms 0)")

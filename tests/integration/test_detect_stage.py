@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import cv2
 import numpy as np
@@ -15,8 +16,9 @@ from argus.kafka import make_producer
 from argus.settings import Settings
 from argus.stores.frame_cache import frame_key
 from schemas import DeadLetter, Detections, FrameHeaders, VideoEvent
-from tests.conftest import metric_value, scrape
+from tests.conftest import metric_value, scrape, start_worker
 from tests.kafka_utils import consume
+from tools import stack as embedded
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +141,36 @@ def test_bad_frames_are_dead_lettered_and_the_stage_goes_on(stack: Settings, wor
                         reason="corrupt_jpeg") == 2
     assert metric_value(metrics, "argus_dlq_messages_total", stage="detect",
                         reason="oversize") == 1
+
+
+def test_motion_gate_carries_a_still_frame(stack: Settings) -> None:
+    """A detect-only worker with the motion gate on, on topics of its own: of two identical
+    frames the second is not detected but carries the first's detections."""
+    tag = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(update={"topic_prefix": f"m{tag}.",
+                                        "app_id": f"argus-motion-{tag}"})
+    embedded.create_topics(settings)
+    proc, port = start_worker(settings, "--stages", "detect",
+                              env={"ARGUS_DETECT_MOTION_GATE": "0.002"})
+    try:
+        producer = make_producer(settings)
+        jpeg = pets_frames(settings, 1)[0]
+        now = time.time()
+        for seq in (0, 1):
+            meta = FrameHeaders(camera_id="cam-test", seq=seq, capture_ts=now + seq * 0.2,
+                                width=480, height=360)
+            producer.send(settings.topic("frames.raw"), key=b"cam-test", value=jpeg,
+                          headers=meta.to_headers())
+        producer.flush()
+        records = consume(settings, "detections", 2, timeout_s=30)
+        first, second = sorted((Detections.model_validate_json(r.value) for r in records),
+                               key=lambda d: d.seq)
+        assert first.carried_from_seq is None and first.inference_ms > 0
+        assert (second.seq, second.carried_from_seq, second.inference_ms) == (1, 0, 0.0)
+        assert second.capture_ts == pytest.approx(now + 0.2)
+        assert second.detections == first.detections  # embeddings included
+        assert metric_value(scrape(port), "argus_detect_frames_carried_total",
+                            camera="cam-test") == 1
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -6,6 +6,10 @@ behind: a late detection is worth less than a current one, so the stage sheds lo
 policy and counts it in ``argus_frames_skipped_total{reason="stale"}``). Frames of a
 micro-batch go to Triton concurrently, where the dynamic batcher groups them across
 cameras; a corrupt JPEG fails its own frame only (a ``corrupt_jpeg`` dead letter).
+
+With ``ARGUS_DETECT_MOTION_GATE`` > 0 (off by default), a frame where nothing moved since
+the camera's last detected frame is not detected: it carries that frame's detections
+(``carried_from_seq``; :mod:`pipelines.stages.detect.motion`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from argus.frames import check_frame
 from argus.inference.detector import TritonDetector, detect_frames
 from argus.inference.reid import ReidSchedule
 from argus.log import get_logger
-from argus.metrics import FRAME_AGE, FRAMES_SKIPPED, camera_label
+from argus.metrics import FRAME_AGE, FRAMES_CARRIED, FRAMES_SKIPPED, camera_label
 from argus.settings import Settings
 from argus.stores.frame_cache import FrameCache
 from argus.topology import Topology
-from pipelines.stage import Record, Result, Skipped, Stage, StageContext, StageSettings
+from pipelines.stage import Record, Rejected, Result, Skipped, Stage, StageContext, StageSettings
+from pipelines.stages.detect.motion import GateConfig, MotionGate, Source, carried
 from schemas.detections import Detections
 from schemas.frames import FrameHeaders
 
@@ -51,6 +56,16 @@ class DetectSettings(StageSettings):
                                    "(0: every person on every frame); docs/tracking.md")
     max_age_s: float = Field(default=1.0, ge=0.0, description="skip frames older than this "
                              "when taken from Kafka (0: never; fast file replays)")
+    motion_gate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of a frame's "
+                               "pixels (1/8-scale greyscale) that must have changed since the "
+                               "camera's last detected frame for it to be detected; below it "
+                               "the frame carries that frame's detections (0: off, every "
+                               "frame is detected); docs/tracking.md")
+    motion_refresh_s: float = Field(default=2.0, gt=0.0, description="with the motion gate, "
+                                    "detect each camera for real at least this often "
+                                    "(capture time), however still the scene")
+    motion_pixel_threshold: int = Field(default=25, ge=0, le=255, description="grey levels "
+                                        "a pixel must change by to count as changed")
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class Detect(Stage[Frame, Detections]):
         self.settings = config
         self.detector = TritonDetector(settings.triton_grpc_url)
         self.reid = ReidSchedule(config.reid_interval_s)
+        self.gate = MotionGate(GateConfig(config.motion_gate, config.motion_refresh_s,
+                                          config.motion_pixel_threshold))
 
     @classmethod
     def build(cls, ctx: StageContext) -> Detect | None:
@@ -95,13 +112,48 @@ class Detect(Stage[Frame, Detections]):
         return Frame(meta, record.value)
 
     async def handle(self, batch: Sequence[Frame]) -> Sequence[Result[Detections]]:
+        frames = [(f.meta, f.jpeg) for f in batch]
+        # decided before any await: batches in flight at once plan in the order they came
+        sources, thumbs = self.gate.plan(frames)
         await self.frame_cache.put_many([(f.meta.camera_id, f.meta.seq, f.jpeg) for f in batch
                                          if f.meta.camera_id in self.cached_cameras])
+        results: list[Detections | Rejected | None] = [None] * len(batch)
+        await self._detect(frames, [i for i, s in enumerate(sources) if s is None], results)
+        again = [i for i, source in enumerate(sources)
+                 if source is not None and not self._carry(frames[i][0], source, i, results)]
+        # a frame of the batch whose detections it would carry failed on its own: detect it
+        await self._detect(frames, again, results)
+        self.gate.commit(thumbs, [r if isinstance(r, Detections) and r.carried_from_seq is None
+                                  else None for r in results])
+        out: list[Result[Detections]] = []
+        for result in results:
+            assert result is not None  # every frame was detected or carried
+            out.append([result] if isinstance(result, Detections) else result)
+        return out
+
+    async def _detect(self, frames: list[tuple[FrameHeaders, bytes]], indices: list[int],
+                      results: list[Detections | Rejected | None]) -> None:
+        """Detect ``frames[indices]`` (in one concurrent burst) into ``results``."""
+        if not indices:
+            return
         reid: list[bool | str] = [
-            (True if self.reid.due(f.meta.camera_id, f.meta.capture_ts) else "near")
-            if self.settings.reid else False for f in batch]
-        results = await detect_frames(self.detector, [(f.meta, f.jpeg) for f in batch], reid)
-        return [r if not isinstance(r, Detections) else [r] for r in results]
+            (True if self.reid.due(frames[i][0].camera_id, frames[i][0].capture_ts)
+             else "near") if self.settings.reid else False for i in indices]
+        detected = await detect_frames(self.detector, [frames[i] for i in indices], reid)
+        for i, result in zip(indices, detected, strict=True):
+            results[i] = result
+
+    def _carry(self, meta: FrameHeaders, source: Source, index: int,
+               results: list[Detections | Rejected | None]) -> bool:
+        """Give a still frame its source's detections; False when the source failed."""
+        detections = results[source] if isinstance(source, int) else source
+        if not isinstance(detections, Detections):
+            return False
+        results[index] = carried(detections, meta.seq, meta.capture_ts, meta.width,
+                                 meta.height)
+        FRAMES_CARRIED.labels(camera_label(meta.camera_id,
+                                           self.app_settings.metrics_per_camera)).inc()
+        return True
 
     def key(self, out: Detections) -> bytes:
         return out.camera_id.encode()
