@@ -57,8 +57,11 @@ def test_redis_outage_mid_stream_no_alert_lost_or_duplicated(workers: Workers) -
             errors = sum(metric_value(text, "argus_stage_errors_total", stage="correlate",
                                       kind=kind) for kind in ("redis", "timeout"))
             time.sleep(1)
-        assert errors, "\n".join(line for line in text.splitlines()
-                                 if line.startswith(("argus_stage", "argus_redis")))
+        assert errors, "\n".join([line for line in text.splitlines()
+                                  if line.startswith(("argus_stage_errors", "argus_stage_in",
+                                                      "argus_stage_messages",
+                                                      "argus_redis_command_seconds_count"))]
+                                 + [workers.log_tail()])
         assert not metric_value(text, "argus_dlq_messages_total", stage="correlate",
                                 reason="internal_error")
         proxy.up()
