@@ -58,6 +58,7 @@ from tools import bench_measure as m
 from tools import stack
 from tools.bench_lag import end_offsets, group_lag
 from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
+from tools.bench_table import format_table
 
 DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
                    "data/videos/person-bicycle-car-detection.mp4",
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_live(base, args.cameras, args.fps, args.duration, sources,
                               args.warmup, args.sensor_period, args.detect_workers,
                               args.overload, args.recovery)
-            print(m.format_table(result), flush=True)
+            print(format_table(result), flush=True)
         else:
             steps: list[dict[str, Any]] = []
             tried: dict[int, bool] = {}
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             while n is not None:
                 steps.append(run_live(base, n, args.fps, args.step_duration, sources,
                                       args.warmup, args.sensor_period))
-                print(m.format_table(steps[-1]) + "\n", flush=True)
+                print(format_table(steps[-1]) + "\n", flush=True)
                 tried[n] = bool(steps[-1]["keeps_up"])
                 n = m.next_find_max(tried, FIND_MAX_STEPS, args.start_cameras)
             best = max((c for c, ok in tried.items() if ok), default=0)

@@ -1,5 +1,6 @@
 """The arithmetic of ``argus bench live``: percentiles, lag slope, Prometheus scrape sums,
-CPU and RSS from ``/proc``, the report of a run, the verdict, the bench topology and the table.
+CPU and RSS from ``/proc``, the report of a run, the verdict and the bench topology (the
+printed table: :mod:`tools.bench_table`).
 
 Nothing here starts a process or talks to a server (``/proc`` is only read, by
 :func:`sample_processes`, :func:`machine_ticks` and :func:`machine`), so it is unit-tested
@@ -354,53 +355,3 @@ def topology_yaml(run_id: str, cameras: int, fps: float, sources: Sequence[str])
         sensors.append(f"  - {{id: {run_id}-pir-{i}, site: {site}, zone: {zone}, "
                        "type: intrusion}")
     return "\n".join(["sites:", *sites, "cameras:", *cams, "sensors:", *sensors, ""])
-
-
-def _cell(value: Any) -> str:
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _rows(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
-
-
-def format_table(run: Mapping[str, Any]) -> str:
-    """The readable report of one run (see ``tools.bench_live`` for the fields)."""
-    p = run["parameters"]
-    cameras = p.get("overload_cameras") or p["cameras"]
-    lines = [f"argus bench live: {cameras} camera(s) at {p['fps']:g} fps, "
-             f"{run['window_s']:.0f} s measured (first {p['warmup_s']:g} s after the first "
-             "detection discarded: consumer-group join, Triton warm-up)",
-             f"input: {run['input_fps']:.2f} frames/s published, frames dropped "
-             f"{run['frames_dropped']['total']:g} {run['frames_dropped']['by_reason'] or ''}",
-             "", *_rows([("stage", "in msg/s", "out msg/s"),
-                         *[(s, _cell(v["in_per_s"]), _cell(v["out_per_s"]))
-                           for s, v in run["stages"].items()]]), ""]
-    lines += _rows([("latency", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"),
-                    *[(name, *(_cell(run["latency"][name][k])
-                               for k in ("n", "p50_ms", "p95_ms", "p99_ms", "max_ms")))
-                      for name in run["latency"]]])
-    lag = run["lag"]
-    lines += ["", f"consumer lag (group {lag['group']}): start {lag['start']['total']}, "
-              f"end {lag['end']['total']}, settled lag slope {lag['slope_per_s']:+.2f} msg/s "
-              f"(frames.raw start {lag['start']['frames.raw']}, end {lag['end']['frames.raw']})",
-              f"sensor events: {run['sensor']['posted']} posted, {run['sensor']['alerted']} "
-              f"alerted; alert changes naming them: {run.get('alert_changes') or '-'}", ""]
-    lines += _rows([("process", "cpu %", "rss MiB"),
-                    *[(name, _cell(v["cpu_pct"]), _cell(v["rss_mib"]))
-                      for name, v in run["processes"].items()]])
-    lines += ["", f"verdict: {run['verdict']}"
-              + (f" ({'; '.join(run['verdict_reasons'])})" if run["verdict_reasons"] else "")]
-    recovery = run.get("recovery")
-    if recovery:
-        after = recovery["latency_after_recovery"]
-        lines += [f"overload: {p['overload_cameras']} cameras during the window, then "
-                  f"{p['cameras']}: " + (f"lag settled (total <= {recovery['steady_lag_limit']}"
-                                         f" for 5 s) {recovery['recovery_s']:g} s after"
-                                         if recovery["recovered"] else "lag did NOT settle"),
-                  f"capture→detections after that: p50 {_cell(after['p50_ms'])} ms, "
-                  f"p95 {_cell(after['p95_ms'])} ms (n {after['n']})",
-                  "frames: " + ", ".join(f"{k} {v}" for k, v in recovery["accounting"].items())]
-    return "\n".join(lines)

@@ -14,6 +14,7 @@ from argus.settings import Settings
 from argus.topology import parse_topology
 from tools import bench_lag, bench_live
 from tools import bench_measure as m
+from tools.bench_table import format_table
 from tools.cli import main as cli_main
 
 WORKER_0 = ('argus_stage_messages_in_total{stage="detect"} 10.0\n'
@@ -121,8 +122,8 @@ def test_report_counts_only_the_window() -> None:
     # lag flat, latencies small, but 5 of 100 frames dropped or skipped: behind
     assert run["verdict"] == "falls behind" and not run["keeps_up"]
     assert run["verdict_reasons"] == ["5% of frames dropped"]
-    table = m.format_table({**run, "parameters": {"cameras": 1, "fps": 5.0, "warmup_s": 15},
-                            "alert_changes": {"confirmed_intrusion:created": 1}})
+    table = format_table({**run, "parameters": {"cameras": 1, "fps": 5.0, "warmup_s": 15},
+                          "alert_changes": {"confirmed_intrusion:created": 1}})
     for text in ("falls behind (5% of frames dropped)", "sensor_to_alert", "detect", "worker",
                  "buffer_full", "first 15 s after the first detection discarded"):
         assert text in table
@@ -161,7 +162,7 @@ def test_find_max_steps_then_halves_the_interval(
     done: list[int] = []
     monkeypatch.setattr(bench_live.stack, "up", lambda settings: [])
     monkeypatch.setattr(bench_live, "run_live", fake_run)
-    monkeypatch.setattr(bench_live.m, "format_table", lambda run: "table")
+    monkeypatch.setattr(bench_live, "format_table", lambda run: "table")
     out = tmp_path / "max.json"
     assert bench_live.main(["--find-max", "--start-cameras", str(start), "--fps", "5",
                             "--sources", __file__, "--json", str(out)]) == 0
