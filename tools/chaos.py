@@ -57,7 +57,8 @@ from services.sensor_gateway.logic import event_id
 from tools import bench_measure as m
 from tools import stack
 from tools.bench_lag import group_lag
-from tools.bench_live import DEFAULT_SOURCES, Probe, _start_workers, teardown
+from tools.bench_live import DEFAULT_SOURCES, _start_workers, teardown
+from tools.bench_probe import Probe
 from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
 from tools.chaos_report import (
     alert_changes,
