@@ -9,7 +9,7 @@ a camera's object model on part of a recording, and by the demo.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,23 +61,31 @@ def sample_video(path: Path, fps: float, start_s: float = 0.0, end_s: float | No
         if rate is None:
             raise ValueError(f"{path} reports no frame rate")
         sampler = FrameSampler(rate, fps)
-        index = 0
-        while cap.grab():
-            i, index = index, index + 1
-            time_s = i / rate
-            if end_s is not None and time_s >= end_s:
-                break
-            if not sampler.keep(i) or time_s < start_s:
-                continue
-            ok, image = cap.retrieve()
-            if not ok or image is None:
-                continue
+        for i, image in _read_range(cap, rate, start_s, end_s, sampler.keep):
             ok, encoded = cv2.imencode(".jpg", downscale(image, max_width),
                                        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
             if ok:
-                yield SampledFrame(i, time_s, encoded.tobytes())
+                yield SampledFrame(i, i / rate, encoded.tobytes())
     finally:
         cap.release()
+
+
+def _read_range(cap: cv2.VideoCapture, rate: float, start_s: float, end_s: float | None,
+                keep: Callable[[int], bool] = lambda index: True
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """The decoded frames of ``cap`` (index, image) in ``[start_s, end_s)`` of the file that
+    ``keep`` keeps (asked about every frame, in order, as the grabber's sampler is); frames
+    left out are grabbed, not decoded."""
+    index = 0
+    while cap.grab():
+        i, index = index, index + 1
+        if end_s is not None and i / rate >= end_s:
+            return
+        if not keep(i) or i / rate < start_s:
+            continue
+        ok, image = cap.retrieve()
+        if ok and image is not None:
+            yield i, image
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -123,16 +131,7 @@ def cut_clip(source: Path, dest: Path, start_s: float, end_s: float) -> Path:
         rate = source_fps(cap) if cap.isOpened() else None
         if rate is None:
             raise ValueError(f"cannot read the frame rate of {source}")
-        index = 0
-        while cap.grab():
-            i, index = index, index + 1
-            if i / rate < start_s:
-                continue
-            if i / rate >= end_s:
-                break
-            ok, image = cap.retrieve()
-            if not ok or image is None:
-                continue
+        for _, image in _read_range(cap, rate, start_s, end_s):
             if writer is None:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"MJPG"), rate,
