@@ -123,6 +123,7 @@ def instance_id(settings: Settings, group: str) -> str | None:
         return chosen or None
     folder = settings.stack_dir / "worker-slots"
     folder.mkdir(parents=True, exist_ok=True)
+    _prune_free_slots(folder)
     for slot in range(1024):
         handle = _lock(folder / f"{group}-{slot}.lock")
         if handle is not None:
@@ -132,10 +133,42 @@ def instance_id(settings: Settings, group: str) -> str | None:
 
 
 def _lock(path: Path) -> IO[bytes] | None:
-    handle = open(path, "ab")  # noqa: SIM115 - held open for the life of the process
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    """``path`` locked (the open file), or None when a live process holds it."""
+    while True:
+        handle = open(path, "ab")  # noqa: SIM115 - held open for the life of the process
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        # a file another process pruned between our open and our lock is no longer the
+        # slot's: lock the one now at the path
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
         handle.close()
-        return None
-    return handle
+
+
+def _prune_free_slots(folder: Path) -> None:
+    """Delete the slot files no live process holds (every test run's group leaves some):
+    each is locked first and deleted while locked, so a worker claiming it at that moment
+    sees the file gone (:func:`_lock`) and takes a fresh one."""
+    for path in folder.glob("*.lock"):
+        try:
+            handle = open(path, "ab")  # noqa: SIM115 - closed below
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            handle.close()

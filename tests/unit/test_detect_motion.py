@@ -210,3 +210,28 @@ def test_gate_plans_nothing_when_off() -> None:
     headers = FrameHeaders(camera_id="a", seq=1, capture_ts=T0, width=W, height=H)
     sources, thumbs = gate.plan([(headers, STILL)] * 3)
     assert sources == [None] * 3 and all(t is None for t, _ in thumbs)
+
+
+def test_a_retried_batch_counts_its_carried_frames_once() -> None:
+    """Triton fails on the frames detected after the carry (b/2, whose source b/1 was
+    refused): the runner retries the whole batch, and a/2's carry is counted once."""
+    bad = jpeg(level=91)
+
+    class FlakyOnce(FakeDetector):
+        bad_calls = 0
+
+        async def infer(self, image: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+            if image == bad:
+                FlakyOnce.bad_calls += 1
+                if FlakyOnce.bad_calls == 2:
+                    raise ConnectionError("triton went away")
+            return await super().infer(image)
+
+    detect = stage(detector=FlakyOnce({STILL: 0.1}, refuse=frozenset({bad})))
+    batch = [frame("a", 1, STILL), frame("a", 2, STILL), frame("b", 1, bad), frame("b", 2, bad)]
+    before = carried_count("a")
+    with pytest.raises(ConnectionError):
+        asyncio.run(detect.handle(batch))
+    results = asyncio.run(detect.handle(batch))  # the runner's retry
+    assert isinstance(results[1], list) and results[1][0].carried_from_seq == 1
+    assert carried_count("a") == before + 1

@@ -73,3 +73,25 @@ def test_unknown_anomaly_methods_are_refused(method: str,
     monkeypatch.setenv("ARGUS_ANOMALY_METHOD", method)
     with pytest.raises(ValidationError, match="anomaly method"):
         AnomalySettings()
+
+
+def test_free_worker_slots_are_pruned_and_held_ones_kept(tmp_path: Path) -> None:
+    """Slot files no live worker holds (each test run's group leaves some) are deleted when
+    a worker claims a slot; the slot a live worker holds stays its own."""
+    import fcntl
+
+    from pipelines.worker import instance_id
+
+    folder = tmp_path / "worker-slots"
+    folder.mkdir()
+    for name in ("argus-old-0.lock", "argus-old-1.lock", "argus-live-0.lock"):
+        (folder / name).touch()
+    held = open(folder / "argus-live-0.lock", "ab")  # noqa: SIM115 - a live worker's slot
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        settings = Settings(stack_dir=tmp_path, topology=TOPOLOGY, worker_instance_id="auto")
+        assert instance_id(settings, "argus-live") == f"{socket.gethostname()}-argus-live-1"
+        assert sorted(p.name for p in folder.iterdir()) == ["argus-live-0.lock",
+                                                           "argus-live-1.lock"]
+    finally:
+        held.close()

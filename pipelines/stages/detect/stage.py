@@ -129,6 +129,10 @@ class Detect(Stage[Frame, Detections]):
         for result in results:
             assert result is not None  # every frame was detected or carried
             out.append([result] if isinstance(result, Detections) else result)
+            if isinstance(result, Detections) and result.carried_from_seq is not None:
+                # counted once the whole batch succeeded: a retried batch counts once
+                FRAMES_CARRIED.labels(camera_label(
+                    result.camera_id, self.app_settings.metrics_per_camera)).inc()
         return out
 
     async def _detect(self, frames: list[tuple[FrameHeaders, bytes]], indices: list[int],
@@ -151,8 +155,6 @@ class Detect(Stage[Frame, Detections]):
             return False
         results[index] = carried(detections, meta.seq, meta.capture_ts, meta.width,
                                  meta.height)
-        FRAMES_CARRIED.labels(camera_label(meta.camera_id,
-                                           self.app_settings.metrics_per_camera)).inc()
         return True
 
     def key(self, out: Detections) -> bytes:
