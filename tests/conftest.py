@@ -26,7 +26,6 @@ import redis
 from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import Topology, load_topology
 from tools import stack as embedded
-from tools.bench_procs import cleanup_kafka
 
 TEST_TOPOLOGY = Path(__file__).parent / "topology.yaml"
 
@@ -77,7 +76,7 @@ def stack() -> Iterator[Settings]:
     embedded.create_topics(settings)
     yield settings
     with contextlib.suppress(Exception):  # a broker left with every session's partitions
-        cleanup_kafka(settings)           # restarts slowly (16k partitions: minutes)
+        embedded.delete_topics(settings)  # restarts slowly (16k partitions: minutes)
     lock = redis.Redis.from_url(settings.redis_url)
     if lock.get(SESSION_LOCK) == session.encode():
         lock.delete(SESSION_LOCK)

@@ -25,6 +25,7 @@ other load on the machine changes much less than frames/s. Prints a table and JS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -272,6 +273,8 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+        with contextlib.suppress(Exception):
+            stack.delete_topics(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

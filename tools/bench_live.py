@@ -55,7 +55,7 @@ from tools import bench_measure as m
 from tools import stack
 from tools.bench_lag import end_offsets, group_lag
 from tools.bench_probe import Probe
-from tools.bench_procs import Children, claim_redis_db, cleanup_kafka, free_port, get, versions
+from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
 from tools.bench_table import format_table
 
 DEFAULT_SOURCES = ("data/videos/one-by-one-person-detection.mp4",
@@ -166,7 +166,7 @@ def teardown(probe: Probe, children: Children, admin: KafkaAdminClient,
     admin.close()
     offsets.close()
     with contextlib.suppress(Exception):
-        cleanup_kafka(settings)
+        stack.delete_topics(settings)
     with contextlib.suppress(Exception):
         redis.Redis.from_url(settings.redis_url).flushdb()  # also drops the lock
     shutil.rmtree(settings.stack_dir / "faust" / f"{settings.app_id}-data", ignore_errors=True)

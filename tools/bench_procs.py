@@ -17,7 +17,6 @@ from importlib import metadata
 from pathlib import Path
 
 import redis
-from kafka import KafkaAdminClient
 
 from argus.settings import REPO_ROOT, Settings
 
@@ -118,14 +117,3 @@ def versions(settings: Settings) -> dict[str, str | None]:
             "onnxruntime_triton": (ort[-1].name.removesuffix(".dist-info").split("-")[1]
                                    if ort else None),
             "tritonserver": triton}
-
-
-def cleanup_kafka(settings: Settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        ours = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)
-                or t.startswith(f"{settings.app_id}-")]
-        if ours:
-            admin.delete_topics(ours, raise_errors=False)
-    finally:
-        admin.close()

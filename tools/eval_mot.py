@@ -26,6 +26,7 @@ where there is no ground truth.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -281,6 +282,8 @@ def run_pipeline(base: Settings, video: Path, frame_of_seq: dict[int, int], fps:
             worker.kill()
             worker.wait(10)
         log.close()
+        with contextlib.suppress(Exception):
+            stack.delete_topics(settings)
         if ok:  # keep the worker's log (and faust's data dir) only when something failed
             shutil.rmtree(workdir, ignore_errors=True)
 

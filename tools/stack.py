@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from tools.servers import (
 )
 
 __all__ = ["Kafka", "Mosquitto", "Prometheus", "Redis", "Server", "ServerStatus", "StackError",
-           "Triton", "create_topics", "down", "load_topic_spec", "servers", "status", "up"]
+           "Triton", "create_topics", "delete_topics", "down", "load_topic_spec", "own_topics",
+           "servers", "status", "up"]
 
 log = get_logger(__name__)
 
@@ -137,3 +139,39 @@ def create_topics(settings: Settings, spec_path: Path = TOPICS_FILE) -> list[str
         return created
     finally:
         admin.close()
+
+
+def delete_topics(settings: Settings, app_ids: Iterable[str] = ()) -> list[str]:
+    """Delete the topics of a run of its own: those named with ``settings.topic_prefix``,
+    and the Faust topics (changelogs, the assignor's) of ``settings.app_id`` and of
+    ``app_ids``. Tests, benchmarks and evaluations call it when they end: a broker that keeps
+    every run's partitions restarts slowly and idles busier. Refused without a prefix: the
+    unprefixed topics are the deployment's own."""
+    from kafka import KafkaAdminClient
+
+    if not settings.topic_prefix:
+        raise ValueError("delete_topics needs a topic prefix: the unprefixed topics are the "
+                         "deployment's")
+    owners = tuple(f"{app_id}-" for app_id in {settings.app_id, *app_ids})
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        ours = [t for t in admin.list_topics()
+                if t.startswith(settings.topic_prefix) or t.startswith(owners)]
+        if ours:
+            admin.delete_topics(ours, raise_errors=False)
+        return ours
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def own_topics(settings: Settings, app_ids: Iterable[str] = ()) -> Iterator[Settings]:
+    """The spec's topics under ``settings``' prefix for the length of the block, deleted
+    at its end with those of ``settings.app_id`` and ``app_ids`` (:func:`delete_topics`;
+    a broker that is gone by then is not an error)."""
+    create_topics(settings)
+    try:
+        yield settings
+    finally:
+        with contextlib.suppress(Exception):
+            delete_topics(settings, app_ids)

@@ -11,6 +11,7 @@ helpers are shared with ``test_commands.py`` and ``test_mqtt_to_alert.py``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -132,6 +133,8 @@ def private_env(stack: Settings, tmp_path_factory: pytest.TempPathFactory, tag: 
         yield env
     finally:
         env.stop_workers()
+        with contextlib.suppress(Exception):
+            embedded.delete_topics(settings, env.app_ids)
         for app_id in {settings.app_id, *env.app_ids}:
             for folder in (settings.stack_dir / "faust" / f"{app_id}-data",
                            REPO_ROOT / f"{app_id}-data"):

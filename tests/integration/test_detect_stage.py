@@ -149,7 +149,11 @@ def test_motion_gate_carries_a_still_frame(stack: Settings) -> None:
     tag = uuid.uuid4().hex[:8]
     settings = stack.model_copy(update={"topic_prefix": f"m{tag}.",
                                         "app_id": f"argus-motion-{tag}"})
-    embedded.create_topics(settings)
+    with embedded.own_topics(settings):
+        motion_gate_run(settings)
+
+
+def motion_gate_run(settings: Settings) -> None:
     proc, port = start_worker(settings, "--stages", "detect",
                               env={"ARGUS_DETECT_MOTION_GATE": "0.002"})
     try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from argus.settings import REPO_ROOT, Settings, get_settings
 from tests.conftest import free_port
@@ -49,6 +50,33 @@ def test_topics_follow_the_spec(stack: Settings) -> None:
     finally:
         admin.close()
     assert embedded.create_topics(stack) == []  # idempotent
+
+
+def test_a_runs_own_topics_are_deleted_and_no_other(stack: Settings) -> None:
+    """``own_topics``: a test's, bench's or evaluation's topics (its prefix, its Faust app's)
+    are gone when it ends; the session's stay; without a prefix nothing is deleted."""
+    tag = uuid.uuid4().hex[:8]
+    own = stack.model_copy(update={"topic_prefix": f"{stack.topic_prefix}own{tag}.",
+                                   "app_id": f"argus-own-{tag}"})
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        faust_topic = f"{own.app_id}-tracker-state-changelog"
+        with embedded.own_topics(own):
+            admin.create_topics([NewTopic(faust_topic, num_partitions=1, replication_factor=1)])
+            assert own.topic("frames.raw") in admin.list_topics()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            left = [t for t in admin.list_topics()
+                    if t.startswith(own.topic_prefix) or t == faust_topic]
+            if not left:
+                break
+            time.sleep(0.5)
+        assert left == []
+        assert stack.topic("frames.raw") in admin.list_topics()
+    finally:
+        admin.close()
+    with pytest.raises(ValueError, match="prefix"):
+        embedded.delete_topics(stack.model_copy(update={"topic_prefix": ""}))
 
 
 def test_a_crashed_server_is_reported_and_restarted(tmp_path: Path) -> None:

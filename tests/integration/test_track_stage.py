@@ -164,13 +164,13 @@ def own_worker(stack: Settings) -> Iterator[tuple[Settings, list[subprocess.Pope
     """A worker on topics of its own, which the test may restart."""
     settings = stack.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:8]}.",
                                         "app_id": f"argus-restart-{uuid.uuid4().hex[:8]}"})
-    embedded.create_topics(settings)
     procs: list[subprocess.Popen[bytes]] = []
-    yield settings, procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    with embedded.own_topics(settings):
+        yield settings, procs
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
     shutil.rmtree(REPO_ROOT / f"{settings.app_id}-data", ignore_errors=True)  # faust's datadir
 
 

@@ -60,13 +60,13 @@ def workers(stack: Settings) -> Iterator[Workers]:
     tag = uuid.uuid4().hex[:8]
     settings = stack.model_copy(update={"topic_prefix": f"w{tag}.",
                                         "app_id": f"argus-life-{tag}"})
-    embedded.create_topics(settings)
     pool = Workers(settings)
-    yield pool
-    for proc in pool.procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    with embedded.own_topics(settings):
+        yield pool
+        for proc in pool.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
 
 def stop_time(proc: subprocess.Popen[bytes]) -> float:
