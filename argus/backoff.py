@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import random
 
+_RNG = random.Random()
+"""The jitter's source unless one is given: seeding a ``random.Random`` reads the OS's
+entropy, too slow to do once per stage batch (the runner makes a Backoff per batch)."""
+
 
 class Backoff:
     """Exponential delays ``initial * factor**n`` capped at ``cap``; each one is drawn from
@@ -34,7 +38,7 @@ class Backoff:
         self.factor = factor
         self.cap = cap
         self.jitter = jitter
-        self._rng = rng or random.Random()
+        self._rng = rng or _RNG
         self._next = initial
         self.attempts = 0
         """Delays handed out since the last reset."""
