@@ -49,5 +49,6 @@ def load_module_from_path(name: str, path: Path) -> ModuleType:
 
 @lru_cache(maxsize=1)
 def load_yolox_module() -> ModuleType:
-    """The detector's ``yolox.py`` (letterbox, decode, nms, postprocess, DetectorRunner, ...)."""
+    """The detector's ``yolox.py`` (letterbox, decode, nms, postprocess, DetectorRunner, ...;
+    it loads its sibling ``decoders.py`` by path itself)."""
     return load_module_from_path("argus_triton_detector_yolox", YOLOX_PATH)

@@ -30,6 +30,8 @@ errors by kind, the lag and frame age at their worst).
 
 **It stops and starts the shared embedded servers**: run it with nothing else using the
 stack. Table per fault, ``--json PATH`` for everything; results in docs/reliability.md.
+The faults and the MQTT sensors are in ``tools.chaos_faults``, the scoring in
+``tools.chaos_report``.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -60,6 +60,7 @@ from tools.bench_lag import group_lag
 from tools.bench_live import DEFAULT_SOURCES, _start_workers, teardown
 from tools.bench_probe import Probe
 from tools.bench_procs import Children, claim_redis_db, free_port, get, versions
+from tools.chaos_faults import FAULTS, SERVER_FAULTS, Fault, MqttSensors
 from tools.chaos_report import (
     alert_changes,
     alerted_share,
@@ -72,11 +73,6 @@ from tools.chaos_report import (
 )
 from tools.mjpeg_camera import MjpegCamera
 
-FAULTS = ("baseline", "worker-kill", "triton", "redis", "kafka", "mosquitto", "camera",
-          "overload")
-SERVER_FAULTS = {"triton": "triton", "redis": "redis", "kafka": "kafka",
-                 "mosquitto": "mosquitto"}
-
 
 def _topology(run_id: str, cameras: int, fps: float, sources: list[str]) -> str:
     """``bench live``'s topology for ``2 * cameras`` (the second half is the overload's)
@@ -85,89 +81,6 @@ def _topology(run_id: str, cameras: int, fps: float, sources: list[str]) -> str:
     panics = [f"  - {{id: {run_id}-{kind}-{i}, site: {run_id}-s{i}, zone: zone-{i}, "
               "type: panic}" for i in range(2 * cameras) for kind in ("panic", "mqttpanic")]
     return text + "\n".join(panics) + "\n"
-
-
-class MqttSensors:
-    """Panic buttons publishing over MQTT (QoS 1, paho's own reconnect and queue, as a
-    real sensor would), one reading per sensor every ``period_s``; each reading's event id
-    goes into ``posted`` (the probe's, so its alert is matched like the HTTP ones)."""
-
-    def __init__(self, settings: Settings, run_id: str, sensors: list[str],
-                 posted: dict[str, float], period_s: float) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.run_id, self.sensors, self.posted, self.period_s = (
-            run_id, sensors, posted, period_s)
-        self.ids: set[str] = set()
-        self.stop = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"{run_id}-sensors")
-        self.client.reconnect_delay_set(1, 5)
-        self.client.connect_async("127.0.0.1", settings.mqtt_port)
-        self.client.loop_start()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="mqtt-sensors")
-        self.thread.start()
-
-    def _run(self) -> None:
-        step = self.period_s / max(1, len(self.sensors))
-        i = 0
-        while not self.stop.wait(step):
-            sensor = self.sensors[i % len(self.sensors)]
-            i += 1
-            now = round(time.time(), 3)
-            site = f"{self.run_id}-s{sensor.rsplit('-', 1)[1]}"
-            found = event_id(sensor, now, "active")
-            self.ids.add(found)
-            self.posted[found] = now
-            self.client.publish(f"argus/sensors/{site}/{sensor}",
-                                json.dumps({"state": "active", "ts": now}), qos=1)
-
-    def close(self) -> None:
-        if self.stop.is_set():
-            return
-        self.stop.set()
-        self.thread.join(5)
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-class _Fault:
-    """Inject and clear one fault."""
-
-    def __init__(self, name: str, base: Settings, children: Children, ports: dict[str, int],
-                 settings: Settings, extra_cameras: list[str],
-                 camera: MjpegCamera | None = None) -> None:
-        self.name, self.base, self.children, self.ports = name, base, children, ports
-        self.settings, self.extra_cameras, self.camera = settings, extra_cameras, camera
-        self.restart_s: float | None = None
-        """worker-kill: seconds from the new worker's start to its health endpoint."""
-
-    def inject(self) -> None:
-        if self.name == "worker-kill":
-            proc = self.children.procs.pop("worker")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            started = time.monotonic()
-            _start_workers(self.children, self.ports, ["worker"], self.settings)
-            self.restart_s = round(time.monotonic() - started, 1)
-        elif self.name in SERVER_FAULTS:
-            stack.down(self.base, only=[SERVER_FAULTS[self.name]])
-        elif self.name == "camera" and self.camera is not None:
-            self.camera.stop()
-        elif self.name == "overload":
-            self.children.start("grabber-extra", [
-                "-m", "services.frame_grabber", "--metrics-port",
-                str(self.ports["grabber-extra"]), *(f"--camera={c}" for c in self.extra_cameras)],
-                self.ports["grabber-extra"])
-
-    def clear(self) -> None:
-        if self.name in SERVER_FAULTS:
-            stack.up(self.base, only=[SERVER_FAULTS[self.name]])
-        elif self.name == "camera" and self.camera is not None:
-            self.camera.start()
-        elif self.name == "overload":
-            self.children.stop_one("grabber-extra")
 
 
 def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: list[str],
@@ -201,7 +114,7 @@ def run_fault(base: Settings, fault: str, cameras: int, fps: float, sources: lis
                              reconnect_backoff_max_ms=1000)
     offsets = KafkaConsumer(bootstrap_servers=base.kafka_bootstrap, group_id=None,
                             enable_auto_commit=False, reconnect_backoff_max_ms=1000)
-    injector = _Fault(fault, base, children, ports, settings,
+    injector = Fault(fault, base, children, ports, settings,
                       [f"{run_id}-cam-{i}" for i in range(cameras, 2 * cameras)], camera)
     signals: dict[str, Any] = {"worker_unhealthy_s": 0.0, "max_lag": 0}
     first_camera = f"{run_id}-cam-0"

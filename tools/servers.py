@@ -1,32 +1,24 @@
 """The servers of the embedded stack, one class each: Redis, Mosquitto, Kafka (KRaft),
 Triton and Prometheus, run as local processes (see ``tools.stack`` for up/down/status).
 
-Each ``Server`` knows its command line, its files under ``settings.stack_dir/<name>``
-(``pid``, ``server.log``, data) and how to check that it is healthy.
+Each ``Server`` (``tools.server_base``) knows its command line, its files under
+``settings.stack_dir/<name>`` (``pid``, ``server.log``, data) and how to check that it is
+healthy.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 import uuid
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
-from argus.log import get_logger
-from argus.settings import REPO_ROOT, Settings
-from tools.ports import port_free, port_holder
-
-log = get_logger(__name__)
+from argus.settings import REPO_ROOT
+from tools.server_base import Server, StackError, binary, http_ok, port_open
 
 TRITON_VENV = REPO_ROOT / ".venv-triton"
 
@@ -48,145 +40,6 @@ def kafka_cluster_id() -> str:
             return cluster_id
 
 
-class StackError(RuntimeError):
-    """A server of the embedded stack could not be started or is unhealthy."""
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    name: str
-    state: str  # running | stopped | crashed | unhealthy
-    pid: int | None
-    detail: str = ""
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/usr/local/bin")
-    if not found:
-        raise StackError(f"{name} is not installed: run `make bootstrap` (ops/bootstrap.sh)")
-    return found
-
-
-class Server(ABC):
-    """One server process of the stack."""
-
-    name: str = ""
-    start_timeout_s: float = 60.0
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.dir = settings.stack_dir / self.name
-        self.pid_file = self.dir / "pid"
-        self.log_file = self.dir / "server.log"
-
-    @abstractmethod
-    def command(self) -> list[str]: ...
-
-    @abstractmethod
-    def healthy(self) -> bool: ...
-
-    @property
-    @abstractmethod
-    def ports(self) -> list[int]: ...
-
-    def prepare(self) -> None:  # noqa: B027 - optional hook, most servers need none
-        """Write config files / format storage before the first start."""
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def status(self) -> ServerStatus:
-        pid = self.pid()
-        if pid is None:
-            return ServerStatus(self.name, "stopped", None)
-        if not _alive(pid):
-            return ServerStatus(self.name, "crashed", pid, self.log_tail())
-        if not self.healthy():
-            return ServerStatus(self.name, "unhealthy", pid, self.log_tail())
-        return ServerStatus(self.name, "running", pid)
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def start(self) -> None:
-        """Start the process (not waiting for health)."""
-        for port in self.ports:
-            if not port_free(port):
-                raise StackError(
-                    f"{self.name}: port {port} is taken ({port_holder(port)}); stop that "
-                    "or change the ARGUS_* port settings"
-                )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.prepare()
-        with open(self.log_file, "ab") as out:
-            proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env(), cwd=self.dir, start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        log.info("server starting", extra={"server": self.name, "pid": proc.pid})
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            pid = self.pid()
-            if pid is None or not _alive(pid):
-                raise StackError(f"{self.name} exited during start; log tail:\n{self.log_tail()}")
-            if self.healthy():
-                log.info("server ready", extra={"server": self.name, "pid": pid})
-                return
-            time.sleep(0.5)
-        raise StackError(f"{self.name} not healthy after {self.start_timeout_s:.0f}s; "
-                         f"log tail:\n{self.log_tail()}")
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        pid = self.pid()
-        if pid is not None and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                log.warning("server did not stop, killing", extra={"server": self.name})
-                os.killpg(pid, signal.SIGKILL)
-        # a JVM can hold its listening sockets a moment after the process we waited for is
-        # gone: a restart right away would find them taken
-        deadline = time.monotonic() + 15.0
-        while any(not port_free(p) for p in self.ports) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.pid_file.unlink(missing_ok=True)
 
 
 class Redis(Server):
@@ -202,7 +55,7 @@ class Redis(Server):
         return [self.port]
 
     def command(self) -> list[str]:
-        return [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
+        return [binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--dir", str(self.dir), "--appendonly", "yes", "--save", "",
                 "--protected-mode", "yes", "--daemonize", "no"]
 
@@ -249,10 +102,10 @@ class Mosquitto(Server):
         )
 
     def command(self) -> list[str]:
-        return [_binary("mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
+        return [binary("mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
 
     def healthy(self) -> bool:
-        return _port_open(self.settings.mqtt_port) and _mqtt_connects(self.settings.mqtt_port)
+        return port_open(self.settings.mqtt_port) and _mqtt_connects(self.settings.mqtt_port)
 
 
 def _mqtt_connects(port: int, timeout_s: float = 2.0) -> bool:
@@ -336,7 +189,7 @@ class Kafka(Server):
                 "-cp", self.classpath, "kafka.Kafka", str(self.dir / "server.properties")]
 
     def healthy(self) -> bool:
-        if not _port_open(self.port):
+        if not port_open(self.port):
             return False
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
@@ -400,7 +253,7 @@ class Triton(Server):
                 "--exit-on-error=true", "--log-verbose=0"]
 
     def healthy(self) -> bool:
-        return _http_ok(f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready")
+        return http_ok(f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready")
 
 
 class Prometheus(Server):
@@ -419,13 +272,13 @@ class Prometheus(Server):
         (self.dir / "prometheus.yml").write_text(text)
 
     def command(self) -> list[str]:
-        return [_binary("prometheus"), f"--config.file={self.dir / 'prometheus.yml'}",
+        return [binary("prometheus"), f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.settings.prometheus_port}",
                 "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle"]
 
     def healthy(self) -> bool:
-        return _http_ok(f"http://127.0.0.1:{self.settings.prometheus_port}/-/ready")
+        return http_ok(f"http://127.0.0.1:{self.settings.prometheus_port}/-/ready")
 
 
 SERVERS: dict[str, type[Server]] = {

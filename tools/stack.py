@@ -20,17 +20,8 @@ import yaml
 from argus.log import get_logger
 from argus.settings import REPO_ROOT, Settings
 from tools.ports import ephemeral_unreserved
-from tools.servers import (
-    SERVERS,
-    Kafka,
-    Mosquitto,
-    Prometheus,
-    Redis,
-    Server,
-    ServerStatus,
-    StackError,
-    Triton,
-)
+from tools.server_base import Server, ServerStatus, StackError
+from tools.servers import SERVERS, Kafka, Mosquitto, Prometheus, Redis, Triton
 
 __all__ = ["Kafka", "Mosquitto", "Prometheus", "Redis", "Server", "ServerStatus", "StackError",
            "Triton", "create_topics", "delete_topics", "down", "load_topic_spec", "own_topics",

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from argus.log import get_logger
 from argus.settings import Settings
-from argus.stores import alerts as alert_sink
+from argus.stores import alert_outbox
 from schemas.alerts import Alert
 from services.alert_api.metrics import CHANGES_PUBLISHED
 
@@ -81,7 +81,7 @@ class ChangePublisher:
             CHANGES_PUBLISHED.labels("deferred").inc()
             return False
         try:
-            await alert_sink.publish_change(self._client, alert, self._send)
+            await alert_outbox.publish_change(self._client, alert, self._send)
         except (KafkaError, OSError, TimeoutError) as exc:
             CHANGES_PUBLISHED.labels("failed").inc()
             log.warning("alert_api.publish_failed", extra={"alert_id": alert.alert_id,
@@ -97,7 +97,7 @@ class ChangePublisher:
             if self._producer is None:
                 return 0
         sent = 0
-        for alert in await alert_sink.unpublished(self._client, older_than_s=older_than_s):
+        for alert in await alert_outbox.unpublished(self._client, older_than_s=older_than_s):
             sent += await self.publish(alert)
         return sent
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from argus.kafka import make_producer
 from argus.settings import Settings
-from argus.stores import alerts as alert_sink
+from argus.stores import alert_outbox
 from schemas.alerts import Action, Alert, Severity, apply_action
 from services.notifier.notifier import DELIVERIES, RetryPolicy, Webhook, deliver, notify, record
 from services.notifier.service import run
@@ -126,7 +126,7 @@ def test_alerts_topic_to_webhook(stack: Settings) -> None:
             task = asyncio.create_task(run(stack, [hook], FAST, stop, "earliest"))
             producer = make_producer(stack)
             for change in (created, created, acked):  # the replay of v1 is delivered once
-                key, value = alert_sink.change_message(change)
+                key, value = alert_outbox.change_message(change)
                 producer.send(stack.topic("alerts"), key=key, value=value)
             producer.flush()
             producer.close()

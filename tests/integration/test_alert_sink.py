@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from argus.settings import Settings
+from argus.stores import alert_outbox
 from argus.stores import alerts as alert_sink
 from schemas import Alert, AlertState, Evidence, Severity
 from schemas.alerts import InvalidTransition, cap_evidence
@@ -134,7 +135,7 @@ def test_lifecycle_versions_audit_and_indexes(stack: Settings) -> None:
         try:
             changes = [await alert_sink.open_or_update(client, v1, ttl_s=600, now=1000.0)]
             changes.append(await alert_sink.open_or_update(client, v1, ttl_s=600))  # replay
-            await alert_sink.mark_published(client, alert_id, 1)
+            await alert_outbox.mark_published(client, alert_id, 1)
             changes.append(await alert_sink.open_or_update(client, v1, ttl_s=600))  # replay
             changes.append(await alert_sink.open_or_update(client, v2, ttl_s=600, now=1001.0))
             changes.append(await alert_sink.open_or_update(client, v1, ttl_s=600))  # stale
@@ -322,17 +323,17 @@ def test_unknown_alert_and_unpublished_changes(stack: Settings) -> None:
                 await alert_sink.resolve(client, f"missing-{alert_id}", "alice")
             await alert_sink.open_or_update(client, make_alert(alert_id), ttl_s=600)
             await alert_sink.acknowledge(client, alert_id, "alice")
-            before = [a.alert_id for a in await alert_sink.unpublished(client, 1000, 0.0)]
-            assert alert_id not in [a.alert_id for a in await alert_sink.unpublished(client)]
+            before = [a.alert_id for a in await alert_outbox.unpublished(client, 1000, 0.0)]
+            assert alert_id not in [a.alert_id for a in await alert_outbox.unpublished(client)]
             sent: list[tuple[bytes, bytes]] = []
 
             async def send(key: bytes, value: bytes) -> None:
                 sent.append((key, value))
             pending = await alert_sink.get_alert(client, alert_id)
             assert pending is not None
-            await alert_sink.publish_change(client, pending, send)
-            assert sent == [alert_sink.change_message(pending)]
-            after = [a.alert_id for a in await alert_sink.unpublished(client, 1000, 0.0)]
+            await alert_outbox.publish_change(client, pending, send)
+            assert sent == [alert_outbox.change_message(pending)]
+            after = [a.alert_id for a in await alert_outbox.unpublished(client, 1000, 0.0)]
             return before, after
         finally:
             await client.aclose()

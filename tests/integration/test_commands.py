@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from argus.kafka import make_producer
 from argus.settings import Settings
+from argus.stores import alert_outbox
 from argus.stores import alerts as alert_sink
 from pipelines.stages.correlate.rules import AlertChange, ChangeKind
 from pipelines.stages.correlate.rules.model import LightsAction, PtzAction
@@ -219,7 +220,7 @@ def test_the_notifier_posts_a_webhook_command_once(private: Private) -> None:
         alert = make_change(site, 1, ChangeKind.OPENED).alert.model_copy(
             update={"alert_id": alert_ids[0]})
         await alert_sink.write_alert(client, alert, ttl_s=600)
-        await alert_sink.mark_published(client, alert.alert_id, 1)  # nothing for an outbox
+        await alert_outbox.mark_published(client, alert.alert_id, 1)  # nothing for an outbox
         await client.aclose()
         async with receiving(receiver) as base:
             # a subscription that gets every change of covered_site's alerts

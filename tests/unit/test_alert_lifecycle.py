@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from argus.stores.alerts import Outcome, change_message, classify, ranked_score
+from argus.stores.alert_outbox import change_message
+from argus.stores.alerts import Outcome, classify, ranked_score
 from schemas.alerts import (
     Action,
     Alert,

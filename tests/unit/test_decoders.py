@@ -1,5 +1,6 @@
-"""The detector's two output decoders (YOLOX, YOLOv8/YOLO11 export) and optional tiling,
-on synthetic tensors; the runner's input handling with a stub session and the real model."""
+"""The detector's two output decoders (YOLOX, YOLOv8/YOLO11 export) and optional tiling
+(``triton_models/detector/1/decoders.py``, re-exported by ``yolox.py``), on synthetic
+tensors; the runner's input handling with a stub session and the real model."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ import pytest
 
 from pipelines.stages.correlate.rules import AlertChange, ChangeKind
 from schemas.alerts import Alert, Severity
-from tools.eval_rules import T0, SmokeRow, episodes_of, main, read_smoke, score_fire
+from tools.eval_rules import main
+from tools.eval_rules_fire import T0, SmokeRow, episodes_of, read_smoke, score_fire
 
 
 def test_replay_slice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -315,7 +315,7 @@ def test_postprocess_tests_only_rows_that_can_pass(seed: int) -> None:
     for score_threshold in (0.05, floor, 0.6):
         full, full_scores = yolox.candidates(raw, SIZE, "yolox")
         passing = full_scores.max(axis=1) >= score_threshold
-        boxes, scores = yolox._yolox_candidates_above(raw, SIZE, score_threshold)
+        boxes, scores = yolox.decoders._yolox_candidates_above(raw, SIZE, score_threshold)
         np.testing.assert_array_equal(boxes, full[passing])
         np.testing.assert_array_equal(scores, full_scores[passing])
         got = yolox.postprocess(raw, 0.5, 800, 600, score_threshold, 0.45)

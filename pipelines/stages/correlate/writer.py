@@ -32,6 +32,7 @@ from argus.metrics import (
 )
 from argus.plates.events import plate_place, plate_to_video_events
 from argus.settings import Settings
+from argus.stores import alert_outbox
 from argus.stores import alerts as alert_sink
 from argus.topology import Topology
 from pipelines.stages.correlate.rules import (
@@ -301,7 +302,7 @@ class AlertWriter:
             audit_retention_s=self.settings.audit_retention_s,
             also=queue_commands(commands, self.settings.alert_ttl_s) if commands else None)
         if stored.needs_publish:
-            await alert_sink.publish_change(self.redis, stored.alert, self.send)
+            await alert_outbox.publish_change(self.redis, stored.alert, self.send)
         if self.commands is not None and commands and stored.outcome in (
                 alert_sink.Outcome.CREATED, alert_sink.Outcome.UPDATED,
                 alert_sink.Outcome.DUPLICATE):  # a replay re-sends what is still pending

@@ -26,7 +26,8 @@ A request with an undecodable JPEG gets an error response whose message starts w
 ``corrupt_jpeg:``; the other requests of the same dynamic batch are answered normally.
 
 The weights come from ``$ARGUS_MODEL_DIR/<model_file>`` (default ``/models``), put there by
-``argus models fetch``. All pre/post-processing lives in ``yolox.py`` next to this file.
+``argus models fetch``. All pre/post-processing lives in ``yolox.py`` next to this file (its
+decoders in ``decoders.py``, which ``yolox.py`` loads).
 """
 
 from __future__ import annotations

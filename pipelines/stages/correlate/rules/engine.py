@@ -46,7 +46,8 @@ from pipelines.stages.correlate.rules.events import (
     lookup,
     update_rises,
 )
-from pipelines.stages.correlate.rules.model import ChangeKind, EventSpec, Matcher, Rule, RuleSet
+from pipelines.stages.correlate.rules.matchers import Matcher
+from pipelines.stages.correlate.rules.model import ChangeKind, EventSpec, Rule, RuleSet
 from pipelines.stages.correlate.rules.repeats import repeated
 from schemas.events import VideoEvent
 from schemas.sensors import SensorEvent

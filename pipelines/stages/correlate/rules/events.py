@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pipelines.stages.correlate.rules.model import rise_key
+from pipelines.stages.correlate.rules.matchers import rise_key
 from schemas.alerts import Evidence
 from schemas.detections import Box
 from schemas.events import VideoEvent

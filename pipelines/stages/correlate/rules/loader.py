@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from argus.redact import redact_url
 from argus.topology import Topology, _field, _line_of
-from pipelines.stages.correlate.rules.model import LightsAction, Matcher, PtzAction, RuleSet
+from pipelines.stages.correlate.rules.matchers import Matcher
+from pipelines.stages.correlate.rules.model import LightsAction, PtzAction, RuleSet
 
 Loc = tuple[int | str, ...]
 
