@@ -168,7 +168,9 @@ def test_platelib_examples(lib: ModuleType) -> None:
     import doctest
 
     result = doctest.testmod(lib, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5 and result.failed == 0
+    assert result.attempted >= 4 and result.failed == 0
+    scores = doctest.testmod(lib.scoring, optionflags=doctest.ELLIPSIS)
+    assert scores.attempted >= 5 and scores.failed == 0
     boxes = doctest.testmod(lib.textboxes, optionflags=doctest.ELLIPSIS)
     assert boxes.attempted >= 2 and boxes.failed == 0
 
@@ -182,15 +184,17 @@ def test_read_image_searches_a_top_cut_box_whole(lib: ModuleType, box: tuple[flo
                                                  search_top: float | None,
                                                  expected: float | None) -> None:
     reader = object.__new__(lib.PlateReader)
-    seen: list[tuple[tuple[int, ...], float | None]] = []
+    seen: list[tuple[tuple[int, ...], float | None, bool]] = []
 
-    def fake_read(crop: np.ndarray, top: float | None = None) -> list[object]:
-        seen.append((crop.shape, top))
+    def fake_read(crop: np.ndarray, top: float | None = None,
+                  vehicle: bool = True) -> list[object]:
+        seen.append((crop.shape, top, vehicle))
         return [lib.PlateRead("AB123", [0.9] * 5, (0.0, 0.5, 1.0, 1.0), 0.9, 0.8)]
 
     reader.read = fake_read
     reads = reader.read_image(np.zeros((100, 200, 3), np.uint8), box, search_top)
     assert seen[0][1] == expected
+    assert seen[0][2] == (search_top is None)   # a caller's search_top: a plate crop
     x1, y1, x2, y2 = box
     assert reads[0].box == pytest.approx((x1, y1 + 0.5 * (y2 - y1), x2, y2), abs=0.01)
 
@@ -288,6 +292,7 @@ def test_read_fuses_the_variants_of_each_box(lib: ModuleType) -> None:
     of one box fused per character; ``no_digit_factor`` ranks a word below the plate."""
     reader = object.__new__(lib.PlateReader)
     reader.top_k, reader.rec_variants, reader.no_digit = 3, (0.0, 0.06), 0.5
+    reader.low_weight, reader.centre_weight, reader.height_band = 0.2, 0.0, None
     plate = np.array([[20, 60], [80, 60], [80, 80], [20, 80]], np.float32)
     word = np.array([[20, 30], [100, 30], [100, 50], [20, 50]], np.float32)
     reader.detect = lambda crop, top=None: [(word, 0.9), (plate, 0.8)]
@@ -306,3 +311,63 @@ def test_read_fuses_the_variants_of_each_box(lib: ModuleType) -> None:
     assert reads[0].confidences == pytest.approx([0.85, 0.85, 0.85, 0.45, 0.85])
     assert reads[0].alternatives == ["", "", "", "Z", ""]
     assert lib.parse_variants("0,0.06") == (0.0, 0.06) and lib.parse_variants(" ") == (0.0,)
+
+
+@pytest.mark.parametrize(("box", "crop_aspect", "centre", "band", "expected"), [
+    ((0.4, 0.7, 0.6, 0.76), 0.8, 0.0, None, 1.0),               # off
+    ((0.4, 0.7, 0.6, 0.76), 0.8, 0.2, None, 1.0),               # in the middle
+    ((0.8, 0.9, 1.0, 0.95), 0.8, 0.2, None, 0.872),             # near the side edge
+    ((0.05, 0.9, 0.45, 0.95), 0.8, 0.2, None, 0.95),            # a quarter in from it
+    ((0.4, 0.7, 0.6, 0.76), 0.8, 0.0, (0.02, 0.15), 1.0),       # 0.048 of the width tall
+    ((0.4, 0.7, 0.6, 0.72), 0.8, 0.0, (0.02, 0.15), 0.5),       # 0.016: too small
+    ((0.4, 0.5, 0.6, 0.8), 0.8, 0.0, (0.02, 0.15), 0.5),        # 0.24: too large
+    ((0.8, 0.7, 1.0, 0.72), 0.8, 0.2, (0.02, 0.15), 0.436),     # both
+])
+def test_vehicle_prior(lib: ModuleType, box: tuple[float, ...], crop_aspect: float,
+                       centre: float, band: tuple[float, float] | None,
+                       expected: float) -> None:
+    assert lib.vehicle_prior(box, crop_aspect, centre, band) == pytest.approx(expected)
+
+
+def test_height_band_parsing(lib: ModuleType) -> None:
+    assert lib.parse_band("0.02,0.15") == (0.02, 0.15)
+    assert lib.parse_band("0") is None and lib.parse_band("") is None
+    for bad in ("0.1", "0.2,0.1", "0.1,0.2,0.3"):
+        with pytest.raises(ValueError, match="height_band"):
+            lib.parse_band(bad)
+
+
+@pytest.mark.parametrize(("centre", "vehicle", "expected"), [
+    (0.0, True, ["2014051", "N359973"]),    # off: the surer sticker wins
+    (0.2, True, ["N359973", "2014051"]),    # the plate near the middle wins
+    (0.2, False, ["2014051", "N359973"]),   # not a vehicle (a whole photo): no prior
+])
+def test_read_ranks_by_the_position_on_the_vehicle(lib: ModuleType, centre: float,
+                                                   vehicle: bool, expected: list[str]) -> None:
+    """``centre_weight``: a registration sticker at the vehicle's side edge, read surer than
+    the plate in the middle, ranks below it on a vehicle box."""
+    reader = object.__new__(lib.PlateReader)
+    reader.top_k, reader.rec_variants, reader.no_digit = 3, (0.0,), 0.5
+    reader.low_weight, reader.centre_weight, reader.height_band = 0.2, centre, None
+    sticker = np.array([[170, 88], [196, 88], [196, 96], [170, 96]], np.float32)
+    plate = np.array([[80, 76], [120, 76], [120, 88], [80, 88]], np.float32)
+    reader.detect = lambda crop, top=None: [(sticker, 0.9), (plate, 0.8)]
+    reader.recognise = lambda patches: [("2014051", [0.99] * 7, [""] * 7),
+                                        ("N359973", [0.97] * 7, [""] * 7)]
+    reads = reader.read(np.zeros((100, 200, 3), np.uint8), vehicle=vehicle)
+    assert [r.text for r in reads] == expected
+
+
+def test_whole_photo_has_no_vehicle_prior(lib: ModuleType) -> None:
+    reader = object.__new__(lib.PlateReader)
+    seen: list[bool] = []
+
+    def fake_read(crop: np.ndarray, top: float | None = None,
+                  vehicle: bool = True) -> list[object]:
+        seen.append(vehicle)
+        return []
+
+    reader.read = fake_read
+    reader.read_image(np.zeros((100, 200, 3), np.uint8), None)
+    reader.read_image(np.zeros((100, 200, 3), np.uint8), (0.1, 0.3, 0.5, 0.9))
+    assert seen == [False, True]

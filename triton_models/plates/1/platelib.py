@@ -28,9 +28,12 @@ in ``textboxes.py`` next to this file, with the vehicle crop):
    ``rec_variants`` each box is cut once per listed widening (0: as found, 0.06: 6 % wider,
    :func:`widen_quad`), all in one recogniser batch, and the reads of one box are fused per
    character (:func:`fuse_reads`, ``fusion.py``);
-4. each read gets a plate-likeness score (:func:`plate_score`: confidence, length, aspect,
-   position, ``no_digit_factor`` for a read without a digit); the caller chooses (the stage
-   and the evaluation also apply the site's format).
+4. each read gets a plate-likeness score (``scoring.py``: :func:`plate_score`, confidence,
+   length, aspect, height on the vehicle (``low_weight``), ``no_digit_factor`` for a read
+   without a digit; on a vehicle box also :func:`vehicle_prior`, the distance from the
+   vehicle's middle (``centre_weight``) and the height against the vehicle's width
+   (``height_band``)); the caller chooses (the stage and the evaluation also apply the
+   site's format).
 
 >>> ctc_decode(np.array([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.9, 0.05, 0.05],
 ...                      [0.1, 0.1, 0.8]]), ["", "A", "B"])
@@ -79,6 +82,10 @@ vehicle_crop = textboxes.vehicle_crop
 to_image_box = textboxes.to_image_box
 fusion = _sibling("fusion")
 fuse_reads = fusion.fuse_reads
+scoring = _sibling("scoring")
+plate_score = scoring.plate_score
+vehicle_prior = scoring.vehicle_prior
+parse_band = scoring.parse_band
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters a plate read may contain (recognition is restricted to them)."""
@@ -169,33 +176,6 @@ def rec_input(patches: Sequence[ImageArray], min_width: int = 4 * REC_HEIGHT,
     return batch
 
 
-def plate_score(text: str, confidences: Sequence[float], aspect: float, centre_y: float,
-                lengths: tuple[int, int] = (4, 8), no_digit: float = 1.0) -> float:
-    """How plate-like a read is, 0..1: the mean character confidence, halved for a length
-    outside ``lengths``, for a patch aspect (width / height) outside 1.5..8, times
-    ``no_digit`` when it has no digit (a state, dealer or make name), and lowered a little
-    the higher the patch sits on the vehicle (``centre_y`` 0 top .. 1 bottom).
-
-    >>> plate_score("ABC123", [0.9] * 6, 3.0, 0.8)
-    0.864
-    >>> plate_score("AB", [0.9] * 2, 3.0, 0.8)
-    0.432
-    >>> plate_score("TEXAS", [0.9] * 5, 3.0, 0.8, no_digit=0.5)
-    0.432
-    """
-    if not text:
-        return 0.0
-    score = float(np.mean(confidences))
-    if not lengths[0] <= len(text) <= lengths[1]:
-        score *= 0.5
-    if not 1.5 <= aspect <= 8.0:
-        score *= 0.5
-    if not any(char.isdigit() for char in text):
-        score *= no_digit
-    score *= 0.8 + 0.2 * min(max(centre_y, 0.0), 1.0)
-    return round(score, 4)
-
-
 @dataclass
 class PlateRead:
     """One text box read on a vehicle crop."""
@@ -269,8 +249,9 @@ class PlateReader:
                    threads: int | None = None) -> PlateReader:
         """The reader ``config.pbtxt``'s ``parameters`` describe (``det_width``,
         ``search_top``, ``top_k``, ``box_thresh``, ``unclip_ratio``, ``rec_widen``,
-        ``det_clahe``, ``rec_variants``, ``no_digit_factor``): one reading for the Triton
-        model and the evaluation."""
+        ``det_clahe``, ``rec_variants``, ``no_digit_factor``, ``low_weight``,
+        ``centre_weight``, ``height_band``): one reading for the Triton model and the
+        evaluation."""
         return cls(det_path, rec_path, threads=threads,
                    det_width=int(params.get("det_width", "640")),
                    search_top=float(params.get("search_top", "0.3")),
@@ -280,14 +261,19 @@ class PlateReader:
                    rec_widen=float(params.get("rec_widen", "1.0")),
                    det_clahe=float(params.get("det_clahe", "0")),
                    rec_variants=parse_variants(params.get("rec_variants", "0")),
-                   no_digit=float(params.get("no_digit_factor", "1.0")))
+                   no_digit=float(params.get("no_digit_factor", "1.0")),
+                   low_weight=float(params.get("low_weight", "0.2")),
+                   centre_weight=float(params.get("centre_weight", "0")),
+                   height_band=parse_band(params.get("height_band", "0")))
 
     def __init__(self, det_path: str, rec_path: str, threads: int | None = None,
                  providers: Sequence[str] | None = None, det_width: int = 320,
                  search_top: float = 0.3, top_k: int = 3, alphabet: str = PLATE_ALPHABET,
                  box_thresh: float = 0.5, unclip_ratio: float = 1.6,
                  rec_widen: float = 1.0, det_clahe: float = 0.0,
-                 rec_variants: Sequence[float] = (0.0,), no_digit: float = 1.0) -> None:
+                 rec_variants: Sequence[float] = (0.0,), no_digit: float = 1.0,
+                 low_weight: float = 0.2, centre_weight: float = 0.0,
+                 height_band: tuple[float, float] | None = None) -> None:
         import onnxruntime as ort  # local: keeps the pure functions importable without it
 
         options = ort.SessionOptions()
@@ -314,6 +300,9 @@ class PlateReader:
         self.det_clahe = det_clahe
         self.rec_variants = tuple(rec_variants) or (0.0,)
         self.no_digit = no_digit
+        self.low_weight = low_weight
+        self.centre_weight = centre_weight
+        self.height_band = height_band
 
     def detect(self, crop: ImageArray, search_top: float | None = None,
                ) -> list[tuple[Quad, float]]:
@@ -350,9 +339,11 @@ class PlateReader:
         return [(*ctc_decode(p, self.charset, self.allowed),
                  second_choices(p, self.charset, self.allowed)) for p in probs]
 
-    def read(self, crop: ImageArray, search_top: float | None = None) -> list[PlateRead]:
+    def read(self, crop: ImageArray, search_top: float | None = None,
+             vehicle: bool = True) -> list[PlateRead]:
         """Plate reads of a vehicle crop (BGR), the most plate-like first; [] when no text.
-        ``search_top`` 0 searches the whole crop (a plate crop)."""
+        ``search_top`` 0 searches the whole crop; ``vehicle`` False: the crop is not a
+        vehicle (a whole photo, a plate crop), no :func:`vehicle_prior`."""
         height, width = crop.shape[:2]
         candidates = []
         for quad, det_score in self.detect(crop, search_top):
@@ -371,10 +362,13 @@ class PlateReader:
         for (quad, det_score, aspect), (text, confs, alts) in zip(candidates, fused, strict=True):
             x1, y1 = float(quad[:, 0].min()), float(quad[:, 1].min())
             x2, y2 = float(quad[:, 0].max()), float(quad[:, 1].max())
+            box = (x1 / width, y1 / height, x2 / width, y2 / height)
             score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height,
-                                no_digit=self.no_digit)
-            reads.append(PlateRead(text, confs, (x1 / width, y1 / height, x2 / width,
-                                                 y2 / height), det_score, score, alts))
+                                no_digit=self.no_digit, low_weight=self.low_weight)
+            if vehicle and score > 0:
+                score = round(score * vehicle_prior(box, height / width, self.centre_weight,
+                                                    self.height_band), 4)
+            reads.append(PlateRead(text, confs, box, det_score, score, alts))
         reads.sort(key=lambda r: -r.score)
         return reads
 
@@ -383,12 +377,15 @@ class PlateReader:
         """:meth:`read` on the vehicle ``box`` (normalised; None: the whole image) of an
         image, with the plate boxes normalised to the whole image. A box cut off by the top
         of the image is searched whole (its lower part is not the vehicle's: a car leaving
-        the view shows its rear, plate and all, at the top edge)."""
+        the view shows its rear, plate and all, at the top edge). The vehicle prior
+        (:func:`vehicle_prior`) applies to a vehicle box: ``box`` given and no ``search_top``
+        of the caller's (None: a whole photo; a caller's ``search_top``: a plate crop)."""
         crop, region = vehicle_crop(image, box)
         height, width = image.shape[:2]
+        vehicle = box is not None and search_top is None
         if search_top is None and region[1] <= TOP_EDGE_PX:
             search_top = 0.0
-        reads = self.read(crop, search_top)
+        reads = self.read(crop, search_top, vehicle=vehicle)
         for read in reads:
             read.box = to_image_box(read.box, region, width, height)
         return reads
