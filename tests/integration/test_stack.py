@@ -63,6 +63,9 @@ def test_a_runs_own_topics_are_deleted_and_no_other(stack: Settings) -> None:
         faust_topic = f"{own.app_id}-tracker-state-changelog"
         with embedded.own_topics(own):
             admin.create_topics([NewTopic(faust_topic, num_partitions=1, replication_factor=1)])
+            deadline = time.monotonic() + 30  # listed once the broker's metadata has it
+            while faust_topic not in admin.list_topics() and time.monotonic() < deadline:
+                time.sleep(0.2)
             assert own.topic("frames.raw") in admin.list_topics()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
