@@ -305,8 +305,10 @@ def test_read_fuses_the_variants_of_each_box(lib: ModuleType) -> None:
 
     def fake_recognise(patches: list[np.ndarray]) -> list[tuple[Any, ...]]:
         batches.append([p.shape for p in patches])
-        return [("TEXAS", [0.99] * 5, [""] * 5, spans), ("AB1Z3", [0.8] * 5, [""] * 5, spans),
-                ("TEXAS", [0.99] * 5, [""] * 5, spans), ("AB123", [0.9] * 5, [""] * 5, spans)]
+        return [("TEXAS", [0.99] * 5, [""] * 5, spans),                 # as found
+                ("AB1Z3", [0.8] * 5, [""] * 5, spans),
+                ("TEXAS", [0.99] * 5, [""] * 5, spans),                 # 6 % wider
+                ("AB123", [0.9] * 5, [""] * 5, spans)]
 
     reader.recognise_spans = fake_recognise
     reads = reader.read(np.zeros((100, 120, 3), np.uint8))

@@ -9,7 +9,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from argus.plates.reader import load_platelib
+from argus.plates.reader import load_platelib, plate_of
+from argus.plates.text import PlateFormat
 
 CHARSET = ["", "A", "B", "1"]
 
@@ -113,3 +114,29 @@ def test_read_offers_the_trimmed_variant_first(lib: ModuleType, gap: float,
     reads = reader.read(np.zeros((100, 200, 3), np.uint8), vehicle=False)
     assert [(r.text, r.score) for r in reads] == expected
     assert all(r.box == reads[0].box for r in reads)
+
+
+@pytest.mark.parametrize(("text", "spans", "pattern", "expected"), [
+    # CDK57513: both fit the US pattern: the trimmed variant, offered first, wins
+    ("CDK57513", [(0, 0), (2, 2), (4, 4), (6, 6), (8, 8), (9, 9), (15, 15), (17, 17)],
+     r"[A-Z0-9]{5,8}", "CDK575"),
+    # a site whose plates have 8 characters: the read as recognised still fits and wins
+    ("CDK57513", [(0, 0), (2, 2), (4, 4), (6, 6), (8, 8), (9, 9), (15, 15), (17, 17)],
+     r"[A-Z0-9]{8}", "CDK57513"),
+    # a 6-character read with a stray last character: only the trimmed 5 fit [A-Z]{3}[0-9]{2}
+    ("ABC12X", [*_even(5), (16, 16)], r"[A-Z]{3}[0-9]{2}", "ABC12"),
+])
+def test_the_format_chooses_between_a_read_and_its_trimmed_variant(
+        lib: ModuleType, text: str, spans: list[tuple[int, int]], pattern: str,
+        expected: str) -> None:
+    reader = object.__new__(lib.PlateReader)
+    reader.top_k, reader.rec_variants, reader.no_digit = 3, (0.0,), 1.0
+    reader.low_weight, reader.centre_weight, reader.height_band = 0.0, 0.0, None
+    reader.stray_gap = 2.5
+    plate = np.array([[80, 76], [120, 76], [120, 88], [80, 88]], np.float32)
+    reader.detect = lambda crop, top=None: [(plate, 0.8)]
+    reader.recognise_spans = lambda patches: [(text, [0.9] * len(text), [""] * len(text),
+                                               spans)]
+    reads = [r.as_dict() for r in reader.read(np.zeros((100, 200, 3), np.uint8))]
+    picked = plate_of(reads, PlateFormat(pattern=pattern, max_fixes=0))
+    assert picked is not None and picked[1].text == expected
