@@ -23,11 +23,13 @@ in ``textboxes.py`` next to this file, with the vehicle crop):
    (:func:`merge_lines`: a plate's character groups found apart);
 3. the ``top_k`` boxes with a plate-like shape are cut out (perspective warp) and
    recognised at height 48 and ``rec_widen`` x their aspect width, with CTC restricted to the
-   plate alphabet (:func:`ctc_decode`: every other dictionary entry is masked before the
+   plate alphabet (:func:`ctc_decode`, ``ctc.py``: every other dictionary entry is masked before the
    argmax, so a plate never reads as a Chinese character or punctuation); with
    ``rec_variants`` each box is cut once per listed widening (0: as found, 0.06: 6 % wider,
    :func:`widen_quad`), all in one recogniser batch, and the reads of one box are fused per
-   character (:func:`fuse_reads`, ``fusion.py``);
+   character (:func:`fuse_reads`, ``fusion.py``); with ``stray_gap`` a read whose end group
+   of 1-2 characters stands apart (``ctc.py``: :func:`trimmed_reads`, from the time step
+   each character was read at) is offered trimmed, first, and as recognised, second;
 4. each read gets a plate-likeness score (``scoring.py``: :func:`plate_score`, confidence,
    length, aspect, height on the vehicle (``low_weight``), ``no_digit_factor`` for a read
    without a digit; on a vehicle box also :func:`vehicle_prior`, the distance from the
@@ -86,6 +88,11 @@ scoring = _sibling("scoring")
 plate_score = scoring.plate_score
 vehicle_prior = scoring.vehicle_prior
 parse_band = scoring.parse_band
+ctc = _sibling("ctc")
+ctc_decode = ctc.ctc_decode
+ctc_spans = ctc.ctc_spans
+second_choices = ctc.second_choices
+trimmed_reads = ctc.trimmed_reads
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters a plate read may contain (recognition is restricted to them)."""
@@ -110,36 +117,6 @@ def decode_jpeg(jpeg_bytes: bytes) -> ImageArray:
     if image is None or image.size == 0:
         raise ValueError(f"cannot decode JPEG ({len(jpeg_bytes)} bytes)")
     return np.asarray(image, dtype=np.uint8)
-
-
-def ctc_decode(probs: npt.ArrayLike, charset: Sequence[str],
-               allowed: npt.NDArray[np.bool_] | None = None) -> tuple[str, list[float]]:
-    """Greedy CTC decoding of one ``T x C`` probability matrix.
-
-    ``charset[0]`` is the blank. ``allowed`` (bool, length C) masks the classes a read may
-    contain (the blank is always allowed). Repeats collapse unless a blank separates them;
-    each kept character's confidence is the highest probability over its run of steps,
-    rounded to 4 places.
-
-    >>> ctc_decode([[0.1, 0.6, 0.3], [0.1, 0.3, 0.6]], ["", "A", "B"],
-    ...            np.array([True, False, True]))
-    ('B', [0.6])
-    """
-    matrix = np.asarray(probs, dtype=np.float32)
-    if allowed is not None:
-        matrix = np.where(allowed[None, :], matrix, 0.0)
-    best = matrix.argmax(axis=1)
-    text: list[str] = []
-    confidences: list[float] = []
-    previous = 0
-    for step, index in enumerate(best.tolist()):
-        if index != 0 and index != previous:
-            text.append(charset[index])
-            confidences.append(round(float(matrix[step, index]), 4))
-        elif index != 0:
-            confidences[-1] = max(confidences[-1], round(float(matrix[step, index]), 4))
-        previous = index
-    return "".join(text), confidences
 
 
 def alphabet_mask(charset: Sequence[str], alphabet: str = PLATE_ALPHABET,
@@ -205,26 +182,6 @@ class PlateRead:
                 "alternatives": self.alternatives}
 
 
-def second_choices(probs: npt.ArrayLike, charset: Sequence[str],
-                   allowed: npt.NDArray[np.bool_], ratio: float = 0.1) -> list[str]:
-    """For each character :func:`ctc_decode` keeps, the runner-up allowed class at that step
-    when its probability is at least ``ratio`` x the winner's, else ""."""
-    matrix = np.where(allowed[None, :], np.asarray(probs, dtype=np.float32), 0.0)
-    best = matrix.argmax(axis=1)
-    out: list[str] = []
-    previous = 0
-    for step, index in enumerate(best.tolist()):
-        if index != 0 and index != previous:
-            row = matrix[step].copy()
-            top = row[index]
-            row[index] = 0.0
-            row[0] = 0.0
-            runner = int(row.argmax())
-            out.append(charset[runner] if row[runner] >= ratio * top else "")
-        previous = index
-    return out
-
-
 def parse_variants(text: str) -> tuple[float, ...]:
     """``rec_variants``: comma-separated widenings of each text box (0: as found).
 
@@ -250,7 +207,7 @@ class PlateReader:
         """The reader ``config.pbtxt``'s ``parameters`` describe (``det_width``,
         ``search_top``, ``top_k``, ``box_thresh``, ``unclip_ratio``, ``rec_widen``,
         ``det_clahe``, ``rec_variants``, ``no_digit_factor``, ``low_weight``,
-        ``centre_weight``, ``height_band``): one reading for the Triton model and the
+        ``centre_weight``, ``height_band``, ``stray_gap``): one reading for the Triton model and the
         evaluation."""
         return cls(det_path, rec_path, threads=threads,
                    det_width=int(params.get("det_width", "640")),
@@ -264,7 +221,8 @@ class PlateReader:
                    no_digit=float(params.get("no_digit_factor", "1.0")),
                    low_weight=float(params.get("low_weight", "0.2")),
                    centre_weight=float(params.get("centre_weight", "0")),
-                   height_band=parse_band(params.get("height_band", "0")))
+                   height_band=parse_band(params.get("height_band", "0")),
+                   stray_gap=float(params.get("stray_gap", "0")))
 
     def __init__(self, det_path: str, rec_path: str, threads: int | None = None,
                  providers: Sequence[str] | None = None, det_width: int = 320,
@@ -273,7 +231,8 @@ class PlateReader:
                  rec_widen: float = 1.0, det_clahe: float = 0.0,
                  rec_variants: Sequence[float] = (0.0,), no_digit: float = 1.0,
                  low_weight: float = 0.2, centre_weight: float = 0.0,
-                 height_band: tuple[float, float] | None = None) -> None:
+                 height_band: tuple[float, float] | None = None,
+                 stray_gap: float = 0.0) -> None:
         import onnxruntime as ort  # local: keeps the pure functions importable without it
 
         options = ort.SessionOptions()
@@ -303,6 +262,7 @@ class PlateReader:
         self.low_weight = low_weight
         self.centre_weight = centre_weight
         self.height_band = height_band
+        self.stray_gap = stray_gap
 
     def detect(self, crop: ImageArray, search_top: float | None = None,
                ) -> list[tuple[Quad, float]]:
@@ -333,11 +293,18 @@ class PlateReader:
 
     def recognise(self, patches: Sequence[ImageArray]) -> list[tuple[str, list[float], list[str]]]:
         """Text, per-character confidences and runner-up characters of each patch."""
+        return [(text, confs, alts) for text, confs, alts, _ in self.recognise_spans(patches)]
+
+    def recognise_spans(self, patches: Sequence[ImageArray]) -> list[Any]:
+        """:meth:`recognise` with each character's span of time steps (``ctc.SpannedRead``)."""
         if not patches:
             return []
         probs = self.rec.run(None, {"x": rec_input(patches, widen=self.rec_widen)})[0]
-        return [(*ctc_decode(p, self.charset, self.allowed),
-                 second_choices(p, self.charset, self.allowed)) for p in probs]
+        out = []
+        for matrix in probs:
+            text, confs, spans = ctc_spans(matrix, self.charset, self.allowed)
+            out.append((text, confs, second_choices(matrix, self.charset, self.allowed), spans))
+        return out
 
     def read(self, crop: ImageArray, search_top: float | None = None,
              vehicle: bool = True) -> list[PlateRead]:
@@ -355,20 +322,28 @@ class PlateReader:
             if len(candidates) == self.top_k:
                 break
         reads = []
-        texts = self.recognise([warp_quad(crop, widen_quad(quad, grow) if grow else quad)
-                                for grow in self.rec_variants for quad, _, _ in candidates])
+        raw = self.recognise_spans([warp_quad(crop, widen_quad(quad, grow) if grow else quad)
+                                    for grow in self.rec_variants for quad, _, _ in candidates])
         count = len(candidates)
-        fused = [fuse_reads(texts[index::count]) for index in range(count)]
-        for (quad, det_score, aspect), (text, confs, alts) in zip(candidates, fused, strict=True):
+        for index, (quad, det_score, aspect) in enumerate(candidates):
+            mine = raw[index::count]
+            # the reads as recognised; with stray_gap, first their variant less stray ends
+            trimmed = trimmed_reads(mine, self.stray_gap) if self.stray_gap > 0 else None
+            variants = [(fuse_reads([r[:3] for r in mine]), 1.0)]
+            if trimmed is not None:
+                variants.insert(0, (fuse_reads(trimmed), 1.0))
+                variants[1] = (variants[1][0], ctc.UNTRIMMED)
             x1, y1 = float(quad[:, 0].min()), float(quad[:, 1].min())
             x2, y2 = float(quad[:, 0].max()), float(quad[:, 1].max())
             box = (x1 / width, y1 / height, x2 / width, y2 / height)
-            score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height,
-                                no_digit=self.no_digit, low_weight=self.low_weight)
-            if vehicle and score > 0:
-                score = round(score * vehicle_prior(box, height / width, self.centre_weight,
-                                                    self.height_band), 4)
-            reads.append(PlateRead(text, confs, box, det_score, score, alts))
+            for (text, confs, alts), factor in variants:
+                score = plate_score(text, confs, aspect, (y1 + y2) / 2.0 / height,
+                                    no_digit=self.no_digit, low_weight=self.low_weight)
+                if vehicle and score > 0:
+                    score *= vehicle_prior(box, height / width, self.centre_weight,
+                                           self.height_band)
+                reads.append(PlateRead(text, confs, box, det_score, round(score * factor, 4),
+                                       alts))
         reads.sort(key=lambda r: -r.score)
         return reads
 
