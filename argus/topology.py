@@ -193,6 +193,10 @@ class Camera(_Frozen):
                     "timeline: timed behaviours stay right in a fast replay (realtime: false)")
     jpeg_quality: int = Field(default=85, ge=10, le=100)
     max_width: int | None = Field(default=None, gt=0, description="Downscale wider frames")
+    decode_threads: int = Field(
+        default=1, ge=0, le=16,
+        description="FFmpeg decoding threads of this camera's video (0: FFmpeg's choice, one "
+                    "per core); one per camera costs the least CPU with many cameras")
     zones: list[CameraZone] = Field(default_factory=list)
     lines: list[Line] = Field(default_factory=list, description="Tripwires (line crossing)")
     fall: FallConfig | None = Field(

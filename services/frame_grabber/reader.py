@@ -140,7 +140,7 @@ class CameraReader:
             if retry:
                 self._counters.add("reconnects")
                 SOURCE_RECONNECTS.labels(self.label).inc()
-            cap = open_source(self.source)
+            cap = open_source(self.source, self.camera.decode_threads)
             if cap is not None:
                 if retry:
                     log.info("camera source reopened", extra={"camera": self.camera.id,

@@ -61,3 +61,23 @@ def test_an_empty_folder_does_not_open(tmp_path: Path) -> None:
 def test_parse_source_rejects_an_empty_dir() -> None:
     with pytest.raises(ValueError, match="dir: source without a folder"):
         parse_source("dir:  ")
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(1, 1), (2, 2)])
+def test_video_files_decode_with_the_cameras_threads(tmp_path: Path, threads: int,
+                                                     expected: int) -> None:
+    """A camera's ``decode_threads`` reaches FFmpeg (one per camera by default), and the
+    file still reads."""
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10, (64, 48))
+    for value in range(5):
+        writer.write(np.full((48, 64, 3), value * 40, np.uint8))
+    writer.release()
+    capture = open_source(parse_source(str(path)), decode_threads=threads)
+    assert capture is not None
+    try:
+        assert capture.get(cv2.CAP_PROP_N_THREADS) == expected
+        ok, frame = capture.read()
+        assert ok and frame.shape == (48, 64, 3)
+    finally:
+        capture.release()

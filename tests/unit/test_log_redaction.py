@@ -112,7 +112,7 @@ def test_grabber_reconnect_logs_show_no_password(monkeypatch: pytest.MonkeyPatch
     camera = Camera(id="cam-1", site="s", source=URL)
     worker = CameraWorker(camera, Settings())
 
-    def fail_and_stop(source: object) -> None:
+    def fail_and_stop(source: object, decode_threads: int = 1) -> None:
         worker.stop()
 
     monkeypatch.setattr(reader, "open_source", fail_and_stop)
