@@ -143,12 +143,17 @@ def _lock(path: Path) -> IO[bytes] | None:
             return None
         # a file another process pruned between our open and our lock is no longer the
         # slot's: lock the one now at the path
-        try:
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                return handle
-        except FileNotFoundError:
-            pass
+        if _still_at(path, handle):
+            return handle
         handle.close()
+
+
+def _still_at(path: Path, handle: IO[bytes]) -> bool:
+    """Whether ``handle``'s file is still the one at ``path`` (not pruned meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _prune_free_slots(folder: Path) -> None:
@@ -165,10 +170,6 @@ def _prune_free_slots(folder: Path) -> None:
         except BlockingIOError:
             handle.close()
             continue
-        try:
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-        finally:
-            handle.close()
+        if _still_at(path, handle):
+            path.unlink(missing_ok=True)
+        handle.close()

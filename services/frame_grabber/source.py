@@ -53,6 +53,7 @@ def open_source(source: ParsedSource, decode_threads: int = 1) -> cv2.VideoCaptu
             return None
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, threads)
         if not cap.isOpened():  # a file FFmpeg does not read: OpenCV's other backends
+            cap.release()
             cap = cv2.VideoCapture(str(path))
     elif source.kind is SourceKind.URL:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,

@@ -35,6 +35,14 @@ UNTRIMMED = 0.9
 this: the trimmed variant comes first when both fit the site's format."""
 
 
+def masked(probs: npt.ArrayLike, allowed: npt.NDArray[np.bool_] | None,
+           ) -> npt.NDArray[np.float32]:
+    """``probs`` (T x C) as float32 with the classes ``allowed`` does not allow set to
+    0 (``allowed`` None: as they are): one mask per patch serves both decoders below."""
+    matrix = np.asarray(probs, dtype=np.float32)
+    return matrix if allowed is None else np.where(allowed[None, :], matrix, 0.0)
+
+
 def ctc_spans(probs: npt.ArrayLike, charset: Sequence[str],
               allowed: npt.NDArray[np.bool_] | None = None,
               ) -> tuple[str, list[float], list[Span]]:
@@ -49,9 +57,7 @@ def ctc_spans(probs: npt.ArrayLike, charset: Sequence[str],
     ...           np.array([True, False, True]))
     ('B', [0.6], [(0, 1)])
     """
-    matrix = np.asarray(probs, dtype=np.float32)
-    if allowed is not None:
-        matrix = np.where(allowed[None, :], matrix, 0.0)
+    matrix = masked(probs, allowed)
     best = matrix.argmax(axis=1)
     text: list[str] = []
     confidences: list[float] = []
@@ -82,10 +88,11 @@ def ctc_decode(probs: npt.ArrayLike, charset: Sequence[str],
 
 
 def second_choices(probs: npt.ArrayLike, charset: Sequence[str],
-                   allowed: npt.NDArray[np.bool_], ratio: float = 0.1) -> list[str]:
+                   allowed: npt.NDArray[np.bool_] | None, ratio: float = 0.1) -> list[str]:
     """For each character :func:`ctc_decode` keeps, the runner-up allowed class at that step
-    when its probability is at least ``ratio`` x the winner's, else ""."""
-    matrix = np.where(allowed[None, :], np.asarray(probs, dtype=np.float32), 0.0)
+    when its probability is at least ``ratio`` x the winner's, else "" (``allowed``
+    None: ``probs`` is already :func:`masked`)."""
+    matrix = masked(probs, allowed)
     best = matrix.argmax(axis=1)
     out: list[str] = []
     previous = 0

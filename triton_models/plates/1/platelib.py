@@ -302,8 +302,9 @@ class PlateReader:
         probs = self.rec.run(None, {"x": rec_input(patches, widen=self.rec_widen)})[0]
         out = []
         for matrix in probs:
-            text, confs, spans = ctc_spans(matrix, self.charset, self.allowed)
-            out.append((text, confs, second_choices(matrix, self.charset, self.allowed), spans))
+            plate = ctc.masked(matrix, self.allowed)  # one mask for both decoders
+            text, confs, spans = ctc_spans(plate, self.charset)
+            out.append((text, confs, second_choices(plate, self.charset, None), spans))
         return out
 
     def read(self, crop: ImageArray, search_top: float | None = None,
@@ -329,10 +330,9 @@ class PlateReader:
             mine = raw[index::count]
             # the reads as recognised; with stray_gap, first their variant less stray ends
             trimmed = trimmed_reads(mine, self.stray_gap) if self.stray_gap > 0 else None
-            variants = [(fuse_reads([r[:3] for r in mine]), 1.0)]
-            if trimmed is not None:
-                variants.insert(0, (fuse_reads(trimmed), 1.0))
-                variants[1] = (variants[1][0], ctc.UNTRIMMED)
+            as_read = fuse_reads([r[:3] for r in mine])
+            variants = ([(as_read, 1.0)] if trimmed is None else
+                        [(fuse_reads(trimmed), 1.0), (as_read, ctc.UNTRIMMED)])
             x1, y1 = float(quad[:, 0].min()), float(quad[:, 1].min())
             x2, y2 = float(quad[:, 0].max()), float(quad[:, 1].max())
             box = (x1 / width, y1 / height, x2 / width, y2 / height)
