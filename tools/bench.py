@@ -269,6 +269,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
         cpu_before = m.sample_processes(roots)
         busy_before = m.machine_ticks()
         started = time.perf_counter()
+        started_ms = time.time() * 1000.0
         if grabber is None:
             _publish(settings, camera.id, (jpegs or [])[:frames])
         else:
@@ -296,6 +297,9 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
         return {
             "frames": frames, "seconds": round(elapsed, 3), "fps": round(frames / elapsed, 2),
             "fps_steady": steady_fps(stamps),
+            # when the first and the last detection were produced, from the run's start
+            "first_output_s": round((min(stamps) - started_ms) / 1000.0, 3),
+            "last_output_s": round((max(stamps) - started_ms) / 1000.0, 3),
             "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
             "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
             "cpu_ms_per_frame": cpu_per_frame(cpu_before, cpu_after, frames),
