@@ -60,10 +60,27 @@ def claim_redis_db(redis_base: str, session: str) -> int:
     raise RuntimeError(f"every test Redis database ({TEST_REDIS_DBS}) is held by a session")
 
 
+TEST_LOG_KEEP_S = 24 * 3600
+"""Test process logs (``<stack dir>/test-*.log``) older than this are removed when a session
+starts; a session running beside this one keeps its own (they are newer)."""
+
+
+def prune_test_logs(folder: Path, now: float, keep_s: float = TEST_LOG_KEEP_S) -> int:
+    """Remove ``test-*.log`` files in ``folder`` not written for ``keep_s``; how many went."""
+    removed = 0
+    for path in folder.glob("test-*.log"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime > keep_s:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Settings]:
     base = get_settings()
     started = embedded.up(base)
+    prune_test_logs(base.stack_dir, time.time())
     session = uuid.uuid4().hex[:8]
     redis_base = base.redis_url.rsplit("/", 1)[0]
     db = claim_redis_db(redis_base, session)
