@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from argus.log import setup_logging
 from argus.modelcode import load_yolox_module, triton_parameters
@@ -204,21 +204,19 @@ def _stop_after(grabber: FrameGrabber, camera_id: str, frames: int) -> None:
     worker.stop()
 
 
-def _publish(settings: Settings, camera_id: str, jpegs: list[bytes]) -> None:
+def _publish(producer: KafkaProducer, settings: Settings, camera_id: str,
+             jpegs: list[bytes]) -> None:
     """Publish ready JPEG frames to ``frames.raw`` as fast as the producer takes them."""
-    from argus.kafka import make_producer
     from schemas.frames import FrameHeaders
 
     image = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR)
     assert image is not None
-    producer = make_producer(settings)
     for seq, jpeg in enumerate(jpegs, start=1):
         meta = FrameHeaders(camera_id=camera_id, seq=seq, capture_ts=time.time(),
                             width=image.shape[1], height=image.shape[0])
         producer.send(settings.topic("frames.raw"), key=camera_id.encode(), value=jpeg,
                       headers=meta.to_headers())
     producer.flush()
-    producer.close()
 
 
 def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
@@ -227,9 +225,11 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
     the re-identification embeddings the shipped pipeline computes for the tracker.
     ``jpegs``: this process publishes these frames, already JPEG (the plain loop's input),
     in place of the grabber decoding the video and encoding each frame."""
-    from services.frame_grabber.grabber import FrameGrabber
+    from argus.kafka import make_producer
+    from services.frame_grabber.grabber import FrameGrabber, make_grabber_producer
 
     workdir = Path(tempfile.mkdtemp(prefix="argus-bench-"))
+    producer: KafkaProducer | None = None
     topology_path = workdir / "topology.yaml"
     _write_topology(video, topology_path)
     settings = Settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
@@ -257,8 +257,13 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
                 time.sleep(0.3)
         camera = load_topology(topology_path, settings.shared).cameras[0]
         _warm_up(settings, camera.id, video, consumer, worker, workdir)
+        # the producer connected and the topic's metadata fetched before the clock starts
+        # (the plain loop has no such start either)
+        producer = make_grabber_producer(settings) if jpegs is None else make_producer(settings)
+        producer.partitions_for(settings.topic("frames.raw"))
         # a buffer for every frame: this measures throughput, not drop-oldest backpressure
-        grabber = None if jpegs else FrameGrabber([camera], settings, buffer_size=frames + 1)
+        grabber = None if jpegs else FrameGrabber([camera], settings, producer=producer,
+                                                  buffer_size=frames + 1)
         latencies: list[float] = []
         stamps: list[int] = []  # the detections' produce times (ms)
         seen = 0
@@ -271,7 +276,7 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
         started = time.perf_counter()
         started_ms = time.time() * 1000.0
         if grabber is None:
-            _publish(settings, camera.id, (jpegs or [])[:frames])
+            _publish(producer, settings, camera.id, (jpegs or [])[:frames])
         else:
             grabber.start()
             threading.Thread(target=_stop_after, args=(grabber, camera.id, frames),
@@ -310,6 +315,8 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
         }
     finally:
         consumer.close()
+        if producer is not None:
+            producer.close()
         worker.terminate()
         try:
             worker.wait(30)
