@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests import media
+from tests.media import level
 from tools.video_frames import cut_clip, kept_indices, parse_range, sample_video, write_frames
 
 FPS = 12.0
@@ -17,17 +19,7 @@ FRAMES = 36  # 3 s
 
 def brightness_video(path: Path, frames: int = FRAMES, fps: float = FPS) -> Path:
     """Frame i is a flat grey of level 5 * i (readable back through JPEG and MJPEG)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (64, 48))
-    for i in range(frames):
-        writer.write(np.full((48, 64, 3), 5 * i, np.uint8))
-    writer.release()
-    return path
-
-
-def level(jpeg: bytes) -> int:
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None
-    return round(float(image.mean()) / 5)
+    return media.brightness_video(path, frames, fps)
 
 
 def test_frames_are_those_the_grabber_keeps(tmp_path: Path) -> None:
