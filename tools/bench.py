@@ -169,11 +169,11 @@ def _write_topology(video: Path, path: Path) -> None:
         "      polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}]}\n")
 
 
-def _warm_up(settings: Settings, camera_id: str, video: Path, consumer: KafkaConsumer,
-             worker: subprocess.Popen[bytes], workdir: Path) -> None:
-    """Publish one frame and wait for its detection: the worker has joined its consumer
-    group, recovered its tables and reached Triton before the timed run starts."""
-    from argus.kafka import make_producer
+def _warm_up(producer: KafkaProducer, settings: Settings, camera_id: str, video: Path,
+             consumer: KafkaConsumer, worker: subprocess.Popen[bytes], workdir: Path) -> None:
+    """Publish one frame with the run's ``producer`` and wait for its detection: the worker
+    has joined its consumer group, recovered its tables and reached Triton, and the producer
+    has connected and fetched the topic's metadata, before the timed run starts."""
     from schemas.frames import FrameHeaders
 
     jpeg = read_jpegs(video, 1)[0]
@@ -181,11 +181,9 @@ def _warm_up(settings: Settings, camera_id: str, video: Path, consumer: KafkaCon
     assert image is not None
     meta = FrameHeaders(camera_id=camera_id, seq=0, capture_ts=time.time(),
                         width=image.shape[1], height=image.shape[0])
-    producer = make_producer(settings)
     producer.send(settings.topic("frames.raw"), key=camera_id.encode(), value=jpeg,
                   headers=meta.to_headers())
     producer.flush()
-    producer.close()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -256,11 +254,10 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
             except OSError:
                 time.sleep(0.3)
         camera = load_topology(topology_path, settings.shared).cameras[0]
-        _warm_up(settings, camera.id, video, consumer, worker, workdir)
-        # the producer connected and the topic's metadata fetched before the clock starts
-        # (the plain loop has no such start either)
+        # the run's producer, connected by the warm-up before the clock starts (the plain
+        # loop has no such start either)
         producer = make_grabber_producer(settings) if jpegs is None else make_producer(settings)
-        producer.partitions_for(settings.topic("frames.raw"))
+        _warm_up(producer, settings, camera.id, video, consumer, worker, workdir)
         # a buffer for every frame: this measures throughput, not drop-oldest backpressure
         grabber = None if jpegs else FrameGrabber([camera], settings, producer=producer,
                                                   buffer_size=frames + 1)
