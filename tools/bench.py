@@ -10,10 +10,11 @@
   ``--reid``, the re-id policy of the detect stage too).
 
 * **pipeline from the JPEGs**: the pipeline again, fed the plain loop's own JPEG frames
-  (published to ``frames.raw`` by this process as fast as the producer takes them) instead
-  of the grabber decoding the video and encoding each frame: like for like with the plain
-  loop, whose input is those JPEGs, ready in memory. A camera that sends JPEG (MJPEG,
-  stills) costs the grabber little; one that sends H.264 costs it a decode and an encode.
+  (published to ``frames.raw`` by this process, with the grabber's producer, as fast as it
+  takes them) instead of the grabber decoding the video and encoding each frame: like for
+  like with the plain loop, whose input is those JPEGs, ready in memory. A camera that
+  sends JPEG (MJPEG, stills) costs the grabber little; one that sends H.264 costs it a
+  decode and an encode.
 
 The plain loop runs before and after the pipeline (the machine's speed drifts), and the ratio
 pipeline/plain compares with their mean; it is the figure to drive up. Both also report the
@@ -223,7 +224,6 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
     the re-identification embeddings the shipped pipeline computes for the tracker.
     ``jpegs``: this process publishes these frames, already JPEG (the plain loop's input),
     in place of the grabber decoding the video and encoding each frame."""
-    from argus.kafka import make_producer
     from services.frame_grabber.grabber import FrameGrabber, make_grabber_producer
 
     workdir = Path(tempfile.mkdtemp(prefix="argus-bench-"))
@@ -255,8 +255,9 @@ def bench_pipeline(base: Settings, video: Path, frames: int, reid: bool = False,
                 time.sleep(0.3)
         camera = load_topology(topology_path, settings.shared).cameras[0]
         # the run's producer, connected by the warm-up before the clock starts (the plain
-        # loop has no such start either)
-        producer = make_grabber_producer(settings) if jpegs is None else make_producer(settings)
+        # loop has no such start either); the grabber's, also where this process stands in
+        # for the grabber (the same batching, so the broker sees the same requests)
+        producer = make_grabber_producer(settings)
         _warm_up(producer, settings, camera.id, video, consumer, worker, workdir)
         # a buffer for every frame: this measures throughput, not drop-oldest backpressure
         grabber = None if jpegs else FrameGrabber([camera], settings, producer=producer,
