@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     base = get_settings()
     video = args.video or base.shared / DEFAULT_VIDEO
     stack.up(base)
+    broker_age = m.process_age_s(stack.servers(base, ["kafka"])[0].pid() or 0)
     jpegs = read_jpegs(video, args.frames)
     frames = len(jpegs)
     # the plain loop before and after the pipeline: this machine's speed drifts between
@@ -359,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "video": video.name,
         "frames": frames,
         "reid": args.reid,
+        "broker_age_s": None if broker_age is None else round(broker_age),
         "pipeline": pipeline,
         "pipeline_from_jpegs": from_jpegs,
         "plain_loop": plain,
@@ -395,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{pipeline['machine_busy_pct']} % during the pipeline (100 per core)\n")
     text = json.dumps(result, indent=2)
     out.write(text + "\n")
+    if note := m.young_broker_note(broker_age):
+        out.write(note + "\n")
     if args.json:
         args.json.write_text(text + "\n")
     return 0

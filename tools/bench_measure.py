@@ -108,6 +108,37 @@ def parse_stat(text: str) -> tuple[int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
+WARM_BROKER_S = 300.0
+"""A Kafka broker younger than this is still compiling its request paths (the JVM's JIT):
+measured 2026-12-05 in the first `make bench` after `argus stack up`, about 1 ms of the
+broker's CPU a frame, none of it a long-running broker's."""
+
+
+def process_age_s(pid: int, proc: Path = Path("/proc")) -> float | None:
+    """Seconds since process ``pid`` started (None when it is gone)."""
+    try:
+        start_ticks = int((proc / str(pid) / "stat").read_text().rsplit(") ", 1)[1].split()[19])
+        uptime = float((proc / "uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def young_broker_note(age_s: float | None) -> str | None:
+    """The warning a bench prints when the broker started too recently to be warm.
+
+    >>> young_broker_note(1000.0) is None
+    True
+    >>> young_broker_note(42.0).startswith("note: the Kafka broker started 42 s ago")
+    True
+    """
+    if age_s is None or age_s >= WARM_BROKER_S:
+        return None
+    return (f"note: the Kafka broker started {age_s:.0f} s ago and is still compiling (the "
+            "JVM's JIT, about 1 ms of its CPU a frame): the pipeline rows read low; for "
+            f"steady figures run again once it has run {WARM_BROKER_S:.0f} s")
+
+
 def descendants(root: int, parents: Mapping[int, int]) -> set[int]:
     """``root`` and every process below it in the ``pid → ppid`` map.
 
