@@ -135,7 +135,7 @@ def young_broker_note(age_s: float | None) -> str | None:
     if age_s is None or age_s >= WARM_BROKER_S:
         return None
     return (f"note: the Kafka broker started {age_s:.0f} s ago and is still compiling (the "
-            "JVM's JIT, about 1 ms of its CPU a frame): the pipeline rows read low; for "
+            "JVM's JIT, about 1 ms of its CPU a frame): the pipeline's figures read low; for "
             f"steady figures run again once it has run {WARM_BROKER_S:.0f} s")
 
 
