@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     base = get_settings()
     video = args.video or base.shared / DEFAULT_VIDEO
     stack.up(base)
-    broker_age = m.process_age_s(stack.servers(base, ["kafka"])[0].pid() or 0)
+    broker_age = m.process_age_s(stack.servers(base, ["kafka"])[0].pid())
     jpegs = read_jpegs(video, args.frames)
     frames = len(jpegs)
     # the plain loop before and after the pipeline: this machine's speed drifts between
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "video": video.name,
         "frames": frames,
         "reid": args.reid,
-        "broker_age_s": None if broker_age is None else round(broker_age),
+        "broker_age_s": broker_age,
         "pipeline": pipeline,
         "pipeline_from_jpegs": from_jpegs,
         "plain_loop": plain,

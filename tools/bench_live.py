@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     started: list[str] = []
     try:
         started = stack.up(base)
-        broker_age = m.process_age_s(stack.servers(base, ["kafka"])[0].pid() or 0)
+        broker_age = m.process_age_s(stack.servers(base, ["kafka"])[0].pid())
         if not args.find_max:
             result = run_live(base, args.cameras, args.fps, args.duration, sources,
                               args.warmup, args.sensor_period, args.detect_workers,
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {"mode": "find-max", "fps": args.fps, "max_cameras_keeping_up": best,
                       "steps": steps}
             print(f"largest N that keeps up at {args.fps:g} fps: {best or 'none'}")
-        result["broker_age_s"] = None if broker_age is None else round(broker_age)
+        result["broker_age_s"] = broker_age
         if note := m.young_broker_note(broker_age):
             print(note)
     except KeyboardInterrupt:

@@ -104,8 +104,18 @@ def parse_stat(text: str) -> tuple[int, int]:
     >>> parse_stat("42 (my (odd) name) S 7 42 42 0 -1 0 0 0 0 0 150 50 0 0")
     (7, 200)
     """
-    fields = text.rsplit(") ", 1)[1].split()
+    fields = stat_fields(text)
     return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def stat_fields(text: str) -> list[str]:
+    """The fields of a ``/proc/<pid>/stat`` line after the command name (the state first),
+    whatever the name holds.
+
+    >>> stat_fields("42 (my (odd) name) S 7 42")
+    ['S', '7', '42']
+    """
+    return text.rsplit(") ", 1)[1].split()
 
 
 WARM_BROKER_S = 300.0
@@ -114,27 +124,29 @@ measured 2026-12-05 in the first `make bench` after `argus stack up`, about 1 ms
 broker's CPU a frame, none of it a long-running broker's."""
 
 
-def process_age_s(pid: int, proc: Path = Path("/proc")) -> float | None:
-    """Seconds since process ``pid`` started (None when it is gone)."""
+def process_age_s(pid: int | None, proc: Path = Path("/proc")) -> int | None:
+    """Whole seconds since process ``pid`` started (None when there is none or it is gone)."""
+    if pid is None:
+        return None
     try:
-        start_ticks = int((proc / str(pid) / "stat").read_text().rsplit(") ", 1)[1].split()[19])
+        start_ticks = int(stat_fields((proc / str(pid) / "stat").read_text())[19])
         uptime = float((proc / "uptime").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return None
-    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    return max(0, round(uptime - start_ticks / os.sysconf("SC_CLK_TCK")))
 
 
-def young_broker_note(age_s: float | None) -> str | None:
+def young_broker_note(age_s: int | None) -> str | None:
     """The warning a bench prints when the broker started too recently to be warm.
 
-    >>> young_broker_note(1000.0) is None
+    >>> young_broker_note(1000) is None
     True
-    >>> young_broker_note(42.0).startswith("note: the Kafka broker started 42 s ago")
+    >>> young_broker_note(42).startswith("note: the Kafka broker started 42 s ago")
     True
     """
     if age_s is None or age_s >= WARM_BROKER_S:
         return None
-    return (f"note: the Kafka broker started {age_s:.0f} s ago and is still compiling (the "
+    return (f"note: the Kafka broker started {age_s} s ago and is still compiling (the "
             "JVM's JIT, about 1 ms of its CPU a frame): the pipeline's figures read low; for "
             f"steady figures run again once it has run {WARM_BROKER_S:.0f} s")
 
