@@ -75,7 +75,7 @@ class Record:
 
 class StageSettings(BaseSettings):
     """Settings every stage has; a stage's own class adds its fields and sets
-    ``env_prefix`` to ``ARGUS_<NAME>_`` (e.g. ``ARGUS_DETECT_BATCH=8``)."""
+    ``env_prefix`` to ``ARGUS_<NAME>_`` (e.g. ``ARGUS_DETECT_BATCH=16``)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 

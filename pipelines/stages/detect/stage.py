@@ -43,8 +43,9 @@ class DetectSettings(StageSettings):
 
     model_config = SettingsConfigDict(env_prefix="ARGUS_DETECT_", frozen=True, extra="ignore")
 
-    batch: int = Field(default=8, ge=1, description="frames per micro-batch (sent "
-                       "concurrently to Triton)")
+    batch: int = Field(default=16, ge=1, description="frames per micro-batch (sent "
+                       "concurrently to Triton, whose batcher makes batches of 4 or 8 of "
+                       "them; live, the window closes a batch long before it is full)")
     batch_window_s: float = 0.05
     pipeline_depth: int = Field(default=2, ge=1, description="micro-batches at Triton at "
                                 "once (frames in flight: batch x depth)")
