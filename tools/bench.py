@@ -55,6 +55,7 @@ from argus.settings import REPO_ROOT, Settings, get_settings
 from argus.topology import load_topology
 from tools import bench_measure as m
 from tools import stack
+from tools.bench_table import format_throughput
 
 if TYPE_CHECKING:
     from services.frame_grabber.grabber import FrameGrabber
@@ -369,32 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ratio_plain_to_pipeline": round(plain["cpu_ms_per_frame"]
                                              / pipeline["cpu_ms_per_frame"]["total"], 3),
     }
-    rows = [
-        ("path", "frames", "seconds", "fps"),
-        ("grabber→Kafka→detect(Triton)→detections" + (" +re-id" if args.reid else ""),
-         str(frames), str(pipeline["seconds"]),
-         str(pipeline["fps"])),
-        ("the plain loop's JPEGs→Kafka→detect(Triton)→detections" + (" +re-id" if args.reid
-                                                                    else ""),
-         str(frames), str(from_jpegs["seconds"]), str(from_jpegs["fps"])),
-        ("plain loop: decode→onnxruntime→NMS" + (" +re-id" if args.reid else ""),
-         str(frames), str(plain["seconds"]),
-         f"{plain['fps']} (before {before['fps']}, after {after['fps']})"),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = sys.stdout
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + "\n")
-    out.write(f"ratio pipeline/plain: {result['ratio_pipeline_to_plain']}  "
-              f"(capture→detection p50 {pipeline['latency_ms_p50']} ms, "
-              f"p95 {pipeline['latency_ms_p95']} ms); from the same JPEGs: "
-              f"{result['ratio_from_jpegs_to_plain']}\n")
-    cpu = pipeline["cpu_ms_per_frame"]
-    out.write("CPU ms per frame: pipeline " + ", ".join(f"{k} {v}" for k, v in cpu.items())
-              + "; from the JPEGs " + ", ".join(
-                  f"{k} {v}" for k, v in from_jpegs["cpu_ms_per_frame"].items())
-              + f"; plain loop {plain['cpu_ms_per_frame']}; machine busy "
-              f"{pipeline['machine_busy_pct']} % during the pipeline (100 per core)\n")
+    out.write(format_throughput(result) + "\n")
     text = json.dumps(result, indent=2)
     out.write(text + "\n")
     if note := m.young_broker_note(broker_age):

@@ -1,5 +1,6 @@
-"""The printed table of an ``argus bench live`` run (:func:`format_table`), from the report
-:func:`tools.bench_measure.report` builds."""
+"""The printed tables of the benches: an ``argus bench live`` run (:func:`format_table`, from
+the report :func:`tools.bench_measure.report` builds) and an ``argus bench`` run
+(:func:`format_throughput`)."""
 
 from __future__ import annotations
 
@@ -77,4 +78,33 @@ def format_table(run: Mapping[str, Any]) -> str:
                   f"capture→detections after that: p50 {_cell(after['p50_ms'])} ms, "
                   f"p95 {_cell(after['p95_ms'])} ms (n {after['n']})",
                   "frames: " + ", ".join(f"{k} {v}" for k, v in recovery["accounting"].items())]
+    return "\n".join(lines)
+
+
+def format_throughput(result: Mapping[str, Any]) -> str:
+    """The readable report of one ``argus bench`` run (see ``tools.bench`` for the fields):
+    the three paths' frames/s, the ratios and every process's CPU a frame."""
+    reid = " +re-id" if result["reid"] else ""
+    pipeline, jpegs, plain = (result["pipeline"], result["pipeline_from_jpegs"],
+                              result["plain_loop"])
+    frames = str(result["frames"])
+    lines = _rows([
+        ("path", "frames", "seconds", "fps"),
+        ("grabber→Kafka→detect(Triton)→detections" + reid, frames, str(pipeline["seconds"]),
+         str(pipeline["fps"])),
+        ("the plain loop's JPEGs→Kafka→detect(Triton)→detections" + reid, frames,
+         str(jpegs["seconds"]), str(jpegs["fps"])),
+        ("plain loop: decode→onnxruntime→NMS" + reid, frames, str(plain["seconds"]),
+         f"{plain['fps']} (before {plain['fps_before']}, after {plain['fps_after']})"),
+    ])
+    lines.append(f"ratio pipeline/plain: {result['ratio_pipeline_to_plain']}  "
+                 f"(capture→detection p50 {pipeline['latency_ms_p50']} ms, "
+                 f"p95 {pipeline['latency_ms_p95']} ms); from the same JPEGs: "
+                 f"{result['ratio_from_jpegs_to_plain']}")
+    lines.append("CPU ms per frame: pipeline " + ", ".join(
+        f"{k} {v}" for k, v in pipeline["cpu_ms_per_frame"].items())
+        + "; from the JPEGs " + ", ".join(
+            f"{k} {v}" for k, v in jpegs["cpu_ms_per_frame"].items())
+        + f"; plain loop {plain['cpu_ms_per_frame']}; machine busy "
+        f"{pipeline['machine_busy_pct']} % during the pipeline (100 per core)")
     return "\n".join(lines)
