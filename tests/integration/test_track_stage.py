@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from argus.kafka import make_producer
 from argus.settings import REPO_ROOT, Settings
-from argus.stores.latest_tracks import CameraTracks, read_latest
+from argus.stores.latest_tracks import EVERY_S, CameraTracks, read_latest
 from pipelines.stages.track.tracker import iou_matrix
 from schemas import DeadLetter, FrameHeaders, Tracks
 from tests import conftest
@@ -133,7 +133,11 @@ def test_frames_become_tracks_with_stable_ids(stack: Settings, worker: int) -> N
                            for t in walkers)
     assert any(abs(t.velocity.vx) + abs(t.velocity.vy) > 0.005 for t in walkers)
 
-    # a late duplicate of an old frame is skipped (no second message); the stage goes on
+    # a late duplicate of an old frame is skipped (no second message); the stage goes on.
+    # First wait out the camera wall's throttle: the 20 frames may all have been tracked
+    # within EVERY_S of the first (tentative-only) write, so only frame 5020 is sure to be
+    # written to Redis (checked below)
+    time.sleep(EVERY_S + 0.2)
     send_frames(stack, "cam-test", [jpegs[3]], [5003], base_ts + 0.3)
     send_frames(stack, "cam-test", [jpegs[19]], [5020], base_ts + 2.0)
     again = tracks_by_seq(stack, "cam-test", {5003, 5020})
